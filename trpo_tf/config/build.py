@@ -1,0 +1,87 @@
+"""The one place where names from an experiment become objects.
+
+Everything below this module takes plain values; plug-in names are resolved here
+through :mod:`trpo_tf.registry`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import keras
+
+from trpo_tf import registry
+from trpo_tf.config.schema import AdvantageConfig, ExperimentConfig, PolicyConfig
+from trpo_tf.distributions.auto import auto_distribution_name
+from trpo_tf.errors import ConfigError, IncompatibleSpaceError
+from trpo_tf.interfaces import AdvantageEstimator, DistributionHead
+from trpo_tf.networks import build_mlp
+from trpo_tf.policy import Policy
+
+
+def build_distribution(config: PolicyConfig, action_space: gym.Space) -> DistributionHead:
+    """Resolve ``policy.distribution`` (or ``auto``) and build its head."""
+    name = config.distribution
+    if name == "auto":
+        name = auto_distribution_name(action_space)
+    factory = registry.load(registry.DISTRIBUTIONS, name)
+    try:
+        head = factory(action_space, **config.distribution_kwargs)
+    except TypeError as error:
+        raise ConfigError(
+            f"policy.distribution_kwargs: distribution '{name}' rejected "
+            f"{dict(config.distribution_kwargs)}: {error}"
+        ) from error
+    missing = [
+        attribute
+        for attribute in ("num_inputs", "param_dim", "action_shape", "params", "distribution")
+        if not hasattr(head, attribute)
+    ]
+    if missing:
+        raise IncompatibleSpaceError(
+            f"policy.distribution: plug-in '{name}' returned {type(head).__name__}, which lacks "
+            f"{', '.join(missing)} of the DistributionHead contract"
+        )
+    return head
+
+
+def build_estimator(config: AdvantageConfig) -> AdvantageEstimator:
+    """Resolve ``advantage.estimator`` and build it with γ, λ and kwargs."""
+    factory = registry.load(registry.ADVANTAGES, config.estimator)
+    try:
+        return factory(gamma=config.gamma, lam=config.lam, **config.kwargs)
+    except TypeError as error:
+        raise ConfigError(
+            f"advantage.kwargs: estimator '{config.estimator}' rejected "
+            f"{dict(config.kwargs)}: {error}"
+        ) from error
+
+
+def build_policy(config: ExperimentConfig, observation_dim: int, action_space: gym.Space) -> Policy:
+    """π_θ: MLP (``policy.hidden``/``activation``) + distribution head."""
+    head = build_distribution(config.policy, action_space)
+    network = build_mlp(
+        observation_dim,
+        config.policy.hidden,
+        head.num_inputs,
+        activation=config.policy.activation,
+        output_gain=0.01,
+        seed=config.seed,
+        name="policy_network",
+    )
+    return Policy(network, head)
+
+
+def build_value(config: ExperimentConfig, observation_dim: int) -> tuple[keras.Model, Any]:
+    """V_φ network and its Adam optimizer."""
+    network = build_mlp(
+        observation_dim,
+        config.value.hidden,
+        1,
+        activation=config.value.activation,
+        output_gain=1.0,
+        seed=config.seed + 7919,
+        name="value_network",
+    )
+    return network, keras.optimizers.Adam(learning_rate=config.value.learning_rate)

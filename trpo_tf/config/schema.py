@@ -1,0 +1,137 @@
+"""Experiment schema: frozen dataclasses with defaults.
+
+The YAML keys of an experiment map one-to-one onto these fields (see DESIGN.md).
+Range constraints live in field metadata and are enforced by ``config.loader``:
+
+* ``min`` / ``max``: inclusive bounds,
+* ``gt`` / ``lt``: exclusive bounds,
+* ``choices``: the allowed values of a string field.
+
+Nothing below ``config.build`` ever receives a config dict: modules take these
+dataclasses' fields as plain values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+def _bounded(default: Any, **constraints: Any) -> Any:
+    return field(default=default, metadata=constraints)
+
+
+def _listed(default: list[int]) -> Any:
+    return field(default_factory=lambda: tuple(default), metadata={"min_item": 1})
+
+
+@dataclass(frozen=True)
+class EnvConfig:
+    """``env:`` — what to train on and how observations/rewards are preprocessed."""
+
+    id: str = "CartPole-v1"
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    n_envs: int = _bounded(8, min=1)
+    vector: str = _bounded("sync", choices=("sync", "async"))
+    normalize_obs: bool = False
+    normalize_reward: bool = False
+    clip_obs: float = _bounded(10.0, gt=0.0)
+    clip_nonfinite: bool = False
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    """``policy:`` — the policy network and its action distribution."""
+
+    distribution: str = "auto"
+    distribution_kwargs: dict[str, Any] = field(default_factory=dict)
+    hidden: tuple[int, ...] = _listed([64, 64])
+    activation: str = _bounded("tanh", choices=("tanh", "relu", "elu", "gelu", "silu"))
+
+
+@dataclass(frozen=True)
+class ValueConfig:
+    """``value:`` — the state-value baseline V(s) and its Adam regression."""
+
+    hidden: tuple[int, ...] = _listed([64, 64])
+    activation: str = _bounded("tanh", choices=("tanh", "relu", "elu", "gelu", "silu"))
+    learning_rate: float = _bounded(1.0e-3, gt=0.0)
+    epochs: int = _bounded(10, min=1)
+    minibatch_size: int = _bounded(64, min=1)
+
+
+@dataclass(frozen=True)
+class AdvantageConfig:
+    """``advantage:`` — the advantage estimator plug-in and its parameters."""
+
+    estimator: str = "gae"
+    gamma: float = _bounded(0.99, min=0.0, max=1.0)
+    lam: float = _bounded(0.95, min=0.0, max=1.0)
+    normalize: bool = True
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TrainerConfig:
+    """``trainer:`` — the TRPO step."""
+
+    total_steps: int = _bounded(100_000, min=1)
+    steps_per_iteration: int = _bounded(2048, min=1)
+    max_kl: float = _bounded(0.01, gt=0.0)
+    cg_iters: int = _bounded(10, min=1)
+    cg_damping: float = _bounded(0.1, min=0.0)
+    line_search_steps: int = _bounded(10, min=1)
+    line_search_backtrack: float = _bounded(0.8, gt=0.0, lt=1.0)
+    fvp_subsample: float = _bounded(1.0, gt=0.0, max=1.0)
+
+
+@dataclass(frozen=True)
+class RunnerConfig:
+    """``runner:`` — who collects rollouts (the synchronous sampler for now)."""
+
+    kind: str = _bounded("sync", choices=("sync", "async", "ray"))
+    workers: int = _bounded(2, min=1)
+    max_policy_lag: int = _bounded(1, min=0)
+    address: str = "local"
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """``eval:`` — periodic deterministic evaluation."""
+
+    every: int = _bounded(10, min=1)
+    episodes: int = _bounded(10, min=1)
+
+
+@dataclass(frozen=True)
+class WandbConfig:
+    """``tracking.wandb:`` — Weights & Biases run settings."""
+
+    enabled: bool = False
+    project: str = "trpo-tf"
+    mode: str = _bounded("offline", choices=("online", "offline", "disabled"))
+    entity: str | None = None
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class TrackingConfig:
+    """``tracking:`` — where metrics go besides the run directory."""
+
+    wandb: WandbConfig = field(default_factory=WandbConfig)
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """A whole experiment, as resolved from YAML plus ``--set`` overrides."""
+
+    name: str = "experiment"
+    seed: int = _bounded(0, min=0)
+    env: EnvConfig = field(default_factory=EnvConfig)
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    value: ValueConfig = field(default_factory=ValueConfig)
+    advantage: AdvantageConfig = field(default_factory=AdvantageConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    runner: RunnerConfig = field(default_factory=RunnerConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)

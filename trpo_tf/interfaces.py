@@ -1,0 +1,125 @@
+"""Plug-in contracts as :class:`typing.Protocol` classes.
+
+A plug-in package registers a *factory* under an entry-point group (see
+``trpo_tf.registry``); the factory builds an object that satisfies one of these
+protocols. ``trpo_tf.testing`` checks an implementation against its contract.
+
+Entry-point groups and what their factories return:
+
+* ``trpo_tf.distributions``: ``factory(action_space, **kwargs) -> DistributionHead``
+* ``trpo_tf.advantages``: ``factory(gamma=..., lam=..., **kwargs) -> AdvantageEstimator``
+* ``trpo_tf.envs``: ``factory(**kwargs) -> gymnasium.Env``
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+
+@runtime_checkable
+class DistributionHead(Protocol):
+    """Turns a policy network's output into an action distribution.
+
+    The network emits ``[batch, num_inputs]`` raw outputs; :meth:`params` turns them
+    (plus the head's own state-independent variables, such as a log-std) into the
+    full distribution parameter vector ``[batch, param_dim]``. That vector is what a
+    rollout stores for the behavior policy β and what the trainer stop-gradients as
+    π_old, so :meth:`distribution` must rebuild the exact distribution from it alone.
+    """
+
+    num_inputs: int
+    """Width of the policy network's last layer."""
+
+    param_dim: int
+    """Width of the distribution parameter vector."""
+
+    action_shape: tuple[int, ...]
+    """Shape of one action as the distribution samples it (``()`` for Discrete)."""
+
+    action_dtype: Any
+    """``tf.DType`` of sampled actions (``tf.int32`` or ``tf.float32``)."""
+
+    @property
+    def trainable_variables(self) -> tuple[Any, ...]:
+        """The head's own policy parameters (e.g. log-std), possibly empty."""
+        ...
+
+    def params(self, net_out: Any) -> Any:
+        """``[batch, num_inputs] -> [batch, param_dim]`` distribution parameters."""
+        ...
+
+    def distribution(self, params: Any) -> Any:
+        """``[batch, param_dim]`` -> a ``tfp.distributions.Distribution`` with batch
+        shape ``[batch]`` whose ``log_prob(actions)`` is ``[batch]``."""
+        ...
+
+    def mode(self, params: Any) -> Any:
+        """Deterministic action ``[batch, *action_shape]`` for evaluation."""
+        ...
+
+    def to_env_action(self, actions: np.ndarray) -> np.ndarray:
+        """Map sampled actions ``[n_envs, *action_shape]`` to what ``env.step`` takes
+        (e.g. clip to the Box bounds). The stored action is the unclipped sample."""
+        ...
+
+    def diagnostics(self, params: Any) -> Mapping[str, Any]:
+        """Scalar tensors worth logging per iteration (e.g. ``policy_std``)."""
+        ...
+
+
+@dataclass(frozen=True)
+class AdvantageInputs:
+    """What an advantage estimator sees: one rollout, time-major.
+
+    All arrays are ``[T, n_envs]`` float32 (booleans as 0/1 floats) unless noted.
+
+    Attributes:
+        rewards: r_t (already normalized when reward normalization is on).
+        values: V(s_t) under the current value function.
+        next_values: V(s_{t+1}) of the true successor state: for a truncated step
+            this is V(final observation), never V(reset observation). Estimators
+            multiply it by ``1 - terminated``.
+        terminated: 1 where s_{t+1} is terminal (no bootstrap).
+        episode_end: 1 where the episode ended (terminated or truncated); the
+            recursion of multi-step estimators must not cross it.
+        log_rho: log π_old(a_t|s_t) − log β(a_t|s_t), the log importance ratio of the
+            learner's current policy against the behavior policy (0 on-policy).
+    """
+
+    rewards: np.ndarray
+    values: np.ndarray
+    next_values: np.ndarray
+    terminated: np.ndarray
+    episode_end: np.ndarray
+    log_rho: np.ndarray
+
+
+@dataclass(frozen=True)
+class AdvantageOutputs:
+    """Estimator result, both ``[T, n_envs]`` float32.
+
+    Attributes:
+        advantages: Â(s_t, a_t), before any normalization (the trainer normalizes).
+        value_targets: regression targets for V(s_t).
+    """
+
+    advantages: np.ndarray
+    value_targets: np.ndarray
+
+
+@runtime_checkable
+class AdvantageEstimator(Protocol):
+    """Computes advantages and value targets from one rollout."""
+
+    def __call__(self, inputs: AdvantageInputs) -> AdvantageOutputs: ...
+
+
+@runtime_checkable
+class EnvFactory(Protocol):
+    """Builds one ``gymnasium.Env``; called once per vector-env slot."""
+
+    def __call__(self, **kwargs: Any) -> Any: ...

@@ -1,0 +1,130 @@
+"""Running statistics for observation and reward normalization.
+
+Both are part of the trained artifact: their state is saved with the run and the
+policy only makes sense with the observation statistics it was trained on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class RunningMeanStd:
+    """Streaming mean/variance (parallel-variance update of Chan et al.).
+
+    Attributes:
+        mean: ``[*shape]`` float64.
+        var: ``[*shape]`` float64 (population variance).
+        count: effective number of samples (starts at a tiny epsilon).
+    """
+
+    shape: tuple[int, ...] = ()
+    mean: np.ndarray = field(init=False)
+    var: np.ndarray = field(init=False)
+    count: float = 1e-4
+
+    def __post_init__(self) -> None:
+        self.mean = np.zeros(self.shape, np.float64)
+        self.var = np.ones(self.shape, np.float64)
+
+    def update(self, batch: np.ndarray) -> None:
+        """Fold in ``batch`` ``[n, *shape]``."""
+        batch = np.asarray(batch, np.float64)
+        batch_mean, batch_var, batch_count = batch.mean(axis=0), batch.var(axis=0), batch.shape[0]
+        delta = batch_mean - self.mean
+        total = self.count + batch_count
+        self.mean = self.mean + delta * batch_count / total
+        m2 = (
+            self.var * self.count
+            + batch_var * batch_count
+            + delta**2 * self.count * batch_count / total
+        )
+        self.var = m2 / total
+        self.count = total
+
+    def state(self) -> dict[str, np.ndarray]:
+        return {"mean": self.mean, "var": self.var, "count": np.asarray(self.count)}
+
+    def load_state(self, state: dict[str, np.ndarray]) -> None:
+        self.mean = np.asarray(state["mean"], np.float64)
+        self.var = np.asarray(state["var"], np.float64)
+        self.count = float(state["count"])
+
+
+@dataclass
+class ObservationNormalizer:
+    """o ↦ clip((o − μ) / √(σ² + ε), −clip, clip); identity when disabled."""
+
+    shape: tuple[int, ...]
+    enabled: bool
+    clip: float = 10.0
+    epsilon: float = 1e-8
+    stats: RunningMeanStd = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.stats = RunningMeanStd(self.shape)
+
+    def __call__(self, observations: np.ndarray, update: bool = False) -> np.ndarray:
+        """Normalize ``[n, obs_dim]``; with ``update`` first fold them into the stats."""
+        if not self.enabled:
+            return np.asarray(observations, np.float32)
+        if update:
+            self.stats.update(observations)
+        normalized = (observations - self.stats.mean) / np.sqrt(self.stats.var + self.epsilon)
+        return np.clip(normalized, -self.clip, self.clip).astype(np.float32)
+
+
+@dataclass
+class RewardNormalizer:
+    """Scales rewards by the running std of the discounted return.
+
+    Per env, G ← γ·G + r (reset at episode end); r ↦ clip(r / √(Var[G] + ε), ±clip).
+    Rewards are scaled, not shifted, so the sign of the task is kept.
+    """
+
+    n_envs: int
+    gamma: float
+    enabled: bool
+    clip: float = 10.0
+    epsilon: float = 1e-8
+    stats: RunningMeanStd = field(init=False)
+    returns: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.stats = RunningMeanStd(())
+        self.returns = np.zeros(self.n_envs, np.float64)
+
+    def __call__(self, rewards: np.ndarray, episode_end: np.ndarray) -> np.ndarray:
+        """Normalize one step's rewards ``[n_envs]`` and update the statistics."""
+        if not self.enabled:
+            return np.asarray(rewards, np.float32)
+        self.returns = self.returns * self.gamma + rewards
+        self.stats.update(self.returns)
+        self.returns[episode_end] = 0.0
+        scaled = rewards / np.sqrt(self.stats.var + self.epsilon)
+        return np.clip(scaled, -self.clip, self.clip).astype(np.float32)
+
+
+def normalizer_state(obs: ObservationNormalizer, reward: RewardNormalizer) -> dict[str, np.ndarray]:
+    """Flat dict for ``np.savez`` (``normalizer.npz`` in the run directory)."""
+    state = {f"obs_{k}": v for k, v in obs.stats.state().items()}
+    state.update({f"reward_{k}": v for k, v in reward.stats.state().items()})
+    state["reward_returns"] = reward.returns
+    state["obs_enabled"] = np.asarray(obs.enabled)
+    state["obs_clip"] = np.asarray(obs.clip)
+    return state
+
+
+def load_normalizer_state(
+    state: dict[str, np.ndarray], obs: ObservationNormalizer, reward: RewardNormalizer | None
+) -> None:
+    """Inverse of :func:`normalizer_state`."""
+    obs.stats.load_state({k[4:]: state[k] for k in ("obs_mean", "obs_var", "obs_count")})
+    if reward is not None:
+        reward.stats.load_state(
+            {k[7:]: state[k] for k in ("reward_mean", "reward_var", "reward_count")}
+        )
+        reward.returns = np.asarray(state["reward_returns"], np.float64)

@@ -1,0 +1,148 @@
+"""Synchronous sampler: steps a vector env with the current policy."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+
+from trpo_tf.errors import NonFiniteEnvError
+from trpo_tf.interfaces import DistributionHead
+from trpo_tf.normalization import ObservationNormalizer, RewardNormalizer
+from trpo_tf.rollout.actor import Actor
+from trpo_tf.types import Rollout
+
+
+class NonFiniteGuard:
+    """Stops on NaN/inf from an env, or replaces them when clipping is asked for."""
+
+    def __init__(self, env_name: str, clip: bool, bound: float = 1e6) -> None:
+        self.env_name = env_name
+        self.clip = clip
+        self.bound = bound
+        self.replaced = 0
+
+    def __call__(self, values: np.ndarray, what: str, step: int) -> np.ndarray:
+        """``values`` ``[n_envs, ...]``; returns them (cleaned when clipping)."""
+        finite = np.isfinite(values)
+        if finite.all():
+            return values
+        if not self.clip:
+            bad_env = int(np.argwhere(~finite)[0][0])
+            raise NonFiniteEnvError(
+                f"environment '{self.env_name}' (env index {bad_env}) returned a non-finite "
+                f"{what} at env step {step}; fix the environment or set "
+                "env.clip_nonfinite: true to replace NaN/inf"
+            )
+        self.replaced += int((~finite).sum())
+        return np.nan_to_num(values, nan=0.0, posinf=self.bound, neginf=-self.bound)
+
+
+class SyncSampler:
+    """Collects ``T = steps_per_iteration / n_envs`` steps from every env.
+
+    The environments persist across iterations (episodes continue where the last
+    rollout stopped); episode returns are accounted in raw reward units.
+    """
+
+    def __init__(
+        self,
+        envs: gym.vector.VectorEnv,
+        env_name: str,
+        actor: Actor,
+        head: DistributionHead,
+        steps_per_env: int,
+        observation_normalizer: ObservationNormalizer,
+        reward_normalizer: RewardNormalizer,
+        clip_nonfinite: bool,
+        seed: int,
+    ) -> None:
+        self.envs = envs
+        self.actor = actor
+        self.head = head
+        self.steps_per_env = steps_per_env
+        self.obs_norm = observation_normalizer
+        self.reward_norm = reward_normalizer
+        self.guard = NonFiniteGuard(env_name, clip_nonfinite)
+        self.n_envs = envs.num_envs
+        self.total_env_steps = 0
+        raw, _ = envs.reset(seed=seed)
+        envs.action_space.seed(seed)
+        self._raw_obs = self._flat(self.guard(raw, "observation", 0))
+        self._episode_return = np.zeros(self.n_envs, np.float64)
+        self._episode_length = np.zeros(self.n_envs, np.int64)
+
+    def _flat(self, observations: np.ndarray) -> np.ndarray:
+        return np.asarray(observations, np.float64).reshape(self.n_envs, -1)
+
+    def collect(self, policy_version: int) -> Rollout:
+        """Run ``steps_per_env`` vector steps with the actor's current weights."""
+        T, N = self.steps_per_env, self.n_envs
+        obs_dim = self._raw_obs.shape[1]
+        observations = np.zeros((T, N, obs_dim), np.float32)
+        final_observations = np.zeros((T, N, obs_dim), np.float32)
+        actions = np.zeros((T, N, *self.head.action_shape), self.head.action_dtype.as_numpy_dtype)
+        behavior_log_prob = np.zeros((T, N), np.float32)
+        behavior_params = np.zeros((T, N, self.head.param_dim), np.float32)
+        rewards = np.zeros((T, N), np.float32)
+        raw_rewards = np.zeros((T, N), np.float32)
+        terminated = np.zeros((T, N), bool)
+        truncated = np.zeros((T, N), bool)
+        episode_returns: list[float] = []
+        episode_lengths: list[int] = []
+
+        obs = self.obs_norm(self._raw_obs, update=True)
+        for t in range(T):
+            observations[t] = obs
+            action, log_prob, params = self.actor.sample(obs)
+            actions[t], behavior_log_prob[t], behavior_params[t] = action, log_prob, params
+            raw_next, reward, term, trunc, info = self.envs.step(self.head.to_env_action(action))
+            self.total_env_steps += N
+            step = self.total_env_steps
+            reward = self.guard(np.asarray(reward, np.float64), "reward", step)
+            raw_next = self._flat(self.guard(raw_next, "observation", step))
+            done = np.logical_or(term, trunc)
+            raw_rewards[t] = reward
+            rewards[t] = self.reward_norm(reward, done)
+            terminated[t], truncated[t] = term, trunc
+
+            self._episode_return += reward
+            self._episode_length += 1
+            if done.any():
+                for i in np.flatnonzero(done):
+                    episode_returns.append(float(self._episode_return[i]))
+                    episode_lengths.append(int(self._episode_length[i]))
+                self._episode_return[done] = 0.0
+                self._episode_length[done] = 0
+                if trunc.any():
+                    final = np.stack(
+                        [
+                            np.asarray(info["final_obs"][i], np.float64).reshape(-1)
+                            if trunc[i]
+                            else np.zeros(obs_dim)
+                            for i in range(N)
+                        ]
+                    )
+                    final = self.guard(final, "final observation", step)
+                    final_observations[t] = self.obs_norm(final)
+            self._raw_obs = raw_next
+            obs = self.obs_norm(raw_next, update=t + 1 < T)
+
+        return Rollout(
+            observations=observations,
+            actions=actions,
+            rewards=rewards,
+            raw_rewards=raw_rewards,
+            terminated=terminated,
+            truncated=truncated,
+            final_observations=final_observations,
+            last_observations=obs,
+            behavior_log_prob=behavior_log_prob,
+            behavior_params=behavior_params,
+            policy_version=np.full((T, N), policy_version, np.int64),
+            episode_returns=np.asarray(episode_returns, np.float64),
+            episode_lengths=np.asarray(episode_lengths, np.int64),
+            nonfinite_replaced=self.guard.replaced,
+        )
+
+    def close(self) -> None:
+        self.envs.close()

@@ -1,0 +1,102 @@
+"""The run directory (contract in DESIGN.md).
+
+::
+
+    RUN_DIR/
+      config.yaml     the fully resolved experiment
+      metrics.csv     one row per iteration (eval columns filled on eval rows)
+      summary.json    written at the end
+      policy/         final weights + normalizer statistics
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from trpo_tf.config.loader import dump_experiment
+from trpo_tf.config.schema import ExperimentConfig
+
+METRIC_COLUMNS = (
+    "iteration",
+    "env_steps",
+    "wall_time_s",
+    "fps",
+    "episode_return_mean",
+    "episode_length_mean",
+    "episodes",
+    "kl",
+    "surrogate_improvement",
+    "line_search_steps",
+    "line_search_accepted",
+    "skip_reason",
+    "grad_norm",
+    "entropy",
+    "policy_std",
+    "value_loss",
+    "explained_variance",
+    "rollout_time_s",
+    "update_time_s",
+    "nonfinite_replaced",
+    "eval_return",
+    "eval_return_std",
+)
+
+SUMMARY_KEYS = (
+    "env_steps",
+    "wall_time_s",
+    "steps_per_s",
+    "final_eval_return",
+    "final_eval_return_std",
+    "eval_episodes",
+)
+
+
+def _cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    return value
+
+
+class RunDirectory:
+    """Writes ``config.yaml``, appends to ``metrics.csv``, writes ``summary.json``."""
+
+    def __init__(self, path: Path, config: ExperimentConfig) -> None:
+        self.path = Path(path)
+        self.path.mkdir(parents=True, exist_ok=True)
+        dump_experiment(config, self.path / "config.yaml")
+        self._metrics_file = open(self.path / "metrics.csv", "w", newline="")  # noqa: SIM115
+        self._writer = csv.DictWriter(self._metrics_file, fieldnames=METRIC_COLUMNS)
+        self._writer.writeheader()
+        self._metrics_file.flush()
+
+    @property
+    def policy_dir(self) -> Path:
+        return self.path / "policy"
+
+    def log(self, row: Mapping[str, Any]) -> None:
+        """Append one iteration's row; unknown keys are an error (no silent loss)."""
+        unknown = set(row) - set(METRIC_COLUMNS)
+        if unknown:
+            raise KeyError(f"metrics row has columns not in METRIC_COLUMNS: {sorted(unknown)}")
+        self._writer.writerow({k: _cell(row.get(k)) for k in METRIC_COLUMNS})
+        self._metrics_file.flush()
+
+    def write_summary(self, summary: Mapping[str, Any]) -> Path:
+        missing = [k for k in SUMMARY_KEYS if k not in summary]
+        if missing:
+            raise KeyError(f"summary lacks {missing}")
+        path = self.path / "summary.json"
+        path.write_text(json.dumps(dict(summary), indent=2) + "\n")
+        return path
+
+    def close(self) -> None:
+        self._metrics_file.close()

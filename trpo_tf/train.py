@@ -1,0 +1,232 @@
+"""The training loop: collect, estimate advantages, TRPO step, log, evaluate."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from trpo_tf.agent import Agent
+from trpo_tf.config.build import build_estimator
+from trpo_tf.config.schema import ExperimentConfig
+from trpo_tf.envs import describe, make_env_fn, make_vector_env
+from trpo_tf.errors import ConfigError
+from trpo_tf.evaluation import evaluate
+from trpo_tf.interfaces import AdvantageEstimator, AdvantageInputs
+from trpo_tf.rollout.actor import Actor
+from trpo_tf.rollout.sampler import SyncSampler
+from trpo_tf.tracking import Progress, RunDirectory
+from trpo_tf.trainer import TrpoHyperparameters, TrpoUpdate
+from trpo_tf.types import Rollout
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What :func:`train` returns (also written to ``summary.json``)."""
+
+    run_dir: Path
+    env_steps: int
+    wall_time_s: float
+    final_eval_return: float
+    final_eval_return_std: float
+    eval_episodes: int
+
+    @property
+    def steps_per_s(self) -> float:
+        return self.env_steps / self.wall_time_s if self.wall_time_s > 0 else 0.0
+
+
+def explained_variance(predicted: np.ndarray, target: np.ndarray) -> float:
+    """1 − Var[target − predicted] / Var[target] (NaN when Var[target] = 0)."""
+    variance = float(np.var(target))
+    return float("nan") if variance == 0 else 1.0 - float(np.var(target - predicted)) / variance
+
+
+def compute_advantages(
+    rollout: Rollout,
+    value_fn: Any,
+    estimator: AdvantageEstimator,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Values, advantages and value targets ``[T, N]`` for one on-policy rollout.
+
+    V(s_{t+1}) is V(final observation) on truncated steps, V(s_{t+1}) otherwise.
+    """
+    T, N = rollout.rewards.shape
+    obs = rollout.observations.reshape(T * N, -1)
+    stacked = np.concatenate(
+        [obs, rollout.last_observations, rollout.final_observations.reshape(T * N, -1)]
+    )
+    all_values = value_fn(stacked)
+    values = all_values[: T * N].reshape(T, N)
+    last_values = all_values[T * N : T * N + N]
+    final_values = all_values[T * N + N :].reshape(T, N)
+    next_values = np.concatenate([values[1:], last_values[None]], axis=0)
+    next_values = np.where(rollout.truncated, final_values, next_values)
+    episode_end = np.logical_or(rollout.terminated, rollout.truncated)
+    inputs = AdvantageInputs(
+        rewards=rollout.rewards.astype(np.float32),
+        values=values.astype(np.float32),
+        next_values=next_values.astype(np.float32),
+        terminated=rollout.terminated.astype(np.float32),
+        episode_end=episode_end.astype(np.float32),
+        log_rho=np.zeros((T, N), np.float32),
+    )
+    outputs = estimator(inputs)
+    return values, np.asarray(outputs.advantages), np.asarray(outputs.value_targets)
+
+
+def _check_runner(config: ExperimentConfig) -> None:
+    if config.runner.kind != "sync":
+        raise ConfigError(
+            f"runner.kind: '{config.runner.kind}' is not available in this version; use 'sync'"
+        )
+
+
+def train(
+    config: ExperimentConfig,
+    run_dir: str | Path,
+    quiet: bool = False,
+    progress_every: int = 1,
+) -> TrainResult:
+    """Train a TRPO agent as described by ``config``, writing ``run_dir``."""
+    _check_runner(config)
+    tf.random.set_seed(config.seed)
+    np.random.seed(config.seed)
+    env_fn = make_env_fn(config.env.id, config.env.kwargs)
+    spec = describe(config.env.id, env_fn)
+    agent = Agent.build(config, spec.observation_dim, spec.action_space)
+    estimator = build_estimator(config.advantage)
+    trainer = config.trainer
+    steps_per_env = trainer.steps_per_iteration // config.env.n_envs
+    batch_size = steps_per_env * config.env.n_envs
+    update = TrpoUpdate(
+        agent.policy,
+        agent.value_network,
+        agent.value_optimizer,
+        TrpoHyperparameters(
+            max_kl=trainer.max_kl,
+            cg_iters=trainer.cg_iters,
+            cg_damping=trainer.cg_damping,
+            line_search_steps=trainer.line_search_steps,
+            line_search_backtrack=trainer.line_search_backtrack,
+            fvp_subsample=trainer.fvp_subsample,
+            value_epochs=config.value.epochs,
+            value_minibatch_size=min(config.value.minibatch_size, batch_size),
+        ),
+        batch_size=batch_size,
+        observation_dim=spec.observation_dim,
+        seed=config.seed,
+    )
+    actor = Actor(agent.policy, config.env.n_envs, spec.observation_dim, seed=config.seed)
+    value_fn = tf.function(
+        lambda obs: tf.squeeze(agent.value_network(obs), -1),
+        input_signature=[tf.TensorSpec([None, spec.observation_dim], tf.float32)],
+    )
+    sampler = SyncSampler(
+        make_vector_env(env_fn, config.env.n_envs, config.env.vector),
+        config.env.id,
+        actor,
+        agent.policy.head,
+        steps_per_env,
+        agent.observation_normalizer,
+        agent.reward_normalizer,
+        config.env.clip_nonfinite,
+        seed=config.seed,
+    )
+    run = RunDirectory(Path(run_dir), config)
+    iterations = math.ceil(trainer.total_steps / batch_size)
+    progress = Progress(iterations * batch_size, quiet=quiet, every=progress_every)
+    recent_returns: list[float] = []
+    eval_returns = np.zeros(0)
+    start = time.perf_counter()
+    try:
+        for iteration in range(1, iterations + 1):
+            t0 = time.perf_counter()
+            rollout = sampler.collect(policy_version=iteration)
+            t1 = time.perf_counter()
+            values, advantages, targets = compute_advantages(
+                rollout, lambda x: value_fn(x).numpy(), estimator
+            )
+            flat_adv = advantages.reshape(-1)
+            if config.advantage.normalize:
+                flat_adv = (flat_adv - flat_adv.mean()) / (flat_adv.std() + 1e-8)
+            metrics = update.update(
+                rollout.flat("observations"),
+                rollout.flat("actions"),
+                rollout.flat("behavior_log_prob"),
+                flat_adv.astype(np.float32),
+                targets.reshape(-1).astype(np.float32),
+            )
+            metrics = {k: float(v) for k, v in metrics.items()}
+            t2 = time.perf_counter()
+            recent_returns = (recent_returns + rollout.episode_returns.tolist())[-100:]
+            row: dict[str, Any] = {
+                "iteration": iteration,
+                "env_steps": sampler.total_env_steps,
+                "wall_time_s": round(t2 - start, 4),
+                "fps": round(sampler.total_env_steps / (t2 - start), 1),
+                "episode_return_mean": float(np.mean(recent_returns)) if recent_returns else None,
+                "episode_length_mean": float(np.mean(rollout.episode_lengths))
+                if rollout.episode_lengths.size
+                else None,
+                "episodes": int(rollout.episode_returns.size),
+                "explained_variance": explained_variance(values.reshape(-1), targets.reshape(-1)),
+                "rollout_time_s": round(t1 - t0, 4),
+                "update_time_s": round(t2 - t1, 4),
+                "nonfinite_replaced": rollout.nonfinite_replaced,
+                **metrics,
+            }
+            row["line_search_accepted"] = bool(metrics["line_search_accepted"])
+            row["line_search_steps"] = int(metrics["line_search_steps"])
+            row["skip_reason"] = int(metrics["skip_reason"])
+            if iteration % config.eval.every == 0 or iteration == iterations:
+                eval_returns = evaluate(
+                    env_fn,
+                    actor.mode,
+                    agent.policy.head,
+                    agent.observation_normalizer,
+                    config.eval.episodes,
+                    seed=config.seed + 10_000,
+                )
+                row["eval_return"] = float(eval_returns.mean())
+                row["eval_return_std"] = float(eval_returns.std())
+            run.log(row)
+            progress.update(
+                iteration,
+                sampler.total_env_steps,
+                row["episode_return_mean"] if recent_returns else float("nan"),
+                metrics["kl"],
+                row.get("eval_return"),
+            )
+        agent.save(run.policy_dir)
+    finally:
+        progress.close()
+        sampler.close()
+        run.close()
+    wall = time.perf_counter() - start
+    result = TrainResult(
+        run_dir=run.path,
+        env_steps=sampler.total_env_steps,
+        wall_time_s=wall,
+        final_eval_return=float(eval_returns.mean()),
+        final_eval_return_std=float(eval_returns.std()),
+        eval_episodes=int(eval_returns.size),
+    )
+    run.write_summary(
+        {
+            "env_steps": result.env_steps,
+            "wall_time_s": round(result.wall_time_s, 3),
+            "steps_per_s": round(result.steps_per_s, 1),
+            "final_eval_return": result.final_eval_return,
+            "final_eval_return_std": result.final_eval_return_std,
+            "eval_episodes": result.eval_episodes,
+            "iterations": iterations,
+            "update_traces": update.trace_count(),
+        }
+    )
+    return result

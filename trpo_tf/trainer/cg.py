@@ -1,0 +1,55 @@
+"""Conjugate gradient for F x = b with F symmetric positive definite."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import tensorflow as tf
+
+
+def conjugate_gradient(
+    matvec: Callable[[tf.Tensor], tf.Tensor],
+    b: tf.Tensor,
+    iterations: int,
+    residual_tol: float = 1e-10,
+) -> tf.Tensor:
+    """Approximately solve ``F x = b`` using only products ``F v``.
+
+    Standard CG from x₀ = 0: r₀ = p₀ = b; each iteration
+    α = rᵀr / pᵀFp, x ← x + αp, r ← r − αFp, β = r'ᵀr' / rᵀr, p ← r' + βp.
+    Stops after ``iterations`` products or once rᵀr < ``residual_tol``.
+
+    Runs as a ``tf.while_loop`` whose body calls ``matvec`` (a plain function, so
+    second-order gradients inside it are not taken through the loop).
+
+    Args:
+        matvec: v ``[n]`` -> F v ``[n]``.
+        b: right-hand side ``[n]``.
+        iterations: maximum number of CG iterations (Python int, fixed at trace).
+        residual_tol: early-exit threshold on the squared residual norm.
+
+    Returns:
+        x ``[n]``.
+    """
+    b = tf.convert_to_tensor(b)
+    tol = tf.constant(residual_tol, b.dtype)
+
+    def cond(i, x, r, p, rr):
+        return tf.logical_and(i < iterations, rr >= tol)
+
+    def body(i, x, r, p, rr):
+        fp = matvec(p)
+        alpha = rr / tf.tensordot(p, fp, 1)
+        x = x + alpha * p
+        r = r - alpha * fp
+        rr_new = tf.tensordot(r, r, 1)
+        p = r + (rr_new / rr) * p
+        return i + 1, x, r, p, rr_new
+
+    _, x, _, _, _ = tf.while_loop(
+        cond,
+        body,
+        (tf.constant(0), tf.zeros_like(b), b, b, tf.tensordot(b, b, 1)),
+        maximum_iterations=iterations,
+    )
+    return x

@@ -1,0 +1,231 @@
+"""One TRPO iteration, compiled once.
+
+Algorithm (Schulman et al., 2015, with an importance-sampled surrogate):
+
+    given a batch {s, a, log β(a|s), Â} collected by the behavior policy β
+    π_old ← π_θ (parameters stop-gradiented on the batch states)
+    J(θ)  = mean[ π_θ(a|s) / β(a|s) · Â ]
+    g     = ∇_θ J(θ_old)
+    if ‖g‖ ≈ 0: skip
+    s     = CG(F, g)                     F v = ∇²_θ mean KL(π_old‖π_θ) v + λ v
+    if sᵀFs ≤ 0 or non-finite: skip
+    step  = √(2δ / sᵀFs) · s
+    θ     = line_search(θ_old, step)     accept iff KL ≤ δ and J improved, else θ_old
+    fit V_φ to the value targets with Adam
+
+All hyperparameters are Python constants captured when the update is built and
+the batch shape is fixed, so the function traces exactly once per run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import keras
+import tensorflow as tf
+
+from trpo_tf.policy import Policy
+from trpo_tf.trainer.cg import conjugate_gradient
+from trpo_tf.trainer.flat import assign_flat, flat_gradient, get_flat
+from trpo_tf.trainer.fvp import fisher_vector_product
+from trpo_tf.trainer.line_search import backtracking_line_search
+from trpo_tf.trainer.value_fit import fit_value
+
+SKIP_NONE = 0
+SKIP_ZERO_GRADIENT = 1
+SKIP_BAD_CURVATURE = 2
+SKIP_REASONS = {
+    SKIP_NONE: "",
+    SKIP_ZERO_GRADIENT: "gradient norm ≈ 0",
+    SKIP_BAD_CURVATURE: "sᵀFs ≤ 0 or non-finite",
+}
+
+
+@dataclass(frozen=True)
+class TrpoHyperparameters:
+    """Constants of the update (captured at trace time).
+
+    Attributes:
+        max_kl: δ, the trust-region radius on mean KL(π_old‖π_θ).
+        cg_iters: conjugate-gradient iterations.
+        cg_damping: λ added to the Fisher diagonal.
+        line_search_steps: candidates tried by the backtracking line search.
+        line_search_backtrack: step shrink factor per candidate.
+        fvp_subsample: fraction of the batch used for Fisher-vector products.
+        value_epochs: Adam epochs of the value fit.
+        value_minibatch_size: samples per Adam step.
+        grad_norm_eps: ‖g‖ below this skips the policy step.
+    """
+
+    max_kl: float = 0.01
+    cg_iters: int = 10
+    cg_damping: float = 0.1
+    line_search_steps: int = 10
+    line_search_backtrack: float = 0.8
+    fvp_subsample: float = 1.0
+    value_epochs: int = 10
+    value_minibatch_size: int = 64
+    grad_norm_eps: float = 1e-8
+
+
+class TrpoUpdate(tf.Module):
+    """Callable that performs one TRPO policy step and one value fit.
+
+    Call with (all ``[batch, ...]`` with a fixed ``batch``):
+        observations ``[batch, obs_dim]``, actions ``[batch, *action_shape]``,
+        behavior_log_prob ``[batch]`` (log β(a|s) as stored at collection time),
+        advantages ``[batch]``, value_targets ``[batch]``.
+
+    Returns a dict of scalar tensors: ``kl, surrogate_improvement,
+    line_search_steps, line_search_accepted, skip_reason, grad_norm, entropy,
+    value_loss`` plus the head's diagnostics.
+    """
+
+    def __init__(
+        self,
+        policy: Policy,
+        value_network: keras.Model,
+        value_optimizer: keras.optimizers.Optimizer,
+        hyperparameters: TrpoHyperparameters,
+        batch_size: int,
+        observation_dim: int,
+        seed: int = 0,
+        dtype: tf.DType = tf.float32,
+    ) -> None:
+        super().__init__(name="trpo_update")
+        self.policy = policy
+        self.value_network = value_network
+        self.value_optimizer = value_optimizer
+        self.hp = hyperparameters
+        self.batch_size = int(batch_size)
+        self.generator = tf.random.Generator.from_seed(seed)
+        self.dtype = dtype
+        self.fvp_batch = max(1, int(round(hyperparameters.fvp_subsample * batch_size)))
+        value_optimizer.build(value_network.trainable_variables)
+        head = policy.head
+        signature = [
+            tf.TensorSpec([batch_size, observation_dim], dtype, name="observations"),
+            tf.TensorSpec([batch_size, *head.action_shape], head.action_dtype, name="actions"),
+            tf.TensorSpec([batch_size], dtype, name="behavior_log_prob"),
+            tf.TensorSpec([batch_size], dtype, name="advantages"),
+            tf.TensorSpec([batch_size], dtype, name="value_targets"),
+        ]
+        self.update = tf.function(self._update, input_signature=signature)
+
+    def trace_count(self) -> int:
+        """How many times the update has been traced (1 after the first call)."""
+        return int(self.update.experimental_get_tracing_count())
+
+    def _update(self, observations, actions, behavior_log_prob, advantages, value_targets):
+        metrics = self.policy_step(observations, actions, behavior_log_prob, advantages)
+        metrics["value_loss"] = fit_value(
+            self.value_network,
+            self.value_optimizer,
+            self.generator,
+            observations,
+            value_targets,
+            self.hp.value_epochs,
+            self.hp.value_minibatch_size,
+        )
+        return metrics
+
+    def policy_step(
+        self,
+        observations: tf.Tensor,
+        actions: tf.Tensor,
+        behavior_log_prob: tf.Tensor,
+        advantages: tf.Tensor,
+    ) -> dict[str, tf.Tensor]:
+        """The TRPO step on θ (see the module docstring); eager- or graph-callable."""
+        policy, hp = self.policy, self.hp
+        variables = policy.policy_variables
+        old_params = tf.stop_gradient(policy.dist_params(observations))
+        old_distribution = policy.distribution(old_params)
+        fvp_observations = observations[: self.fvp_batch]
+        fvp_old_distribution = policy.distribution(old_params[: self.fvp_batch])
+
+        def surrogate() -> tf.Tensor:
+            """J(θ) = mean[exp(log π_θ(a|s) − log β(a|s)) · Â]."""
+            log_prob = policy.distribution(policy.dist_params(observations)).log_prob(actions)
+            return tf.reduce_mean(tf.exp(log_prob - behavior_log_prob) * advantages)
+
+        def mean_kl() -> tf.Tensor:
+            """mean_s KL(π_old(·|s) ‖ π_θ(·|s)) on the whole batch."""
+            new_distribution = policy.distribution(policy.dist_params(observations))
+            return tf.reduce_mean(old_distribution.kl_divergence(new_distribution))
+
+        def fvp_mean_kl() -> tf.Tensor:
+            new_distribution = policy.distribution(policy.dist_params(fvp_observations))
+            return tf.reduce_mean(fvp_old_distribution.kl_divergence(new_distribution))
+
+        def fisher_product(vector: tf.Tensor) -> tf.Tensor:
+            return fisher_vector_product(fvp_mean_kl, variables, vector, hp.cg_damping)
+
+        theta_old = get_flat(variables)
+        with tf.GradientTape() as tape:
+            surrogate_old = surrogate()
+        gradient = flat_gradient(tape.gradient(surrogate_old, variables), variables)
+        grad_norm = tf.norm(gradient)
+        zero = tf.zeros((), self.dtype)
+
+        def skip(reason: int):
+            return (
+                tf.constant(False),
+                tf.constant(0),
+                zero,
+                zero,
+                tf.constant(reason),
+            )
+
+        def natural_gradient_step():
+            direction = conjugate_gradient(fisher_product, gradient, hp.cg_iters)
+            curvature = tf.tensordot(direction, fisher_product(direction), 1)
+            curvature_ok = tf.logical_and(curvature > 0, tf.math.is_finite(curvature))
+
+            def search():
+                full_step = tf.sqrt(2.0 * hp.max_kl / curvature) * direction
+                result = backtracking_line_search(
+                    variables,
+                    theta_old,
+                    full_step,
+                    surrogate_old,
+                    lambda: (surrogate(), mean_kl()),
+                    hp.max_kl,
+                    hp.line_search_steps,
+                    hp.line_search_backtrack,
+                )
+                return (
+                    result.accepted,
+                    result.steps,
+                    result.kl,
+                    result.improvement,
+                    tf.constant(SKIP_NONE),
+                )
+
+            return tf.cond(curvature_ok, search, lambda: skip(SKIP_BAD_CURVATURE))
+
+        has_gradient = tf.logical_and(grad_norm > hp.grad_norm_eps, tf.math.is_finite(grad_norm))
+        accepted, steps, kl, improvement, skip_reason = tf.cond(
+            has_gradient, natural_gradient_step, lambda: skip(SKIP_ZERO_GRADIENT)
+        )
+        metrics = {
+            "kl": kl,
+            "surrogate_improvement": improvement,
+            "line_search_steps": steps,
+            "line_search_accepted": accepted,
+            "skip_reason": skip_reason,
+            "grad_norm": grad_norm,
+            "entropy": tf.reduce_mean(old_distribution.entropy()),
+        }
+        metrics.update(policy.head.diagnostics(old_params))
+        return metrics
+
+
+def restore_policy(policy: Policy, theta: tf.Tensor) -> None:
+    """Write a flat θ back into the policy (used by tests and checkpoints)."""
+    assign_flat(policy.policy_variables, theta)
+
+
+def policy_parameters(policy: Policy) -> tf.Tensor:
+    """Current flat θ ``[n_params]``."""
+    return get_flat(policy.policy_variables)

@@ -1,0 +1,67 @@
+"""Regression of the value baseline V_φ(s) onto advantage-estimator targets."""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+
+def fit_value(
+    value_network: keras.Model,
+    optimizer: keras.optimizers.Optimizer,
+    generator: tf.random.Generator,
+    observations: tf.Tensor,
+    targets: tf.Tensor,
+    epochs: int,
+    minibatch_size: int,
+) -> tf.Tensor:
+    """Minimize ½·mean((V_φ(s) − target)²) with Adam over shuffled minibatches.
+
+    Each epoch draws one permutation, gathers the whole batch once and reshapes it
+    to ``[n_minibatches, minibatch_size, ...]`` (per-minibatch gathers are slow
+    under XLA). When the batch does not divide evenly, the permutation is extended
+    by wrapping around, so every sample is used in every epoch.
+
+    Args:
+        value_network: ``[batch, obs_dim] -> [batch, 1]``.
+        optimizer: a built Keras optimizer over ``value_network.trainable_variables``.
+        generator: source of the per-epoch permutations (checkpointable).
+        observations: ``[batch, obs_dim]``.
+        targets: ``[batch]``.
+        epochs: passes over the data (Python int).
+        minibatch_size: samples per Adam step (Python int).
+
+    Returns:
+        Mean squared error of the last epoch, scalar.
+    """
+    batch = int(observations.shape[0])
+    n_minibatches = -(-batch // minibatch_size)
+    padded = n_minibatches * minibatch_size
+    variables = value_network.trainable_variables
+
+    def epoch(epoch_index, last_loss):
+        permutation = tf.argsort(generator.uniform([batch]))
+        index = tf.concat([permutation, permutation[: padded - batch]], axis=0)
+        obs = tf.reshape(tf.gather(observations, index), [n_minibatches, minibatch_size, -1])
+        tgt = tf.reshape(tf.gather(targets, index), [n_minibatches, minibatch_size])
+
+        def minibatch(i, loss_sum):
+            with tf.GradientTape() as tape:
+                prediction = tf.squeeze(value_network(obs[i]), axis=-1)
+                loss = tf.reduce_mean(tf.square(prediction - tgt[i]))
+                half_loss = 0.5 * loss
+            grads = tape.gradient(half_loss, variables)
+            optimizer.apply_gradients(zip(grads, variables))
+            return i + 1, loss_sum + loss
+
+        _, loss_sum = tf.while_loop(
+            lambda i, _: i < n_minibatches,
+            minibatch,
+            (tf.constant(0), tf.zeros((), targets.dtype)),
+        )
+        return epoch_index + 1, loss_sum / n_minibatches
+
+    _, last_loss = tf.while_loop(
+        lambda e, _: e < epochs, epoch, (tf.constant(0), tf.zeros((), targets.dtype))
+    )
+    return last_loss
