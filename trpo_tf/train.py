@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -139,7 +138,8 @@ def train(
         seed=config.seed,
     )
     run = RunDirectory(Path(run_dir), config)
-    iterations = math.ceil(trainer.total_steps / batch_size)
+    # Whole iterations only, never more than the budget (at least one iteration).
+    iterations = max(1, trainer.total_steps // batch_size)
     progress = Progress(iterations * batch_size, quiet=quiet, every=progress_every)
     recent_returns: list[float] = []
     eval_returns = np.zeros(0)

@@ -1,0 +1,48 @@
+"""Rebuild a trained agent from a run directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from trpo_tf.agent import Agent
+from trpo_tf.config import load_experiment
+from trpo_tf.config.schema import ExperimentConfig
+from trpo_tf.envs import describe, make_env_fn
+from trpo_tf.errors import RunDirError
+from trpo_tf.evaluation import evaluate
+
+
+def load_run(run_dir: Path) -> tuple[ExperimentConfig, Agent]:
+    """The run's resolved config and its agent with the final weights restored."""
+    config_path = run_dir / "config.yaml"
+    policy_dir = run_dir / "policy"
+    if not config_path.is_file():
+        raise RunDirError(f"{run_dir} is not a run directory: no config.yaml in it")
+    if not (policy_dir / "normalizer.npz").is_file():
+        raise RunDirError(
+            f"{run_dir} has no trained policy (policy/ is missing); the run may not have finished"
+        )
+    config = load_experiment(config_path)
+    spec = describe(config.env.id, make_env_fn(config.env.id, config.env.kwargs))
+    agent = Agent.build(config, spec.observation_dim, spec.action_space)
+    agent.restore(policy_dir)
+    return config, agent
+
+
+def evaluate_run(run_dir: Path, episodes: int, seed: int) -> np.ndarray:
+    """Deterministic returns ``[episodes]`` of the run's final policy."""
+    import tensorflow as tf
+
+    config, agent = load_run(run_dir)
+    policy = agent.policy
+    mode = tf.function(lambda obs: policy.head.mode(policy.dist_params(obs)))
+    return evaluate(
+        make_env_fn(config.env.id, config.env.kwargs),
+        lambda obs: mode(tf.constant(obs)).numpy(),
+        policy.head,
+        agent.observation_normalizer,
+        episodes,
+        seed,
+    )
