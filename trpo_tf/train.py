@@ -18,6 +18,7 @@ from trpo_tf.errors import ConfigError
 from trpo_tf.evaluation import evaluate
 from trpo_tf.interfaces import AdvantageEstimator, AdvantageInputs
 from trpo_tf.rollout.actor import Actor
+from trpo_tf.rollout.numpy_actor import NumpyActor, can_mirror
 from trpo_tf.rollout.sampler import SyncSampler
 from trpo_tf.tracking import Progress, RunDirectory
 from trpo_tf.trainer import TrpoHyperparameters, TrpoUpdate
@@ -79,6 +80,15 @@ def compute_advantages(
     return values, np.asarray(outputs.advantages), np.asarray(outputs.value_targets)
 
 
+def make_actor(
+    policy: Any, n_envs: int, observation_dim: int, seed: int
+) -> Actor | NumpyActor:
+    """The numpy mirror when the policy allows it, else the compiled TF actor."""
+    if can_mirror(policy):
+        return NumpyActor(policy, seed)
+    return Actor(policy, n_envs, observation_dim, seed)
+
+
 def _check_runner(config: ExperimentConfig) -> None:
     if config.runner.kind != "sync":
         raise ConfigError(
@@ -121,7 +131,7 @@ def train(
         observation_dim=spec.observation_dim,
         seed=config.seed,
     )
-    actor = Actor(agent.policy, config.env.n_envs, spec.observation_dim, seed=config.seed)
+    actor = make_actor(agent.policy, config.env.n_envs, spec.observation_dim, config.seed)
     value_fn = tf.function(
         lambda obs: tf.squeeze(agent.value_network(obs), -1),
         input_signature=[tf.TensorSpec([None, spec.observation_dim], tf.float32)],
@@ -163,6 +173,7 @@ def train(
                 targets.reshape(-1).astype(np.float32),
             )
             metrics = {k: float(v) for k, v in metrics.items()}
+            actor.sync()
             t2 = time.perf_counter()
             recent_returns = (recent_returns + rollout.episode_returns.tolist())[-100:]
             row: dict[str, Any] = {

@@ -53,6 +53,27 @@ class CategoricalHead(tf.Module):
     def diagnostics(self, params: tf.Tensor) -> Mapping[str, tf.Tensor]:
         return {}
 
+    def numpy_sampler(self) -> CategoricalNumpySampler:
+        """Numpy twin used by fast rollouts (see ``trpo_tf.rollout.numpy_actor``)."""
+        return CategoricalNumpySampler()
+
+
+class CategoricalNumpySampler:
+    """Gumbel-max sampling from logits ``[n, k]``; log π(a) = logits_a − logsumexp."""
+
+    def sample(
+        self, logits: np.ndarray, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        gumbel = -np.log(-np.log(rng.uniform(1e-12, 1.0, logits.shape)))
+        actions = np.argmax(logits + gumbel, axis=-1).astype(np.int32)
+        top = logits.max(axis=-1, keepdims=True)
+        log_norm = top[:, 0] + np.log(np.exp(logits - top).sum(axis=-1))
+        log_prob = np.take_along_axis(logits, actions[:, None], axis=-1)[:, 0] - log_norm
+        return actions, log_prob.astype(np.float32), logits
+
+    def mode(self, logits: np.ndarray) -> np.ndarray:
+        return np.argmax(logits, axis=-1).astype(np.int32)
+
 
 def make_categorical(action_space: gym.Space, dtype: tf.DType = tf.float32) -> CategoricalHead:
     """Entry point ``categorical``: a :class:`CategoricalHead` for a Discrete space."""

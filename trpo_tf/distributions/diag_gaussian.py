@@ -80,6 +80,31 @@ class DiagGaussianHead(tf.Module):
     def diagnostics(self, params: tf.Tensor) -> Mapping[str, tf.Tensor]:
         return {"policy_std": tf.reduce_mean(tf.exp(self.log_std))}
 
+    def numpy_sampler(self) -> DiagGaussianNumpySampler:
+        """Numpy twin (with the current log-std) used by fast rollouts."""
+        return DiagGaussianNumpySampler(np.asarray(self.log_std.numpy(), np.float32))
+
+
+class DiagGaussianNumpySampler:
+    """a = μ + σ·ε; log π(a) = Σ_i −½ε_i² − log σ_i − ½ log 2π."""
+
+    def __init__(self, log_std: np.ndarray) -> None:
+        self.log_std = log_std
+        self.std = np.exp(log_std)
+        self.log_norm = float(np.sum(log_std) + 0.5 * np.log(2.0 * np.pi) * log_std.size)
+
+    def sample(
+        self, mean: np.ndarray, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        noise = rng.standard_normal(mean.shape, dtype=np.float32)
+        actions = mean + self.std * noise
+        log_prob = -0.5 * np.sum(noise * noise, axis=-1) - self.log_norm
+        params = np.concatenate([mean, np.broadcast_to(self.log_std, mean.shape)], axis=-1)
+        return actions.astype(np.float32), log_prob.astype(np.float32), params
+
+    def mode(self, mean: np.ndarray) -> np.ndarray:
+        return mean
+
 
 def make_diag_gaussian(
     action_space: gym.Space, log_std_init: float = 0.0, dtype: tf.DType = tf.float32

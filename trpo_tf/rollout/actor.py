@@ -41,6 +41,9 @@ class Actor(tf.Module):
     def _mode_graph(self, observations):
         return self.policy.head.mode(self.policy.dist_params(observations))
 
+    def sync(self) -> None:
+        """No-op: the compiled functions read the policy variables directly."""
+
     def sample(self, observations: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Sample a ~ π(·|s); returns numpy (action, log_prob, params)."""
         actions, log_prob, params = self._sample(observations)

@@ -1,0 +1,243 @@
+"""The compiled TRPO update on small random float64 batches, for both heads."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import gymnasium as gym
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from trpo_tf.distributions import make_categorical, make_diag_gaussian
+from trpo_tf.networks import build_mlp
+from trpo_tf.policy import Policy
+from trpo_tf.trainer import TrpoHyperparameters, TrpoUpdate
+from trpo_tf.trainer.cg import conjugate_gradient
+from trpo_tf.trainer.flat import get_flat
+from trpo_tf.trainer.fvp import fisher_vector_product
+from trpo_tf.trainer.trpo import SKIP_BAD_CURVATURE, SKIP_NONE, SKIP_ZERO_GRADIENT
+
+BATCH, OBS_DIM, MINIBATCH = 256, 4, 64
+KINDS = ["categorical", "diag_gaussian"]
+HP = TrpoHyperparameters(value_epochs=2, value_minibatch_size=MINIBATCH)
+
+
+def _build(kind: str, seed: int = 0, **overrides) -> TrpoUpdate:
+    if kind == "categorical":
+        head = make_categorical(gym.spaces.Discrete(3), dtype=tf.float64)
+    else:
+        space = gym.spaces.Box(-1.0, 1.0, (2,), np.float64)
+        head = make_diag_gaussian(space, log_std_init=-0.5, dtype=tf.float64)
+    network = build_mlp(
+        OBS_DIM, [16], head.num_inputs, output_gain=0.5, seed=seed, dtype="float64", name="pi"
+    )
+    value = build_mlp(OBS_DIM, [16], 1, seed=seed + 7, dtype="float64", name="value")
+    return TrpoUpdate(
+        Policy(network, head),
+        value,
+        keras.optimizers.Adam(1e-2),
+        dataclasses.replace(HP, **overrides),
+        batch_size=BATCH,
+        observation_dim=OBS_DIM,
+        seed=seed,
+        dtype=tf.float64,
+    )
+
+
+def _batch(update: TrpoUpdate, seed: int) -> dict[str, tf.Tensor]:
+    """On-policy batch: actions sampled from π_θ, behavior log-probs under π_θ."""
+    rng = np.random.default_rng(seed)
+    obs = tf.constant(rng.normal(size=(BATCH, OBS_DIM)))
+    distribution = update.policy.distribution(update.policy.dist_params(obs))
+    actions = distribution.sample(seed=seed)
+    advantages = rng.normal(size=BATCH)
+    return {
+        "observations": obs,
+        "actions": actions,
+        "behavior_log_prob": distribution.log_prob(actions),
+        "advantages": tf.constant((advantages - advantages.mean()) / advantages.std()),
+        "value_targets": tf.constant(np.sin(obs.numpy()) @ np.array([1.0, -2.0, 0.5, 1.5])),
+    }
+
+
+def _theta(update: TrpoUpdate) -> list[np.ndarray]:
+    return [np.array(v.numpy(), copy=True) for v in update.policy.policy_variables]
+
+
+def _assert_same(before: list[np.ndarray], after: list[np.ndarray]) -> None:
+    assert len(before) == len(after)
+    for b, a in zip(before, after):
+        assert a.dtype == np.float64
+        assert np.array_equal(b, a)
+
+
+def _numpy(metrics: dict) -> dict:
+    return {k: v.numpy() for k, v in metrics.items()}
+
+
+def _surrogate(policy: Policy, batch: dict) -> tf.Tensor:
+    log_prob = policy.distribution(policy.dist_params(batch["observations"])).log_prob(
+        batch["actions"]
+    )
+    return tf.reduce_mean(tf.exp(log_prob - batch["behavior_log_prob"]) * batch["advantages"])
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_accepted_steps_respect_trust_region_without_retracing(kind: str) -> None:
+    update = _build(kind)
+    policy = update.policy
+    for seed in range(3):
+        batch = _batch(update, seed=10 + seed)
+        old_params = policy.dist_params(batch["observations"])
+        surrogate_old = float(_surrogate(policy, batch))
+        theta_old = get_flat(policy.policy_variables).numpy()
+        metrics = _numpy(update.update(**batch))
+
+        assert metrics["skip_reason"] == SKIP_NONE
+        assert metrics["line_search_accepted"]
+        assert 1 <= metrics["line_search_steps"] <= HP.line_search_steps
+        assert 0 < metrics["kl"] <= HP.max_kl * (1 + 1e-9)
+        assert metrics["surrogate_improvement"] > 0
+        assert np.isfinite(metrics["value_loss"])
+        assert np.isfinite(metrics["entropy"]) and metrics["entropy"] > 0
+        assert not np.array_equal(get_flat(policy.policy_variables).numpy(), theta_old)
+        if kind == "diag_gaussian":
+            assert "policy_std" in metrics
+        # the reported KL and improvement are those of the kept θ
+        new_distribution = policy.distribution(policy.dist_params(batch["observations"]))
+        kl = tf.reduce_mean(policy.distribution(old_params).kl_divergence(new_distribution))
+        assert float(kl) == pytest.approx(float(metrics["kl"]), rel=1e-9)
+        improvement = float(_surrogate(policy, batch)) - surrogate_old
+        assert improvement == pytest.approx(float(metrics["surrogate_improvement"]), rel=1e-9)
+    assert update.trace_count() == 1
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_zero_advantages_skip_and_leave_theta_unchanged(kind: str) -> None:
+    update = _build(kind)
+    batch = _batch(update, seed=1)
+    batch["advantages"] = tf.zeros([BATCH], tf.float64)
+    before = _theta(update)
+    metrics = _numpy(update.update(**batch))
+    assert metrics["skip_reason"] == SKIP_ZERO_GRADIENT
+    assert not metrics["line_search_accepted"]
+    assert metrics["line_search_steps"] == 0
+    assert metrics["grad_norm"] == 0.0
+    assert metrics["kl"] == 0.0 and metrics["surrogate_improvement"] == 0.0
+    assert np.isfinite(metrics["value_loss"])  # the value fit still runs
+    _assert_same(before, _theta(update))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_bad_curvature_skips_and_leaves_theta_unchanged(kind: str) -> None:
+    # F − 1000·I is negative definite, so sᵀ(F + λI)s < 0 for the CG solution.
+    update = _build(kind, cg_damping=-1000.0)
+    before = _theta(update)
+    metrics = _numpy(update.update(**_batch(update, seed=2)))
+    assert metrics["skip_reason"] == SKIP_BAD_CURVATURE
+    assert metrics["grad_norm"] > 0
+    assert not metrics["line_search_accepted"]
+    assert metrics["kl"] == 0.0 and metrics["surrogate_improvement"] == 0.0
+    _assert_same(before, _theta(update))
+
+
+def test_rejected_line_search_restores_theta_bit_exactly() -> None:
+    """Gaussian head, actions at the mean, Â = 1: the step only shrinks log σ.
+
+    Then ∂log π/∂μ = 0 and ∂log π/∂log σᵢ = −1, F's log σ block is 2·I, and the
+    scaled step is Δ = −√(2δ / (d(2 + λ))) per dimension. Its true KL,
+    Σᵢ Δ + e^{−2Δ}/2 − 1/2, is ≈ 4.1 (full step) and ≈ 3.0 (0.9·step) for δ = 2:
+    both candidates violate δ, although J improves, so the step is rejected.
+    """
+    update = _build("diag_gaussian", max_kl=2.0, line_search_steps=2, line_search_backtrack=0.9)
+    policy = update.policy
+    batch = _batch(update, seed=3)
+    params = policy.dist_params(batch["observations"])
+    batch["actions"] = policy.head.mode(params)
+    batch["behavior_log_prob"] = policy.distribution(params).log_prob(batch["actions"])
+    batch["advantages"] = tf.ones([BATCH], tf.float64)
+    before = _theta(update)
+    # one variable carries values that would not survive θ_old + s − s
+    assert not np.array_equal(before[-1], before[-1] + 0.1 - 0.1)
+
+    metrics = _numpy(update.update(**batch))
+    assert metrics["skip_reason"] == SKIP_NONE
+    assert not metrics["line_search_accepted"]
+    assert metrics["line_search_steps"] == 2
+    assert metrics["kl"] == 0.0 and metrics["surrogate_improvement"] == 0.0
+    _assert_same(before, _theta(update))
+    # sanity of the construction: halving δ's step would have been accepted
+    d, lam = 2, HP.cg_damping
+    delta = -np.sqrt(2 * 2.0 / (d * (2 + lam)))
+    for fraction in (1.0, 0.9):
+        step = fraction * delta
+        assert d * (step + np.exp(-2 * step) / 2 - 0.5) > 2.0
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_surrogate_uses_stored_behavior_log_probs(kind: str) -> None:
+    update = _build(kind, seed=4)
+    policy = update.policy
+    variables = policy.policy_variables
+    batch = _batch(update, seed=5)
+    on_policy_log_prob = batch["behavior_log_prob"]
+    shift = np.where(np.arange(BATCH) % 2 == 0, 0.3, 0.0)
+    batch["behavior_log_prob"] = on_policy_log_prob - shift  # β ≠ π_old on half the samples
+
+    def gradient(log_behavior):
+        with tf.GradientTape() as tape:
+            surrogate = _surrogate(policy, {**batch, "behavior_log_prob": log_behavior})
+        return tf.concat([tf.reshape(g, [-1]) for g in tape.gradient(surrogate, variables)], 0)
+
+    g_behavior = gradient(batch["behavior_log_prob"])
+    g_on_policy = gradient(on_policy_log_prob)
+
+    # the step direction TRPO should take: CG(F + λI, g) with F at θ_old
+    obs = batch["observations"]
+    old = policy.distribution(tf.stop_gradient(policy.dist_params(obs)))
+
+    def mean_kl():
+        return tf.reduce_mean(old.kl_divergence(policy.distribution(policy.dist_params(obs))))
+
+    def direction(g):
+        return conjugate_gradient(
+            lambda v: fisher_vector_product(mean_kl, variables, v, HP.cg_damping), g, HP.cg_iters
+        ).numpy()
+
+    theta_old = get_flat(variables).numpy()
+    surrogate_old = float(_surrogate(policy, batch))
+    metrics = _numpy(update.update(**batch))
+    step = get_flat(variables).numpy() - theta_old
+
+    assert metrics["grad_norm"] == pytest.approx(float(tf.norm(g_behavior)), rel=1e-10)
+    assert abs(float(tf.norm(g_on_policy)) / metrics["grad_norm"] - 1) > 1e-3
+    assert metrics["line_search_accepted"]
+
+    def cosine(a, b):
+        return float(a @ b / np.linalg.norm(a) / np.linalg.norm(b))
+
+    assert cosine(step, direction(g_behavior)) > 1 - 1e-9
+    assert cosine(step, direction(g_on_policy)) < 1 - 1e-4
+    # the improvement is measured with the same importance weights
+    improvement = float(_surrogate(policy, batch)) - surrogate_old
+    assert improvement == pytest.approx(float(metrics["surrogate_improvement"]), rel=1e-9)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_value_loss_decreases_on_fixed_targets(kind: str) -> None:
+    update = _build(kind)
+    batch = _batch(update, seed=6)
+
+    def mse() -> float:
+        prediction = tf.squeeze(update.value_network(batch["observations"]), -1)
+        return float(tf.reduce_mean(tf.square(prediction - batch["value_targets"])))
+
+    initial = mse()
+    losses = [float(update.update(**batch)["value_loss"]) for _ in range(8)]
+    assert all(np.isfinite(losses))
+    assert losses[-1] < 0.5 * losses[0]
+    assert sum(b < a for a, b in zip(losses, losses[1:])) >= 5
+    assert mse() < 0.5 * initial
+    assert update.trace_count() == 1
