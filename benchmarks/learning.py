@@ -113,10 +113,13 @@ def main() -> int:
         steps = int(np.mean([s["env_steps"] for s in done])) if done else 0
         sps = np.mean([s["steps_per_s"] for s in done]) if done else 0.0
         stat = f"{returns.mean():.1f} ± {returns.std():.1f}" if done else "-"
+        n_seeds = len(entry["seeds"])
+        target_text = "-" if target is None else f"≥ {target:g}"
+        passed_text = "-" if passed is None else f"{passed}/{n_seeds}"
         lines.append(
             f"| {name} | {steps:,d} | {len(entry['seeds'])} | {per_seed} | {stat} | {sps:,.0f} | "
-            f"{'-' if target is None else f'≥ {target:g}'} | "
-            f"{'-' if passed is None else f'{passed}/{len(entry['seeds'])}'} |"
+            f"{target_text} | "
+            f"{passed_text} |"
         )
     report = "\n".join(lines) + "\n"
     args.out.mkdir(parents=True, exist_ok=True)

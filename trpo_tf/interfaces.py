@@ -123,3 +123,21 @@ class EnvFactory(Protocol):
     """Builds one ``gymnasium.Env``; called once per vector-env slot."""
 
     def __call__(self, **kwargs: Any) -> Any: ...
+
+
+@runtime_checkable
+class Tracker(Protocol):
+    """Receives every metrics row and the final summary of a run.
+
+    ``trpo_tf.tracking.build_trackers`` creates the trackers an experiment asks for
+    (W&B, TensorBoard, ...); the run directory is always written regardless.
+    A tracker must never raise out of these methods: it warns once and goes quiet.
+    """
+
+    def log(self, row: Mapping[str, Any], step: int) -> None:
+        """One iteration's metrics (the ``metrics.csv`` row); ``step`` = env steps."""
+        ...
+
+    def finish(self, summary: Mapping[str, Any], run_dir: Any) -> None:
+        """End of the run: ``summary.json`` contents and the run directory path."""
+        ...

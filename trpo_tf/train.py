@@ -16,11 +16,11 @@ from trpo_tf.config.schema import ExperimentConfig
 from trpo_tf.envs import describe, make_env_fn, make_vector_env
 from trpo_tf.errors import ConfigError
 from trpo_tf.evaluation import evaluate
-from trpo_tf.interfaces import AdvantageEstimator, AdvantageInputs
+from trpo_tf.interfaces import AdvantageEstimator, AdvantageInputs, Tracker
 from trpo_tf.rollout.actor import Actor
 from trpo_tf.rollout.numpy_actor import NumpyActor, can_mirror
 from trpo_tf.rollout.sampler import SyncSampler
-from trpo_tf.tracking import Progress, RunDirectory
+from trpo_tf.tracking import Progress, RunDirectory, build_trackers
 from trpo_tf.trainer import TrpoHyperparameters, TrpoUpdate
 from trpo_tf.types import Rollout
 
@@ -80,9 +80,7 @@ def compute_advantages(
     return values, np.asarray(outputs.advantages), np.asarray(outputs.value_targets)
 
 
-def make_actor(
-    policy: Any, n_envs: int, observation_dim: int, seed: int
-) -> Actor | NumpyActor:
+def make_actor(policy: Any, n_envs: int, observation_dim: int, seed: int) -> Actor | NumpyActor:
     """The numpy mirror when the policy allows it, else the compiled TF actor."""
     if can_mirror(policy):
         return NumpyActor(policy, seed)
@@ -101,8 +99,19 @@ def train(
     run_dir: str | Path,
     quiet: bool = False,
     progress_every: int = 1,
+    trackers: list[Tracker] | None = None,
 ) -> TrainResult:
-    """Train a TRPO agent as described by ``config``, writing ``run_dir``."""
+    """Train a TRPO agent as described by ``config``, writing ``run_dir``.
+
+    Args:
+        config: the resolved experiment.
+        run_dir: where ``config.yaml``, ``metrics.csv``, ``summary.json`` and the
+            final policy go (created if missing).
+        quiet: no progress output.
+        progress_every: iterations between plain progress lines (non-TTY).
+        trackers: extra metric sinks; ``None`` builds those ``config.tracking``
+            enables.
+    """
     _check_runner(config)
     tf.random.set_seed(config.seed)
     np.random.seed(config.seed)
@@ -148,6 +157,8 @@ def train(
         seed=config.seed,
     )
     run = RunDirectory(Path(run_dir), config)
+    if trackers is None:
+        trackers = build_trackers(config, run.path)
     # Whole iterations only, never more than the budget (at least one iteration).
     iterations = max(1, trainer.total_steps // batch_size)
     progress = Progress(iterations * batch_size, quiet=quiet, every=progress_every)
@@ -207,6 +218,8 @@ def train(
                 row["eval_return"] = float(eval_returns.mean())
                 row["eval_return_std"] = float(eval_returns.std())
             run.log(row)
+            for tracker in trackers:
+                tracker.log(row, step=sampler.total_env_steps)
             progress.update(
                 iteration,
                 sampler.total_env_steps,
@@ -228,16 +241,17 @@ def train(
         final_eval_return_std=float(eval_returns.std()),
         eval_episodes=int(eval_returns.size),
     )
-    run.write_summary(
-        {
-            "env_steps": result.env_steps,
-            "wall_time_s": round(result.wall_time_s, 3),
-            "steps_per_s": round(result.steps_per_s, 1),
-            "final_eval_return": result.final_eval_return,
-            "final_eval_return_std": result.final_eval_return_std,
-            "eval_episodes": result.eval_episodes,
-            "iterations": iterations,
-            "update_traces": update.trace_count(),
-        }
-    )
+    summary = {
+        "env_steps": result.env_steps,
+        "wall_time_s": round(result.wall_time_s, 3),
+        "steps_per_s": round(result.steps_per_s, 1),
+        "final_eval_return": result.final_eval_return,
+        "final_eval_return_std": result.final_eval_return_std,
+        "eval_episodes": result.eval_episodes,
+        "iterations": iterations,
+        "update_traces": update.trace_count(),
+    }
+    run.write_summary(summary)
+    for tracker in trackers:
+        tracker.finish(summary, run.path)
     return result

@@ -158,9 +158,10 @@ def test_rejected_line_search_restores_theta_bit_exactly() -> None:
     batch["actions"] = policy.head.mode(params)
     batch["behavior_log_prob"] = policy.distribution(params).log_prob(batch["actions"])
     batch["advantages"] = tf.ones([BATCH], tf.float64)
+    policy.head.log_std.assign([-1 / 3, -0.1])  # values that do not survive θ_old + s − s
     before = _theta(update)
-    # one variable carries values that would not survive θ_old + s − s
-    assert not np.array_equal(before[-1], before[-1] + 0.1 - 0.1)
+    step = -np.sqrt(2 * 2.0 / (2 * (2 + HP.cg_damping)))
+    assert not np.any(before[-1] + step - step == before[-1])
 
     metrics = _numpy(update.update(**batch))
     assert metrics["skip_reason"] == SKIP_NONE
@@ -168,7 +169,7 @@ def test_rejected_line_search_restores_theta_bit_exactly() -> None:
     assert metrics["line_search_steps"] == 2
     assert metrics["kl"] == 0.0 and metrics["surrogate_improvement"] == 0.0
     _assert_same(before, _theta(update))
-    # sanity of the construction: halving δ's step would have been accepted
+    # sanity of the construction: both candidates' KL exceeds δ
     d, lam = 2, HP.cg_damping
     delta = -np.sqrt(2 * 2.0 / (d * (2 + lam)))
     for fraction in (1.0, 0.9):
@@ -206,6 +207,7 @@ def test_surrogate_uses_stored_behavior_log_probs(kind: str) -> None:
             lambda v: fisher_vector_product(mean_kl, variables, v, HP.cg_damping), g, HP.cg_iters
         ).numpy()
 
+    expected_direction, on_policy_direction = direction(g_behavior), direction(g_on_policy)
     theta_old = get_flat(variables).numpy()
     surrogate_old = float(_surrogate(policy, batch))
     metrics = _numpy(update.update(**batch))
@@ -218,8 +220,8 @@ def test_surrogate_uses_stored_behavior_log_probs(kind: str) -> None:
     def cosine(a, b):
         return float(a @ b / np.linalg.norm(a) / np.linalg.norm(b))
 
-    assert cosine(step, direction(g_behavior)) > 1 - 1e-9
-    assert cosine(step, direction(g_on_policy)) < 1 - 1e-4
+    assert cosine(step, expected_direction) > 1 - 1e-9
+    assert cosine(step, on_policy_direction) < 1 - 1e-4
     # the improvement is measured with the same importance weights
     improvement = float(_surrogate(policy, batch)) - surrogate_old
     assert improvement == pytest.approx(float(metrics["surrogate_improvement"]), rel=1e-9)

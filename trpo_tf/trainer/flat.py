@@ -16,7 +16,10 @@ def flatten(tensors: Sequence[Any]) -> tf.Tensor:
 def flat_gradient(gradients: Sequence[Any], variables: Sequence[Any]) -> tf.Tensor:
     """Flatten gradients, treating ``None`` (variable not used) as zeros."""
     return flatten(
-        [tf.zeros(v.shape, v.dtype) if g is None else g for g, v in zip(gradients, variables)]
+        [
+            tf.zeros(v.shape, v.dtype) if g is None else g
+            for g, v in zip(gradients, variables, strict=True)
+        ]
     )
 
 
@@ -29,7 +32,7 @@ def assign_flat(variables: Sequence[Any], flat: tf.Tensor) -> list[Any]:
     """Write ``flat`` ``[n_params]`` back into ``variables`` (exact, no arithmetic)."""
     sizes = [_size(v) for v in variables]
     pieces = tf.split(flat, sizes)
-    return [v.assign(tf.reshape(p, v.shape)) for v, p in zip(variables, pieces)]
+    return [v.assign(tf.reshape(p, v.shape)) for v, p in zip(variables, pieces, strict=True)]
 
 
 def _size(variable: Any) -> int:

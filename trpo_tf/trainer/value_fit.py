@@ -51,7 +51,7 @@ def fit_value(
                 loss = tf.reduce_mean(tf.square(prediction - tgt[i]))
                 half_loss = 0.5 * loss
             grads = tape.gradient(half_loss, variables)
-            optimizer.apply_gradients(zip(grads, variables))
+            optimizer.apply_gradients(zip(grads, variables, strict=True))
             return i + 1, loss_sum + loss
 
         _, loss_sum = tf.while_loop(
