@@ -139,6 +139,7 @@ def train(
         batch_size=batch_size,
         observation_dim=spec.observation_dim,
         seed=config.seed,
+        jit_compile=trainer.jit_compile,
     )
     actor = make_actor(agent.policy, config.env.n_envs, spec.observation_dim, config.seed)
     value_fn = tf.function(
@@ -164,6 +165,7 @@ def train(
     progress = Progress(iterations * batch_size, quiet=quiet, every=progress_every)
     recent_returns: list[float] = []
     eval_returns = np.zeros(0)
+    eval_time = 0.0
     start = time.perf_counter()
     try:
         for iteration in range(1, iterations + 1):
@@ -207,6 +209,7 @@ def train(
             row["line_search_steps"] = int(metrics["line_search_steps"])
             row["skip_reason"] = int(metrics["skip_reason"])
             if iteration % config.eval.every == 0 or iteration == iterations:
+                eval_start = time.perf_counter()
                 eval_returns = evaluate(
                     env_fn,
                     actor.mode,
@@ -215,6 +218,7 @@ def train(
                     config.eval.episodes,
                     seed=config.seed + 10_000,
                 )
+                eval_time += time.perf_counter() - eval_start
                 row["eval_return"] = float(eval_returns.mean())
                 row["eval_return_std"] = float(eval_returns.std())
             run.log(row)
@@ -250,6 +254,8 @@ def train(
         "eval_episodes": result.eval_episodes,
         "iterations": iterations,
         "update_traces": update.trace_count(),
+        "eval_time_s": round(eval_time, 3),
+        "train_steps_per_s": round(result.env_steps / max(wall - eval_time, 1e-9), 1),
     }
     run.write_summary(summary)
     for tracker in trackers:

@@ -83,6 +83,7 @@ class TrainerConfig:
     line_search_steps: int = _bounded(10, min=1)
     line_search_backtrack: float = _bounded(0.8, gt=0.0, lt=1.0)
     fvp_subsample: float = _bounded(1.0, gt=0.0, max=1.0)
+    jit_compile: bool = True
 
 
 @dataclass(frozen=True)
@@ -112,6 +113,12 @@ class WandbConfig:
     mode: str = _bounded("offline", choices=("online", "offline", "disabled"))
     entity: str | None = None
     tags: tuple[str, ...] = ()
+    group: str | None = None
+    """Run group; ``null`` groups by the experiment name so seeds aggregate."""
+    name: str | None = None
+    """Run name; ``null`` uses the run directory's name."""
+    init_timeout: float = _bounded(30.0, gt=0.0)
+    """Seconds ``wandb.init`` may take before W&B is given up for this run."""
 
 
 @dataclass(frozen=True)
@@ -119,6 +126,8 @@ class TrackingConfig:
     """``tracking:`` — where metrics go besides the run directory."""
 
     wandb: WandbConfig = field(default_factory=WandbConfig)
+    tensorboard: bool = True
+    """Also write TensorBoard event files to ``RUN_DIR/tensorboard``."""
 
 
 @dataclass(frozen=True)
