@@ -1,0 +1,275 @@
+"""Throughput of trpo_tf vs Stable-Baselines3-contrib TRPO, side by side.
+
+Both libraries train the same env with the same hyperparameters (the
+rl-baselines3-zoo TRPO settings: n_envs, steps per iteration, CG iterations,
+damping, critic epochs/minibatch, γ, λ, max_kl), budget and seed, each in its
+own subprocess, alternating which goes first, for several repetitions. Torch and
+TensorFlow both use one thread. Also measured in the same run: the env-only
+stepping rate (random actions) and a bare numpy 64×64 MLP policy stepping the
+same vector env — the practical limit.
+
+Needs the ``bench`` extra (install ``torch==2.13.0`` first, then
+``pip install -e '.[bench]'``)::
+
+    python benchmarks/speed.py --envs CartPole-v1 Pendulum-v1 HalfCheetah-v5 --reps 3
+
+Writes ``docs/benchmarks/speed_results.md``, ``speed.png`` and ``speed.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+# Zoo hyperparameters (rl-baselines3-zoo hyperparams/trpo.yml) and budgets.
+SETTINGS = {
+    "CartPole-v1": dict(
+        budget=100_000, n_envs=2, n_steps=512, minibatch=512, cg_iters=15, cg_damping=1e-3,
+        gamma=0.99, lam=0.98, critic_epochs=20, max_kl=0.01, normalize=False, lr=1e-3,
+    ),
+    "Pendulum-v1": dict(
+        budget=100_000, n_envs=2, n_steps=1024, minibatch=128, cg_iters=15, cg_damping=0.1,
+        gamma=0.9, lam=0.95, critic_epochs=15, max_kl=0.01, normalize=False, lr=1e-3,
+        sb3_extra=dict(use_sde=True, sde_sample_freq=4),
+    ),
+    "HalfCheetah-v5": dict(
+        budget=200_000, n_envs=2, n_steps=1024, minibatch=128, cg_iters=25, cg_damping=0.1,
+        gamma=0.99, lam=0.95, critic_epochs=20, max_kl=0.04, normalize=True, lr=1e-3,
+    ),
+}
+EVAL_EPISODES = 10
+
+
+def _limits(env_id: str, seconds: float = 3.0) -> dict:
+    import gymnasium as gym
+
+    s = SETTINGS[env_id]
+    envs = gym.vector.SyncVectorEnv([lambda: gym.make(env_id)] * s["n_envs"])
+    obs, _ = envs.reset(seed=0)
+    obs_dim = int(np.prod(envs.single_observation_space.shape))
+    space = envs.single_action_space
+    out_dim = space.n if hasattr(space, "n") else int(np.prod(space.shape))
+    rng = np.random.default_rng(0)
+    weights = [
+        (rng.normal(size=(obs_dim, 64)).astype(np.float32) * 0.1, np.zeros(64, np.float32)),
+        (rng.normal(size=(64, 64)).astype(np.float32) * 0.1, np.zeros(64, np.float32)),
+        (rng.normal(size=(64, out_dim)).astype(np.float32) * 0.1, np.zeros(out_dim, np.float32)),
+    ]
+
+    def policy(o: np.ndarray) -> np.ndarray:
+        h = np.asarray(o, np.float32).reshape(s["n_envs"], -1)
+        h = np.tanh(h @ weights[0][0] + weights[0][1])
+        h = np.tanh(h @ weights[1][0] + weights[1][1])
+        out = h @ weights[2][0] + weights[2][1]
+        if hasattr(space, "n"):
+            return np.argmax(out, axis=-1)
+        sample = out + rng.standard_normal(out.shape, dtype=np.float32)
+        return np.clip(sample, space.low, space.high).reshape((s["n_envs"], *space.shape))
+
+    rates = {}
+    for name, act in (("env_only", lambda o: envs.action_space.sample()), ("numpy_mlp", policy)):
+        steps, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            obs, *_ = envs.step(act(obs))
+            steps += s["n_envs"]
+        rates[name] = steps / (time.perf_counter() - start)
+    envs.close()
+    return rates
+
+
+def _sb3(env_id: str, seed: int) -> dict:
+    import torch
+    from sb3_contrib import TRPO
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.evaluation import evaluate_policy
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    torch.set_num_threads(1)
+    s = SETTINGS[env_id]
+    env = make_vec_env(env_id, n_envs=s["n_envs"], seed=seed)
+    if s["normalize"]:
+        env = VecNormalize(env, gamma=s["gamma"])
+    model = TRPO(
+        "MlpPolicy", env, learning_rate=s["lr"], n_steps=s["n_steps"], batch_size=s["minibatch"],
+        gamma=s["gamma"], gae_lambda=s["lam"], cg_max_steps=s["cg_iters"],
+        cg_damping=s["cg_damping"], n_critic_updates=s["critic_epochs"], target_kl=s["max_kl"],
+        seed=seed, device="cpu", **s.get("sb3_extra", {}),
+    )
+    timers = {"rollout": 0.0, "update": 0.0}
+
+    def timed(name, fn):
+        def wrapper(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                timers[name] += time.perf_counter() - start
+        return wrapper
+
+    model.collect_rollouts = timed("rollout", model.collect_rollouts)
+    model.train = timed("update", model.train)
+    start = time.perf_counter()
+    model.learn(total_timesteps=s["budget"])
+    wall = time.perf_counter() - start
+    eval_env = make_vec_env(env_id, n_envs=1, seed=seed + 10_000)
+    if s["normalize"]:
+        eval_env = VecNormalize(eval_env, training=False, norm_reward=False, gamma=s["gamma"])
+        eval_env.obs_rms = env.obs_rms
+    returns, _ = evaluate_policy(
+        model, eval_env, n_eval_episodes=EVAL_EPISODES, deterministic=True,
+        return_episode_rewards=True,
+    )
+    return {
+        "env_steps": int(model.num_timesteps), "wall_s": wall,
+        "steps_per_s": model.num_timesteps / wall, "rollout_s": timers["rollout"],
+        "update_s": timers["update"], "eval_return": float(np.mean(returns)),
+    }
+
+
+def _trpo_tf(env_id: str, seed: int) -> dict:
+    from trpo_tf.config import experiment_from_dict
+    from trpo_tf.train import train
+
+    s = SETTINGS[env_id]
+    config = experiment_from_dict(
+        {
+            "name": f"speed-{env_id}", "seed": seed,
+            "env": {"id": env_id, "n_envs": s["n_envs"], "normalize_obs": s["normalize"],
+                    "normalize_reward": s["normalize"]},
+            "value": {"learning_rate": s["lr"], "epochs": s["critic_epochs"],
+                      "minibatch_size": s["minibatch"]},
+            "advantage": {"gamma": s["gamma"], "lam": s["lam"]},
+            "trainer": {"total_steps": s["budget"], "steps_per_iteration": s["n_steps"] * s["n_envs"],
+                        "max_kl": s["max_kl"], "cg_iters": s["cg_iters"],
+                        "cg_damping": s["cg_damping"], "threads": 1},
+            "eval": {"every": 10**6, "episodes": EVAL_EPISODES},
+            "tracking": {"tensorboard": False},
+        }
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        result = train(config, Path(tmp) / "run", quiet=True)
+        summary = json.loads((Path(tmp) / "run" / "summary.json").read_text())
+        import csv
+
+        rows = list(csv.DictReader(open(Path(tmp) / "run" / "metrics.csv")))
+    wall = result.wall_time_s - summary["eval_time_s"]
+    return {
+        "env_steps": result.env_steps, "wall_s": wall, "steps_per_s": result.env_steps / wall,
+        "rollout_s": sum(float(r["rollout_time_s"]) for r in rows),
+        "update_s": sum(float(r["update_time_s"]) for r in rows),
+        "eval_return": result.final_eval_return,
+    }
+
+
+WORKERS = {"sb3": _sb3, "trpo_tf": _trpo_tf}
+
+
+def _spawn(kind: str, env_id: str, seed: int) -> dict:
+    env = dict(os.environ, CUDA_VISIBLE_DEVICES="", WANDB_MODE="disabled", OMP_NUM_THREADS="1")
+    out = subprocess.run(
+        [sys.executable, __file__, "--worker", kind, "--envs", env_id, "--seed", str(seed)],
+        capture_output=True, text=True, env=env,
+    )
+    lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
+    if out.returncode != 0 or not lines:
+        raise RuntimeError(f"{kind} on {env_id} failed:\n{out.stderr[-3000:]}")
+    return json.loads(lines[-1])
+
+
+def _report(results: dict, out_dir: Path) -> None:
+    lines = [
+        "# Speed: trpo_tf vs sb3-contrib TRPO (generated by benchmarks/speed.py)",
+        "",
+        f"Machine: {os.cpu_count()} cores, CPU only, one thread per library. Median of "
+        f"{results['reps']} repetitions, alternating order; steps/s exclude the final evaluation.",
+        "",
+        "| env | budget | sb3-contrib steps/s | trpo_tf steps/s | ratio | sb3 eval return | "
+        "trpo_tf eval return | sb3 update share | trpo_tf update share | env-only limit | "
+        "numpy-MLP limit |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for env_id, r in results["envs"].items():
+        sb3, ours = r["sb3"], r["trpo_tf"]
+
+        def med(rows, key):
+            return float(np.median([row[key] for row in rows]))
+
+        def share(rows):
+            return med([{"x": row["update_s"] / row["wall_s"]} for row in rows], "x")
+
+        ratios = [o["steps_per_s"] / b["steps_per_s"] for o, b in zip(ours, sb3, strict=True)]
+        lines.append(
+            f"| {env_id} | {SETTINGS[env_id]['budget']:,d} | {med(sb3, 'steps_per_s'):,.0f} | "
+            f"{med(ours, 'steps_per_s'):,.0f} | {np.median(ratios):.2f}x | "
+            f"{med(sb3, 'eval_return'):.1f} | {med(ours, 'eval_return'):.1f} | "
+            f"{share(sb3):.0%} | {share(ours):.0%} | {r['limits']['env_only']:,.0f} | "
+            f"{r['limits']['numpy_mlp']:,.0f} |"
+        )
+    lines += ["", "Per repetition (steps/s, eval return):", ""]
+    for env_id, r in results["envs"].items():
+        for kind in ("sb3", "trpo_tf"):
+            cells = ", ".join(f"{x['steps_per_s']:,.0f} ({x['eval_return']:.0f})" for x in r[kind])
+            lines.append(f"- {env_id} {kind}: {cells}")
+    (out_dir / "speed_results.md").write_text("\n".join(lines) + "\n")
+    (out_dir / "speed.json").write_text(json.dumps(results, indent=2))
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        envs = list(results["envs"])
+        x = np.arange(len(envs))
+        fig, ax = plt.subplots(figsize=(7, 4))
+        for offset, kind in ((-0.2, "sb3"), (0.2, "trpo_tf")):
+            values = [np.median([row["steps_per_s"] for row in results["envs"][e][kind]]) for e in envs]
+            ax.bar(x + offset, values, width=0.4, label="sb3-contrib TRPO" if kind == "sb3" else kind)
+        ax.set_xticks(x, envs)
+        ax.set_ylabel("env steps / s (median)")
+        ax.set_title("TRPO training throughput, 1 thread")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(out_dir / "speed.png", dpi=120)
+    except ImportError:
+        pass
+    print("\n".join(lines))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--envs", nargs="+", default=list(SETTINGS))
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=Path("docs/benchmarks"))
+    parser.add_argument("--worker", choices=[*WORKERS, "limits"])
+    args = parser.parse_args()
+    if args.worker == "limits":
+        print(json.dumps(_limits(args.envs[0])))
+        return 0
+    if args.worker:
+        print(json.dumps(WORKERS[args.worker](args.envs[0], args.seed)))
+        return 0
+    results: dict = {"reps": args.reps, "envs": {}}
+    for env_id in args.envs:
+        entry = {"sb3": [], "trpo_tf": [], "limits": _spawn("limits", env_id, 0)}
+        for rep in range(args.reps):
+            order = ("sb3", "trpo_tf") if rep % 2 == 0 else ("trpo_tf", "sb3")
+            for kind in order:
+                entry[kind].append(_spawn(kind, env_id, args.seed + rep))
+                print(f"{env_id} rep {rep} {kind}: {entry[kind][-1]}", flush=True)
+        results["envs"][env_id] = entry
+        args.out.mkdir(parents=True, exist_ok=True)
+        _report(results, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
