@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -11,10 +11,11 @@ import numpy as np
 import tensorflow as tf
 
 from trpo_tf.agent import Agent
+from trpo_tf.checkpoint import CheckpointManager
 from trpo_tf.config.build import build_estimator
 from trpo_tf.config.schema import ExperimentConfig
 from trpo_tf.envs import describe, make_env_fn, make_vector_env
-from trpo_tf.errors import ConfigError
+from trpo_tf.errors import ConfigError, RunDirError
 from trpo_tf.evaluation import evaluate
 from trpo_tf.interfaces import AdvantageEstimator, AdvantageInputs, Tracker
 from trpo_tf.rollout.actor import Actor
@@ -110,28 +111,64 @@ def _check_runner(config: ExperimentConfig) -> None:
         )
 
 
+def _tf_state(agent: Agent, update: TrpoUpdate, actor: Any) -> dict[str, Any]:
+    objects: dict[str, Any] = {
+        "policy_network": agent.policy.network,
+        "policy_head": agent.policy.head,
+        "value_network": agent.value_network,
+        "value_optimizer": agent.value_optimizer,
+        "update_generator": update.generator,
+    }
+    if isinstance(actor, Actor):
+        objects["actor_generator"] = actor.generator
+    return objects
+
+
+@dataclass
+class _LoopState:
+    """Counters of the training loop that a checkpoint carries."""
+
+    iteration: int = 0
+    recent_returns: list[float] = field(default_factory=list)
+    eval_returns: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    eval_time: float = 0.0
+    elapsed: float = 0.0
+
+
 def train(
     config: ExperimentConfig,
     run_dir: str | Path,
     quiet: bool = False,
     progress_every: int = 1,
     trackers: list[Tracker] | None = None,
+    resume: bool = False,
 ) -> TrainResult:
     """Train a TRPO agent as described by ``config``, writing ``run_dir``.
 
     Args:
         config: the resolved experiment.
-        run_dir: where ``config.yaml``, ``metrics.csv``, ``summary.json`` and the
-            final policy go (created if missing).
+        run_dir: where ``config.yaml``, ``metrics.csv``, ``summary.json``,
+            checkpoints and the final policy go (created if missing).
         quiet: no progress output.
         progress_every: iterations between plain progress lines (non-TTY).
         trackers: extra metric sinks; ``None`` builds those ``config.tracking``
             enables.
+        resume: continue from the newest checkpoint in ``run_dir``.
+
+    Raises:
+        RunDirError: ``resume`` without a checkpoint in ``run_dir``.
+        KeyboardInterrupt: after saving a checkpoint, when interrupted.
     """
     _check_runner(config)
     configure_threads(config.trainer.threads)
     tf.random.set_seed(config.seed)
     np.random.seed(config.seed)
+    run_path = Path(run_dir)
+    checkpoints = CheckpointManager(run_path / "checkpoints", config.checkpoint.keep)
+    resume_from = checkpoints.latest() if resume else None
+    if resume and resume_from is None:
+        raise RunDirError(f"cannot resume: no checkpoint in {run_path / 'checkpoints'}")
+
     env_fn = make_env_fn(config.env.id, config.env.kwargs)
     spec = describe(config.env.id, env_fn)
     agent = Agent.build(config, spec.observation_dim, spec.action_space)
@@ -174,86 +211,102 @@ def train(
         config.env.clip_nonfinite,
         seed=config.seed,
     )
-    run = RunDirectory(Path(run_dir), config)
+    loop = _LoopState()
+    progress = Progress(1, quiet=quiet, every=progress_every)
+
+    def restore(state: dict[str, Any]) -> None:
+        nonlocal loop
+        loop = state["loop"]
+        agent.observation_normalizer.stats.load_state(state["obs_stats"])
+        agent.reward_normalizer.stats.load_state(state["reward_stats"])
+        agent.reward_normalizer.returns = state["reward_returns"]
+        if isinstance(actor, NumpyActor):
+            actor.rng.bit_generator.state = state["numpy_rng"]
+        if not sampler.load_state(state["sampler"]):
+            progress.message(
+                f"resume: environment state of '{config.env.id}' could not be restored; "
+                "episodes restart from reset"
+            )
+
+    if resume_from is not None:
+        # Build every variable (Adam slots included) before restoring into it.
+        update.value_optimizer.build(agent.value_network.trainable_variables)
+        CheckpointManager.load(resume_from, _tf_state(agent, update, actor), restore)
+        actor.sync()
+
+    def save_checkpoint() -> Path:
+        return checkpoints.save(
+            loop.iteration,
+            _tf_state(agent, update, actor),
+            {
+                "loop": loop,
+                "obs_stats": agent.observation_normalizer.stats.state(),
+                "reward_stats": agent.reward_normalizer.stats.state(),
+                "reward_returns": agent.reward_normalizer.returns,
+                "numpy_rng": actor.rng.bit_generator.state
+                if isinstance(actor, NumpyActor)
+                else None,
+                "sampler": sampler.state(),
+            },
+        )
+
+    run = RunDirectory(run_path, config, resume_after=loop.iteration if resume_from else None)
     if trackers is None:
         trackers = build_trackers(config, run.path)
     # Whole iterations only, never more than the budget (at least one iteration).
     iterations = max(1, trainer.total_steps // batch_size)
-    progress = Progress(iterations * batch_size, quiet=quiet, every=progress_every)
-    recent_returns: list[float] = []
-    eval_returns = np.zeros(0)
-    eval_time = 0.0
-    start = time.perf_counter()
+    progress.total_steps = iterations * batch_size
+    start = time.perf_counter() - loop.elapsed
+    completed = False
     try:
-        for iteration in range(1, iterations + 1):
-            t0 = time.perf_counter()
-            rollout = sampler.collect(policy_version=iteration)
-            t1 = time.perf_counter()
-            values, advantages, targets = compute_advantages(
-                rollout, lambda x: value_fn(x).numpy(), estimator
+        while loop.iteration < iterations:
+            iteration = loop.iteration + 1
+            row = _iteration(
+                config,
+                iteration,
+                iterations,
+                sampler,
+                update,
+                actor,
+                agent,
+                value_fn,
+                estimator,
+                env_fn,
+                loop,
+                start,
             )
-            flat_adv = advantages.reshape(-1)
-            if config.advantage.normalize:
-                flat_adv = (flat_adv - flat_adv.mean()) / (flat_adv.std() + 1e-8)
-            metrics = update.update(
-                rollout.flat("observations"),
-                rollout.flat("actions"),
-                rollout.flat("behavior_log_prob"),
-                flat_adv.astype(np.float32),
-                targets.reshape(-1).astype(np.float32),
-            )
-            metrics = {k: float(v) for k, v in metrics.items()}
-            actor.sync()
-            t2 = time.perf_counter()
-            recent_returns = (recent_returns + rollout.episode_returns.tolist())[-100:]
-            row: dict[str, Any] = {
-                "iteration": iteration,
-                "env_steps": sampler.total_env_steps,
-                "wall_time_s": round(t2 - start, 4),
-                "fps": round(sampler.total_env_steps / (t2 - start), 1),
-                "episode_return_mean": float(np.mean(recent_returns)) if recent_returns else None,
-                "episode_length_mean": float(np.mean(rollout.episode_lengths))
-                if rollout.episode_lengths.size
-                else None,
-                "episodes": int(rollout.episode_returns.size),
-                "explained_variance": explained_variance(values.reshape(-1), targets.reshape(-1)),
-                "rollout_time_s": round(t1 - t0, 4),
-                "update_time_s": round(t2 - t1, 4),
-                "nonfinite_replaced": rollout.nonfinite_replaced,
-                **metrics,
-            }
-            row["line_search_accepted"] = bool(metrics["line_search_accepted"])
-            row["line_search_steps"] = int(metrics["line_search_steps"])
-            row["skip_reason"] = int(metrics["skip_reason"])
-            if iteration % config.eval.every == 0 or iteration == iterations:
-                eval_start = time.perf_counter()
-                eval_returns = evaluate(
-                    env_fn,
-                    actor.mode,
-                    agent.policy.head,
-                    agent.observation_normalizer,
-                    config.eval.episodes,
-                    seed=config.seed + 10_000,
-                )
-                eval_time += time.perf_counter() - eval_start
-                row["eval_return"] = float(eval_returns.mean())
-                row["eval_return_std"] = float(eval_returns.std())
+            loop.iteration = iteration
+            loop.elapsed = time.perf_counter() - start
             run.log(row)
             for tracker in trackers:
                 tracker.log(row, step=sampler.total_env_steps)
             progress.update(
                 iteration,
                 sampler.total_env_steps,
-                row["episode_return_mean"] if recent_returns else float("nan"),
-                metrics["kl"],
+                row["episode_return_mean"] if loop.recent_returns else float("nan"),
+                row["kl"],
                 row.get("eval_return"),
             )
+            every = config.checkpoint.every
+            if every and iteration % every == 0 and iteration < iterations:
+                save_checkpoint()
+        completed = True
+        save_checkpoint()
         agent.save(run.policy_dir)
+    except KeyboardInterrupt:
+        path = save_checkpoint()
+        progress.message(
+            f"interrupted: checkpoint of iteration {loop.iteration} saved to {path}; "
+            f"continue with: trpo-tf train --resume {run.path}"
+        )
+        raise
     finally:
         progress.close()
         sampler.close()
         run.close()
+    assert completed
     wall = time.perf_counter() - start
+    eval_returns = loop.eval_returns
     result = TrainResult(
         run_dir=run.path,
         env_steps=sampler.total_env_steps,
@@ -271,10 +324,80 @@ def train(
         "eval_episodes": result.eval_episodes,
         "iterations": iterations,
         "update_traces": update.trace_count(),
-        "eval_time_s": round(eval_time, 3),
-        "train_steps_per_s": round(result.env_steps / max(wall - eval_time, 1e-9), 1),
+        "eval_time_s": round(loop.eval_time, 3),
+        "train_steps_per_s": round(result.env_steps / max(wall - loop.eval_time, 1e-9), 1),
     }
     run.write_summary(summary)
     for tracker in trackers:
         tracker.finish(summary, run.path)
     return result
+
+
+def _iteration(
+    config: ExperimentConfig,
+    iteration: int,
+    iterations: int,
+    sampler: SyncSampler,
+    update: TrpoUpdate,
+    actor: Any,
+    agent: Agent,
+    value_fn: Any,
+    estimator: AdvantageEstimator,
+    env_fn: Any,
+    loop: _LoopState,
+    start: float,
+) -> dict[str, Any]:
+    """Collect, estimate, update, (evaluate); returns the metrics row."""
+    t0 = time.perf_counter()
+    rollout = sampler.collect(policy_version=iteration)
+    t1 = time.perf_counter()
+    values, advantages, targets = compute_advantages(
+        rollout, lambda x: value_fn(x).numpy(), estimator
+    )
+    flat_adv = advantages.reshape(-1)
+    if config.advantage.normalize:
+        flat_adv = (flat_adv - flat_adv.mean()) / (flat_adv.std() + 1e-8)
+    metrics = update.update(
+        rollout.flat("observations"),
+        rollout.flat("actions"),
+        rollout.flat("behavior_log_prob"),
+        flat_adv.astype(np.float32),
+        targets.reshape(-1).astype(np.float32),
+    )
+    metrics = {k: float(v) for k, v in metrics.items()}
+    actor.sync()
+    t2 = time.perf_counter()
+    loop.recent_returns = (loop.recent_returns + rollout.episode_returns.tolist())[-100:]
+    row: dict[str, Any] = {
+        "iteration": iteration,
+        "env_steps": sampler.total_env_steps,
+        "wall_time_s": round(t2 - start, 4),
+        "fps": round(sampler.total_env_steps / (t2 - start), 1),
+        "episode_return_mean": float(np.mean(loop.recent_returns)) if loop.recent_returns else None,
+        "episode_length_mean": float(np.mean(rollout.episode_lengths))
+        if rollout.episode_lengths.size
+        else None,
+        "episodes": int(rollout.episode_returns.size),
+        "explained_variance": explained_variance(values.reshape(-1), targets.reshape(-1)),
+        "rollout_time_s": round(t1 - t0, 4),
+        "update_time_s": round(t2 - t1, 4),
+        "nonfinite_replaced": rollout.nonfinite_replaced,
+        **metrics,
+    }
+    row["line_search_accepted"] = bool(metrics["line_search_accepted"])
+    row["line_search_steps"] = int(metrics["line_search_steps"])
+    row["skip_reason"] = int(metrics["skip_reason"])
+    if iteration % config.eval.every == 0 or iteration == iterations:
+        eval_start = time.perf_counter()
+        loop.eval_returns = evaluate(
+            env_fn,
+            actor.mode,
+            agent.policy.head,
+            agent.observation_normalizer,
+            config.eval.episodes,
+            seed=config.seed + 10_000,
+        )
+        loop.eval_time += time.perf_counter() - eval_start
+        row["eval_return"] = float(loop.eval_returns.mean())
+        row["eval_return_std"] = float(loop.eval_returns.std())
+    return row

@@ -45,7 +45,7 @@ def _functional_params(policy: Policy, theta: tf.Tensor, obs: tf.Tensor) -> tf.T
     """dist_params(obs) as a function of a flat θ (same layout as policy_variables)."""
     shapes = [v.shape for v in policy.policy_variables]
     pieces = tf.split(theta, [int(np.prod(s)) for s in shapes])
-    w1, b1, w2, b2 = (tf.reshape(p, s) for p, s in zip(pieces[:4], shapes[:4]))
+    w1, b1, w2, b2 = (tf.reshape(p, s) for p, s in zip(pieces[:4], shapes[:4], strict=True))
     out = tf.tanh(obs @ w1 + b1) @ w2 + b2
     if len(pieces) == 5:  # Gaussian: [mean, log_std]
         return tf.concat([out, tf.broadcast_to(pieces[4], tf.shape(out))], axis=-1)
@@ -111,9 +111,8 @@ def test_log_std_is_a_policy_parameter(kind: str) -> None:
 
 
 @pytest.mark.parametrize("kind", KINDS)
-@pytest.mark.parametrize("damping", [0.0, 0.1])
 @pytest.mark.parametrize("at_old", [True, False], ids=["theta_old", "theta_moved"])
-def test_fvp_matches_explicit_hessian(kind: str, damping: float, at_old: bool) -> None:
+def test_fvp_matches_explicit_hessian(kind: str, at_old: bool) -> None:
     policy = _policy(kind, seed=3)
     obs = _observations(4)
     variables = policy.policy_variables
@@ -130,7 +129,7 @@ def test_fvp_matches_explicit_hessian(kind: str, damping: float, at_old: bool) -
         assert np.abs(hessian[-2:, -2:]).max() > 0.1
     mean_kl = _mean_kl(policy, old_params, obs)
     rng = np.random.default_rng(6)
-    for _ in range(3):
+    for damping in (0.0, 0.1, 0.0):
         v = rng.normal(size=theta.size)
         product = fisher_vector_product(mean_kl, variables, tf.constant(v), damping)
         assert product.dtype == tf.float64

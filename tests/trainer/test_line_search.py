@@ -65,7 +65,7 @@ class Problem:
         return [np.asarray(v.numpy()) for v in self.variables]
 
     def assert_restored(self) -> None:
-        for value, initial in zip(self.values(), INITIAL):
+        for value, initial in zip(self.values(), INITIAL, strict=True):
             assert value.dtype == np.float64
             assert np.array_equal(value, initial), (value, initial)
 

@@ -24,7 +24,9 @@ KINDS = ["categorical", "diag_gaussian"]
 HP = TrpoHyperparameters(value_epochs=2, value_minibatch_size=MINIBATCH)
 
 
-def _build(kind: str, seed: int = 0, **overrides) -> TrpoUpdate:
+def _build(
+    kind: str, seed: int = 0, batch_size: int = BATCH, jit_compile: bool = False, **overrides
+) -> TrpoUpdate:
     if kind == "categorical":
         head = make_categorical(gym.spaces.Discrete(3), dtype=tf.float64)
     else:
@@ -39,10 +41,11 @@ def _build(kind: str, seed: int = 0, **overrides) -> TrpoUpdate:
         value,
         keras.optimizers.Adam(1e-2),
         dataclasses.replace(HP, **overrides),
-        batch_size=BATCH,
+        batch_size=batch_size,
         observation_dim=OBS_DIM,
         seed=seed,
         dtype=tf.float64,
+        jit_compile=jit_compile,
     )
 
 
@@ -68,7 +71,7 @@ def _theta(update: TrpoUpdate) -> list[np.ndarray]:
 
 def _assert_same(before: list[np.ndarray], after: list[np.ndarray]) -> None:
     assert len(before) == len(after)
-    for b, a in zip(before, after):
+    for b, a in zip(before, after, strict=True):
         assert a.dtype == np.float64
         assert np.array_equal(b, a)
 
@@ -143,7 +146,8 @@ def test_bad_curvature_skips_and_leaves_theta_unchanged(kind: str) -> None:
     _assert_same(before, _theta(update))
 
 
-def test_rejected_line_search_restores_theta_bit_exactly() -> None:
+@pytest.mark.parametrize("jit_compile", [False, True], ids=["graph", "xla"])
+def test_rejected_line_search_restores_theta_bit_exactly(jit_compile: bool) -> None:
     """Gaussian head, actions at the mean, Â = 1: the step only shrinks log σ.
 
     Then ∂log π/∂μ = 0 and ∂log π/∂log σᵢ = −1, F's log σ block is 2·I, and the
@@ -151,14 +155,20 @@ def test_rejected_line_search_restores_theta_bit_exactly() -> None:
     Σᵢ Δ + e^{−2Δ}/2 − 1/2, is ≈ 4.1 (full step) and ≈ 3.0 (0.9·step) for δ = 2:
     both candidates violate δ, although J improves, so the step is rejected.
     """
-    update = _build("diag_gaussian", max_kl=2.0, line_search_steps=2, line_search_backtrack=0.9)
+    update = _build(
+        "diag_gaussian",
+        jit_compile=jit_compile,
+        max_kl=2.0,
+        line_search_steps=2,
+        line_search_backtrack=0.9,
+    )
     policy = update.policy
+    policy.head.log_std.assign([-1 / 3, -0.1])  # values that do not survive θ_old + s − s
     batch = _batch(update, seed=3)
     params = policy.dist_params(batch["observations"])
     batch["actions"] = policy.head.mode(params)
     batch["behavior_log_prob"] = policy.distribution(params).log_prob(batch["actions"])
     batch["advantages"] = tf.ones([BATCH], tf.float64)
-    policy.head.log_std.assign([-1 / 3, -0.1])  # values that do not survive θ_old + s − s
     before = _theta(update)
     step = -np.sqrt(2 * 2.0 / (2 * (2 + HP.cg_damping)))
     assert not np.any(before[-1] + step - step == before[-1])
@@ -240,6 +250,25 @@ def test_value_loss_decreases_on_fixed_targets(kind: str) -> None:
     losses = [float(update.update(**batch)["value_loss"]) for _ in range(8)]
     assert all(np.isfinite(losses))
     assert losses[-1] < 0.5 * losses[0]
-    assert sum(b < a for a, b in zip(losses, losses[1:])) >= 5
+    assert sum(b < a for a, b in zip(losses[:-1], losses[1:], strict=True)) >= 5
     assert mse() < 0.5 * initial
     assert update.trace_count() == 1
+
+
+def test_value_minibatch_larger_than_twice_the_batch() -> None:
+    """A batch smaller than half a value minibatch still trains (every sample used).
+
+    ``fit_value`` pads the permutation with ``permutation[: padded - batch]``,
+    which is shorter than ``padded - batch`` when ``minibatch_size > 2·batch``.
+    """
+    batch_size = 16
+    update = _build("categorical", batch_size=batch_size)  # value_minibatch_size = 64
+    rng = np.random.default_rng(0)
+    metrics = update.update(
+        observations=tf.constant(rng.normal(size=(batch_size, OBS_DIM))),
+        actions=tf.constant(rng.integers(0, 3, size=batch_size), tf.int32),
+        behavior_log_prob=tf.fill([batch_size], tf.constant(-np.log(3.0), tf.float64)),
+        advantages=tf.constant(rng.normal(size=batch_size)),
+        value_targets=tf.constant(rng.normal(size=batch_size)),
+    )
+    assert np.isfinite(metrics["value_loss"].numpy())

@@ -132,6 +132,16 @@ class TrackingConfig:
 
 
 @dataclass(frozen=True)
+class CheckpointConfig:
+    """``checkpoint:`` — periodic checkpoints for ``trpo-tf train --resume``."""
+
+    every: int = _bounded(10, min=0)
+    """Iterations between checkpoints (0: only at the end and on Ctrl-C)."""
+    keep: int = _bounded(3, min=1)
+    """How many of the newest checkpoints to keep."""
+
+
+@dataclass(frozen=True)
 class ExperimentConfig:
     """A whole experiment, as resolved from YAML plus ``--set`` overrides."""
 
@@ -145,3 +155,4 @@ class ExperimentConfig:
     runner: RunnerConfig = field(default_factory=RunnerConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)

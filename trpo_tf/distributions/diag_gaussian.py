@@ -37,6 +37,7 @@ class DiagGaussianHead(tf.Module):
         env_shape: tuple[int, ...],
         log_std_init: float = 0.0,
         dtype: tf.DType = tf.float32,
+        env_dtype: np.dtype | str = np.float32,
     ) -> None:
         super().__init__(name="diag_gaussian")
         size = int(np.prod(env_shape))
@@ -45,6 +46,7 @@ class DiagGaussianHead(tf.Module):
         self.action_shape: tuple[int, ...] = (size,)
         self.action_dtype = dtype
         self.env_shape = tuple(env_shape)
+        self.env_dtype = np.dtype(env_dtype)
         self.low = np.asarray(low, dtype=np.float64).reshape(-1)
         self.high = np.asarray(high, dtype=np.float64).reshape(-1)
         self.log_std = tf.Variable(
@@ -74,7 +76,7 @@ class DiagGaussianHead(tf.Module):
 
     def to_env_action(self, actions: np.ndarray) -> np.ndarray:
         actions = np.asarray(actions)
-        clipped = np.clip(actions, self.low, self.high)
+        clipped = np.clip(actions, self.low, self.high).astype(self.env_dtype, copy=False)
         return clipped.reshape((actions.shape[0], *self.env_shape))
 
     def diagnostics(self, params: tf.Tensor) -> Mapping[str, tf.Tensor]:
@@ -122,5 +124,10 @@ def make_diag_gaussian(
             f"policy.distribution_kwargs.log_std_init must be a number, got {log_std_init!r}"
         )
     return DiagGaussianHead(
-        action_space.low, action_space.high, action_space.shape, float(log_std_init), dtype
+        action_space.low,
+        action_space.high,
+        action_space.shape,
+        float(log_std_init),
+        dtype,
+        env_dtype=action_space.dtype,
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+
 import gymnasium as gym
 import numpy as np
 
@@ -117,13 +119,11 @@ class SyncSampler:
                     final = np.stack(
                         [
                             np.asarray(info["final_obs"][i], np.float64).reshape(-1)
-                            if trunc[i]
-                            else np.zeros(obs_dim)
-                            for i in range(N)
+                            for i in np.flatnonzero(trunc)
                         ]
                     )
                     final = self.guard(final, "final observation", step)
-                    final_observations[t] = self.obs_norm(final)
+                    final_observations[t, trunc] = self.obs_norm(final)
             self._raw_obs = raw_next
             obs = self.obs_norm(raw_next, update=t + 1 < T)
 
@@ -143,6 +143,42 @@ class SyncSampler:
             episode_lengths=np.asarray(episode_lengths, np.int64),
             nonfinite_replaced=self.guard.replaced,
         )
+
+    def state(self) -> dict:
+        """Everything needed to continue stepping exactly where this sampler is.
+
+        Sub-environments of a synchronous vector env are pickled with their RNGs;
+        when that is impossible (async envs, unpicklable simulators) ``envs`` is
+        None and a resumed run starts fresh episodes instead.
+        """
+        envs = None
+        if isinstance(self.envs, gym.vector.SyncVectorEnv):
+            try:
+                envs = pickle.dumps(self.envs.envs)
+            except Exception:  # noqa: BLE001 - any env may refuse to pickle
+                envs = None
+        return {
+            "raw_obs": self._raw_obs,
+            "episode_return": self._episode_return,
+            "episode_length": self._episode_length,
+            "total_env_steps": self.total_env_steps,
+            "nonfinite_replaced": self.guard.replaced,
+            "envs": envs,
+        }
+
+    def load_state(self, state: dict) -> bool:
+        """Inverse of :meth:`state`; returns whether the env state was restored."""
+        self.total_env_steps = int(state["total_env_steps"])
+        self.guard.replaced = int(state["nonfinite_replaced"])
+        if state["envs"] is None:
+            return False
+        for env in self.envs.envs:
+            env.close()
+        self.envs.envs = pickle.loads(state["envs"])
+        self._raw_obs = state["raw_obs"]
+        self._episode_return = state["episode_return"]
+        self._episode_length = state["episode_length"]
+        return True
 
     def close(self) -> None:
         self.envs.close()

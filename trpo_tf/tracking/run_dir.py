@@ -69,18 +69,41 @@ def _cell(value: Any) -> Any:
 class RunDirectory:
     """Writes ``config.yaml``, appends to ``metrics.csv``, writes ``summary.json``."""
 
-    def __init__(self, path: Path, config: ExperimentConfig) -> None:
+    def __init__(
+        self, path: Path, config: ExperimentConfig, resume_after: int | None = None
+    ) -> None:
+        """Start a run directory, or continue one after iteration ``resume_after``.
+
+        On resume, ``metrics.csv`` keeps the rows up to ``resume_after`` (rows a
+        crashed process wrote after its last checkpoint are dropped, since the
+        resumed run recomputes them) and new rows are appended.
+        """
         self.path = Path(path)
         self.path.mkdir(parents=True, exist_ok=True)
         dump_experiment(config, self.path / "config.yaml")
-        self._metrics_file = open(self.path / "metrics.csv", "w", newline="")  # noqa: SIM115
+        metrics = self.path / "metrics.csv"
+        kept: list[dict[str, str]] = []
+        if resume_after is not None and metrics.exists():
+            with open(metrics, newline="") as handle:
+                kept = [
+                    row
+                    for row in csv.DictReader(handle)
+                    if row.get("iteration") and int(row["iteration"]) <= resume_after
+                ]
+        self._metrics_file = open(metrics, "w", newline="")  # noqa: SIM115
         self._writer = csv.DictWriter(self._metrics_file, fieldnames=METRIC_COLUMNS)
         self._writer.writeheader()
+        for row in kept:
+            self._writer.writerow({k: row.get(k, "") for k in METRIC_COLUMNS})
         self._metrics_file.flush()
 
     @property
     def policy_dir(self) -> Path:
         return self.path / "policy"
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.path / "checkpoints"
 
     def log(self, row: Mapping[str, Any]) -> None:
         """Append one iteration's row; unknown keys are an error (no silent loss)."""

@@ -41,7 +41,7 @@ def fit_value(
 
     def epoch(epoch_index, last_loss):
         permutation = tf.argsort(generator.uniform([batch]))
-        index = tf.concat([permutation, permutation[: padded - batch]], axis=0)
+        index = tf.tile(permutation, [-(-padded // batch)])[:padded]
         obs = tf.reshape(tf.gather(observations, index), [n_minibatches, minibatch_size, -1])
         tgt = tf.reshape(tf.gather(targets, index), [n_minibatches, minibatch_size])
 

@@ -1,0 +1,60 @@
+"""The numpy rollout mirror equals the TensorFlow policy."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+from trpo_tf.config import experiment_from_dict
+from trpo_tf.config.build import build_policy
+from trpo_tf.rollout.numpy_actor import NumpyActor, can_mirror
+
+
+@pytest.mark.parametrize(
+    "space",
+    [gym.spaces.Discrete(5), gym.spaces.Box(-2.0, 2.0, (3,), np.float32)],
+    ids=["categorical", "diag_gaussian"],
+)
+@pytest.mark.parametrize("activation", ["tanh", "relu", "elu", "silu"])
+def test_numpy_actor_matches_policy(space: gym.Space, activation: str) -> None:
+    config = experiment_from_dict({"policy": {"activation": activation, "hidden": [16, 8]}})
+    policy = build_policy(config, 4, space)
+    # Non-trivial weights so that every layer matters.
+    for variable in policy.policy_variables:
+        variable.assign(np.random.default_rng(1).normal(size=variable.shape) * 0.5)
+    assert can_mirror(policy)
+    actor = NumpyActor(policy, seed=0)
+    obs = np.random.default_rng(2).normal(size=(64, 4)).astype(np.float32)
+    actions, log_prob, params = actor.sample(obs)
+    expected_params = policy.dist_params(obs).numpy()
+    np.testing.assert_allclose(params, expected_params, rtol=1e-5, atol=1e-5)
+    expected_log_prob = np.asarray(policy.distribution(expected_params).log_prob(actions))
+    np.testing.assert_allclose(log_prob, expected_log_prob, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        actor.mode(obs), np.asarray(policy.head.mode(expected_params)), rtol=1e-5, atol=1e-5
+    )
+
+
+def test_numpy_actor_follows_weight_changes_after_sync() -> None:
+    policy = build_policy(experiment_from_dict({}), 3, gym.spaces.Box(-1.0, 1.0, (2,)))
+    actor = NumpyActor(policy, seed=0)
+    obs = np.ones((2, 3), np.float32)
+    before = actor.mode(obs)
+    policy.head.log_std.assign([0.5, -0.5])
+    policy.network.layers[-1].bias.assign([1.0, -1.0])
+    np.testing.assert_array_equal(actor.mode(obs), before)  # not synced yet
+    actor.sync()
+    np.testing.assert_allclose(actor.mode(obs), before + np.array([1.0, -1.0]), atol=1e-6)
+    _, _, params = actor.sample(obs)
+    np.testing.assert_allclose(params[:, 2:], [[0.5, -0.5]] * 2)
+
+
+def test_sampling_statistics_match_the_distribution() -> None:
+    policy = build_policy(experiment_from_dict({}), 2, gym.spaces.Discrete(3))
+    policy.network.layers[-1].bias.assign([1.0, 0.0, -1.0])
+    actor = NumpyActor(policy, seed=0)
+    actions, _, _ = actor.sample(np.zeros((20000, 2), np.float32))
+    frequencies = np.bincount(actions, minlength=3) / actions.size
+    expected = np.exp([1.0, 0.0, -1.0]) / np.exp([1.0, 0.0, -1.0]).sum()
+    np.testing.assert_allclose(frequencies, expected, atol=0.015)

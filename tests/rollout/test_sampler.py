@@ -1,0 +1,452 @@
+"""SyncSampler against tiny hand-written environments whose every number is known.
+
+``CountingEnv`` observes ``[t, index]`` where ``t`` counts the steps since its last
+reset and ``index`` is its position in the vector env; the reward of the step that
+moves the counter to ``t`` is ``t``. An episode of length ``L`` therefore returns
+``L (L + 1) / 2`` and its true last observation is ``[L, index]``.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from trpo_tf.advantages.gae import GeneralizedAdvantageEstimator
+from trpo_tf.config import experiment_from_dict
+from trpo_tf.config.build import build_policy
+from trpo_tf.envs import make_vector_env
+from trpo_tf.errors import NonFiniteEnvError
+from trpo_tf.normalization import ObservationNormalizer, RewardNormalizer
+from trpo_tf.rollout.actor import Actor
+from trpo_tf.rollout.sampler import SyncSampler
+from trpo_tf.train import compute_advantages
+
+N_ENVS = 3
+OBS_DIM = 2
+BOX_LOW = np.array([-1.0, 0.0], np.float32)
+BOX_HIGH = np.array([1.0, 0.5], np.float32)
+
+
+class CountingEnv(gym.Env):
+    """obs = [t, index]; reward t; optional termination, truncation and NaN injection.
+
+    ``nan_obs_at`` / ``nan_reward_at`` count steps over the env's whole life (not per
+    episode), starting at 1 for the first ``step`` call.
+    """
+
+    metadata: dict[str, Any] = {"render_modes": []}
+
+    def __init__(
+        self,
+        index: int,
+        action_space: gym.Space,
+        terminate_at: int | None = None,
+        truncate_at: int | None = None,
+        nan_obs_at: int | None = None,
+        nan_reward_at: int | None = None,
+    ) -> None:
+        self.index = index
+        self.observation_space = gym.spaces.Box(-np.inf, np.inf, (OBS_DIM,), np.float32)
+        self.action_space = action_space
+        self.terminate_at = terminate_at
+        self.truncate_at = truncate_at
+        self.nan_obs_at = nan_obs_at
+        self.nan_reward_at = nan_reward_at
+        self.received: list[np.ndarray] = []
+        self.t = 0
+        self.life_steps = 0
+
+    def _obs(self) -> np.ndarray:
+        return np.array([self.t, self.index], np.float32)
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        self.t = 0
+        return self._obs(), {}
+
+    def step(self, action):
+        self.received.append(np.array(action, copy=True))
+        self.t += 1
+        self.life_steps += 1
+        obs = self._obs()
+        reward = float(self.t)
+        if self.life_steps == self.nan_obs_at:
+            obs[0] = np.nan
+        if self.life_steps == self.nan_reward_at:
+            reward = float("nan")
+        terminated = self.terminate_at is not None and self.t >= self.terminate_at
+        truncated = self.truncate_at is not None and self.t >= self.truncate_at
+        return obs, reward, terminated, truncated, {}
+
+
+def _vector_env(action_space: gym.Space, **per_env: Any) -> gym.vector.VectorEnv:
+    """N_ENVS CountingEnvs; each keyword is one value per env index (a list) or shared.
+
+    ``time_limit=[...]`` wraps that env in gymnasium's ``TimeLimit``.
+    """
+    counter = itertools.count()
+
+    def env_fn() -> gym.Env:
+        index = next(counter)
+        kwargs = {k: v[index] if isinstance(v, list) else v for k, v in per_env.items()}
+        time_limit = kwargs.pop("time_limit", None)
+        env = CountingEnv(index, action_space, **kwargs)
+        return gym.wrappers.TimeLimit(env, time_limit) if time_limit else env
+
+    return make_vector_env(env_fn, N_ENVS, "sync")
+
+
+ACTION_SPACES = {
+    "discrete": gym.spaces.Discrete(2),
+    "box": gym.spaces.Box(BOX_LOW, BOX_HIGH, (2,), np.float32),
+}
+
+
+@pytest.fixture(scope="module")
+def policies() -> dict[str, Any]:
+    """One policy + compiled actor per action-space kind (XLA compiles once per module)."""
+    built = {}
+    for kind, space in ACTION_SPACES.items():
+        config = experiment_from_dict(
+            {
+                "seed": 3,
+                "policy": {
+                    "hidden": [8],
+                    # Wide Gaussian so that samples leave the Box and get clipped.
+                    "distribution_kwargs": {"log_std_init": 1.0} if kind == "box" else {},
+                },
+            }
+        )
+        policy = build_policy(config, OBS_DIM, space)
+        # Generic weights: the initializer's tiny output layer makes every logit ~0.
+        rng = np.random.default_rng(0)
+        for variable in policy.network.trainable_variables:
+            variable.assign(rng.normal(scale=0.5, size=variable.shape).astype(np.float32))
+        built[kind] = (policy, Actor(policy, N_ENVS, OBS_DIM, seed=1))
+    return built
+
+
+def _sampler(
+    envs: gym.vector.VectorEnv,
+    policy_and_actor: tuple[Any, Actor],
+    steps_per_env: int,
+    clip_nonfinite: bool = False,
+    env_name: str = "counting-env",
+    normalize_obs: bool = False,
+) -> SyncSampler:
+    policy, actor = policy_and_actor
+    return SyncSampler(
+        envs,
+        env_name,
+        actor,
+        policy.head,
+        steps_per_env,
+        ObservationNormalizer((OBS_DIM,), normalize_obs),
+        RewardNormalizer(N_ENVS, 0.99, False),
+        clip_nonfinite,
+        seed=0,
+    )
+
+
+# Episode ends used by several tests: env 0 hits a gymnasium TimeLimit after 4 steps,
+# env 1 terminates after 3, env 2 truncates itself after 5.
+LENGTHS = (4, 3, 5)
+TRUNCATES = (True, False, True)
+
+
+def _ending_envs(kind: str = "discrete") -> gym.vector.VectorEnv:
+    return _vector_env(
+        ACTION_SPACES[kind],
+        time_limit=[4, None, None],
+        terminate_at=[None, 3, None],
+        truncate_at=[None, None, 5],
+    )
+
+
+def _expected_episodes(first_step: int, last_step: int) -> tuple[list[float], list[int]]:
+    """Returns/lengths of episodes ending at global vector steps first..last (1-based)."""
+    returns, lengths = [], []
+    for step in range(first_step, last_step + 1):
+        for length in LENGTHS:
+            if step % length == 0:
+                returns.append(length * (length + 1) / 2)
+                lengths.append(length)
+    return returns, lengths
+
+
+@pytest.mark.parametrize("kind", ["discrete", "box"])
+def test_rollout_fields_have_documented_shapes_and_dtypes(policies, kind):
+    T = 4
+    policy, _ = policies[kind]
+    sampler = _sampler(_ending_envs(kind), policies[kind], T)
+    try:
+        rollout = sampler.collect(policy_version=7)
+    finally:
+        sampler.close()
+    head = policy.head
+    action_shape = (T, N_ENVS) if kind == "discrete" else (T, N_ENVS, 2)
+    action_dtype = np.int32 if kind == "discrete" else np.float32
+    expected = {
+        "observations": ((T, N_ENVS, OBS_DIM), np.float32),
+        "actions": (action_shape, action_dtype),
+        "rewards": ((T, N_ENVS), np.float32),
+        "raw_rewards": ((T, N_ENVS), np.float32),
+        "terminated": ((T, N_ENVS), np.bool_),
+        "truncated": ((T, N_ENVS), np.bool_),
+        "final_observations": ((T, N_ENVS, OBS_DIM), np.float32),
+        "last_observations": ((N_ENVS, OBS_DIM), np.float32),
+        "behavior_log_prob": ((T, N_ENVS), np.float32),
+        "behavior_params": ((T, N_ENVS, head.param_dim), np.float32),
+        "policy_version": ((T, N_ENVS), np.int64),
+    }
+    for name, (shape, dtype) in expected.items():
+        value = getattr(rollout, name)
+        assert isinstance(value, np.ndarray), name
+        assert value.shape == shape, (name, value.shape)
+        assert value.dtype == dtype, (name, value.dtype)
+    assert rollout.episode_returns.dtype == np.float64
+    assert rollout.episode_lengths.dtype == np.int64
+    assert rollout.episode_returns.ndim == rollout.episode_lengths.ndim == 1
+    assert rollout.episode_returns.shape == rollout.episode_lengths.shape
+    assert (rollout.policy_version == 7).all()
+    assert rollout.num_steps == T * N_ENVS
+    assert rollout.flat("observations").shape == (T * N_ENVS, OBS_DIM)
+    assert rollout.flat("behavior_log_prob").shape == (T * N_ENVS,)
+    assert rollout.nonfinite_replaced == 0
+    assert sampler.total_env_steps == T * N_ENVS
+
+
+def test_truncation_keeps_true_final_observation_and_resets(policies):
+    T = 12
+    sampler = _sampler(_ending_envs(), policies["discrete"], T)
+    try:
+        rollout = sampler.collect(policy_version=1)
+    finally:
+        sampler.close()
+    for i, (length, truncates) in enumerate(zip(LENGTHS, TRUNCATES, strict=True)):
+        ends = [t for t in range(T) if (t + 1) % length == 0]
+        end_mask = np.zeros(T, bool)
+        end_mask[ends] = True
+        # Stored observations count up from the reset observation [0, i].
+        np.testing.assert_array_equal(rollout.observations[:, i, 0], np.arange(T) % length)
+        np.testing.assert_array_equal(rollout.observations[:, i, 1], i)
+        if truncates:
+            np.testing.assert_array_equal(rollout.truncated[:, i], end_mask)
+            assert not rollout.terminated[:, i].any()
+            for t in ends:
+                np.testing.assert_array_equal(rollout.final_observations[t, i], [length, i])
+        else:
+            np.testing.assert_array_equal(rollout.terminated[:, i], end_mask)
+            assert not rollout.truncated[:, i].any()
+        # Rows that were not truncated carry no final observation.
+        not_truncated = ~rollout.truncated[:, i]
+        assert (rollout.final_observations[not_truncated, i] == 0).all()
+        # The observation after any episode end is the reset observation.
+        for t in ends:
+            after = rollout.observations[t + 1, i] if t + 1 < T else rollout.last_observations[i]
+            np.testing.assert_array_equal(after, [0, i])
+    np.testing.assert_array_equal(rollout.last_observations[:, 0], np.full(N_ENVS, T) % LENGTHS)
+
+
+def test_episode_returns_and_lengths_match_the_env_across_rollouts(policies):
+    T = 5
+    sampler = _sampler(_ending_envs(), policies["discrete"], T)
+    try:
+        first = sampler.collect(policy_version=1)
+        second = sampler.collect(policy_version=2)
+    finally:
+        sampler.close()
+    for rollout, start in ((first, 1), (second, T + 1)):
+        returns, lengths = _expected_episodes(start, start + T - 1)
+        np.testing.assert_array_equal(rollout.episode_returns, returns)
+        np.testing.assert_array_equal(rollout.episode_lengths, lengths)
+        steps = np.arange(start - 1, start - 1 + T)[:, None]
+        expected_rewards = (steps % np.array(LENGTHS)) + 1
+        np.testing.assert_array_equal(rollout.raw_rewards, expected_rewards)
+        # Reward normalization is off: learning rewards are the raw ones.
+        np.testing.assert_array_equal(rollout.rewards, rollout.raw_rewards)
+    # The second rollout's episodes started in the first one (env 0: steps 5..8).
+    assert 10.0 in second.episode_returns.tolist()
+    assert (second.policy_version == 2).all()
+
+
+@pytest.mark.parametrize("kind", ["discrete", "box"])
+def test_behavior_log_prob_and_params_match_the_policy(policies, kind):
+    T = 6
+    policy, _ = policies[kind]
+    sampler = _sampler(_ending_envs(kind), policies[kind], T)
+    try:
+        rollout = sampler.collect(policy_version=1)
+    finally:
+        sampler.close()
+    observations = tf.constant(rollout.flat("observations"))
+    params = policy.dist_params(observations)
+    log_prob = policy.distribution(params).log_prob(tf.constant(rollout.flat("actions")))
+    np.testing.assert_allclose(rollout.flat("behavior_params"), params.numpy(), atol=1e-5)
+    np.testing.assert_allclose(rollout.flat("behavior_log_prob"), log_prob.numpy(), atol=1e-5)
+    # Not a degenerate policy: actions differ in probability.
+    assert np.ptp(rollout.behavior_log_prob) > 1e-3
+
+
+def test_nan_observation_raises_naming_env_index_and_step(policies):
+    T = 5
+    envs = _vector_env(ACTION_SPACES["discrete"], nan_obs_at=[None, None, 3])
+    sampler = _sampler(envs, policies["discrete"], T, env_name="nan-obs-env")
+    try:
+        with pytest.raises(NonFiniteEnvError) as raised:
+            sampler.collect(policy_version=1)
+    finally:
+        sampler.close()
+    message = str(raised.value)
+    assert "nan-obs-env" in message
+    assert "env index 2" in message
+    # The sampler counts env steps over all envs: the 3rd vector step is env step 9.
+    assert f"env step {3 * N_ENVS}" in message
+    assert "observation" in message
+
+
+def test_nan_observation_is_replaced_when_clipping(policies):
+    T = 5
+    envs = _vector_env(ACTION_SPACES["discrete"], nan_obs_at=[None, None, 3])
+    sampler = _sampler(envs, policies["discrete"], T, clip_nonfinite=True)
+    try:
+        rollout = sampler.collect(policy_version=1)
+    finally:
+        sampler.close()
+    assert rollout.nonfinite_replaced > 0
+    assert np.isfinite(rollout.observations).all()
+    assert np.isfinite(rollout.behavior_log_prob).all()
+    assert rollout.observations[3, 2, 0] == 0.0  # the NaN, replaced
+    np.testing.assert_array_equal(rollout.observations[:, 0, 0], np.arange(T))
+
+
+def test_nan_reward_raises_naming_env_index_and_step(policies):
+    T = 4
+    envs = _vector_env(ACTION_SPACES["discrete"], nan_reward_at=[None, 2, None])
+    sampler = _sampler(envs, policies["discrete"], T, env_name="nan-reward-env")
+    try:
+        with pytest.raises(NonFiniteEnvError) as raised:
+            sampler.collect(policy_version=1)
+    finally:
+        sampler.close()
+    message = str(raised.value)
+    assert "nan-reward-env" in message
+    assert "env index 1" in message
+    assert f"env step {2 * N_ENVS}" in message
+    assert "reward" in message
+
+
+def test_nan_reward_is_replaced_when_clipping(policies):
+    T = 4
+    envs = _vector_env(ACTION_SPACES["discrete"], nan_reward_at=[None, 2, None])
+    sampler = _sampler(envs, policies["discrete"], T, clip_nonfinite=True)
+    try:
+        rollout = sampler.collect(policy_version=1)
+    finally:
+        sampler.close()
+    assert rollout.nonfinite_replaced > 0
+    assert np.isfinite(rollout.raw_rewards).all()
+    assert np.isfinite(rollout.rewards).all()
+    assert rollout.raw_rewards[1, 1] == 0.0
+    np.testing.assert_array_equal(rollout.raw_rewards[:, 0], np.arange(1, T + 1))
+
+
+def test_box_env_receives_clipped_actions_while_rollout_stores_raw_samples(policies):
+    T = 8
+    envs = _vector_env(ACTION_SPACES["box"])
+    sampler = _sampler(envs, policies["box"], T)
+    try:
+        rollout = sampler.collect(policy_version=1)
+        received = np.stack(
+            [np.stack(env.unwrapped.received) for env in envs.envs], axis=1
+        )  # [T, N, 2]
+    finally:
+        sampler.close()
+    assert received.shape == (T, N_ENVS, 2)
+    raw = rollout.actions.astype(np.float64)
+    np.testing.assert_allclose(received, np.clip(raw, BOX_LOW, BOX_HIGH), rtol=0, atol=1e-7)
+    assert (received >= BOX_LOW).all() and (received <= BOX_HIGH).all()
+    # Clipping was exercised in both directions and the stored actions are not clipped.
+    assert (raw < BOX_LOW).any() and (raw > BOX_HIGH).any()
+
+
+def _gae_reference(rollout, value, gamma: float, lam: float) -> np.ndarray:
+    """Plain-loop GAE with truncation bootstrapping from V(final observation)."""
+    T, N = rollout.rewards.shape
+    advantages = np.zeros((T, N))
+    for i in range(N):
+        running = 0.0
+        for t in reversed(range(T)):
+            if rollout.terminated[t, i]:
+                next_value = 0.0
+            elif rollout.truncated[t, i]:
+                next_value = value(rollout.final_observations[t, i])
+            elif t + 1 < T:
+                next_value = value(rollout.observations[t + 1, i])
+            else:
+                next_value = value(rollout.last_observations[i])
+            delta = rollout.rewards[t, i] + gamma * next_value - value(rollout.observations[t, i])
+            if rollout.terminated[t, i] or rollout.truncated[t, i]:
+                running = 0.0
+            running = delta + gamma * lam * running
+            advantages[t, i] = running
+    return advantages
+
+
+def test_compute_advantages_bootstraps_truncated_steps_from_final_observation(policies):
+    T, gamma = 12, 0.9
+    sampler = _sampler(_ending_envs(), policies["discrete"], T)
+    try:
+        rollout = sampler.collect(policy_version=1)
+    finally:
+        sampler.close()
+
+    def value_fn(observations: np.ndarray) -> np.ndarray:
+        return observations[:, 0].astype(np.float64) * 10.0
+
+    # λ = 0: each advantage is the one-step TD error, exposing V(s_{t+1}) directly.
+    values, advantages, targets = compute_advantages(
+        rollout, value_fn, GeneralizedAdvantageEstimator(gamma=gamma, lam=0.0)
+    )
+    np.testing.assert_allclose(values, rollout.observations[..., 0] * 10.0)
+    np.testing.assert_allclose(targets, advantages + values, atol=1e-5)
+    # Env 0 truncated (TimeLimit 4) at t = 3: s_3 = [3], true s_4 = [4], r = 4.
+    assert rollout.truncated[3, 0]
+    np.testing.assert_allclose(advantages[3, 0], 4 + gamma * 40.0 - 30.0, atol=1e-4)
+    # Env 2 truncated (own flag, length 5) at t = 4: s_4 = [4], true s_5 = [5], r = 5.
+    assert rollout.truncated[4, 2]
+    np.testing.assert_allclose(advantages[4, 2], 5 + gamma * 50.0 - 40.0, atol=1e-4)
+    # Env 1 terminated at t = 2: no bootstrap at all.
+    assert rollout.terminated[2, 1]
+    np.testing.assert_allclose(advantages[2, 1], 3 - 20.0, atol=1e-4)
+    # Last step, episode running (env 2 at t = 11, s = [1]): bootstrap from s_T = [2].
+    np.testing.assert_allclose(advantages[11, 2], 2 + gamma * 20.0 - 10.0, atol=1e-4)
+
+    lam = 0.95
+    _, advantages, _ = compute_advantages(
+        rollout, value_fn, GeneralizedAdvantageEstimator(gamma=gamma, lam=lam)
+    )
+    expected = _gae_reference(rollout, lambda o: float(o[0]) * 10.0, gamma, lam)
+    np.testing.assert_allclose(advantages, expected, rtol=1e-5, atol=1e-4)
+
+
+def test_bug_final_observations_zero_where_not_truncated_with_obs_normalization(policies):
+    """Rollout documents final_observations as zeros where not truncated.
+
+    With observation normalization on, the sampler normalizes the whole stacked
+    row (zeros included) on steps where any env truncated, so the non-truncated
+    envs of that row get (0 − μ)/σ instead of 0.
+    """
+    T = 6
+    sampler = _sampler(_ending_envs(), policies["discrete"], T, normalize_obs=True)
+    try:
+        rollout = sampler.collect(policy_version=1)
+    finally:
+        sampler.close()
+    assert rollout.truncated.any()
+    assert (rollout.final_observations[~rollout.truncated] == 0).all()

@@ -1,0 +1,267 @@
+"""End to end through ``python -m trpo_tf.cli`` in subprocesses (DESIGN.md contract).
+
+One short CartPole run is trained once per module and shared; the user-error cases
+run concurrently to keep the wall time down.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from trpo_tf.config import load_experiment
+
+REPO = Path(__file__).resolve().parents[1]
+CARTPOLE = REPO / "experiments" / "cartpole.yaml"
+TRAIN_OVERRIDES = ["trainer.total_steps=4096", "eval.every=1", "eval.episodes=2"]
+METRIC_COLUMNS = (
+    "iteration",
+    "env_steps",
+    "wall_time_s",
+    "episode_return_mean",
+    "kl",
+    "surrogate_improvement",
+    "line_search_accepted",
+    "value_loss",
+    "explained_variance",
+    "eval_return",
+)
+SUMMARY_KEYS = (
+    "env_steps",
+    "wall_time_s",
+    "steps_per_s",
+    "final_eval_return",
+    "final_eval_return_std",
+    "eval_episodes",
+)
+# C++ logging that TensorFlow writes to stderr at import, before Python runs our code.
+TF_LOG_PREFIXES = ("WARNING: All log messages", "I0000", "E0000", "W0000")
+TIMEOUT_S = 240
+
+
+@dataclass(frozen=True)
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def stderr_lines(self) -> list[str]:
+        """stderr without TensorFlow's import-time log lines and blank lines."""
+        return [
+            line
+            for line in self.stderr.splitlines()
+            if line.strip() and not line.startswith(TF_LOG_PREFIXES)
+        ]
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(PYTHONUNBUFFERED="1", CUDA_VISIBLE_DEVICES="", WANDB_MODE="disabled")
+    return env
+
+
+def _launch(args: list[str], cwd: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "trpo_tf.cli", *args],
+        cwd=cwd,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
+
+
+def _wait(process: subprocess.Popen) -> Result:
+    try:
+        stdout, stderr = process.communicate(timeout=TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        stdout, stderr = process.communicate()
+        pytest.fail(f"trpo-tf {process.args[3:]} timed out:\n{stdout}\n{stderr}")
+    return Result(process.returncode, stdout, stderr)
+
+
+def _cli(args: list[str], cwd: Path) -> Result:
+    return _wait(_launch(args, cwd))
+
+
+def _describe(result: Result) -> str:
+    return f"rc={result.returncode}\n--- stdout\n{result.stdout}\n--- stderr\n{result.stderr}"
+
+
+def _set_args(overrides: list[str]) -> list[str]:
+    return [arg for override in overrides for arg in ("--set", override)]
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory) -> Path:
+    """The subprocesses' cwd, so that a default ``runs/`` never lands in the repo."""
+    return tmp_path_factory.mktemp("cli")
+
+
+@pytest.fixture(scope="module")
+def trained(workdir) -> tuple[Path, Result]:
+    run_dir = workdir / "run"
+    result = _cli(
+        ["train", str(CARTPOLE), *_set_args(TRAIN_OVERRIDES), "--run-dir", str(run_dir)],
+        workdir,
+    )
+    assert result.returncode == 0, _describe(result)
+    return run_dir, result
+
+
+@pytest.mark.slow
+def test_train_exits_cleanly_with_plain_progress(trained):
+    _, result = trained
+    assert "Traceback" not in result.stderr
+    # Not a TTY: no carriage returns or ANSI escapes, one progress line per report.
+    for stream in (result.stdout, result.stderr):
+        assert "\r" not in stream
+        assert "\x1b" not in stream
+    # Two progress lines (one per iteration) plus the final "done" line, on either stream.
+    printed = result.stderr_lines + [line for line in result.stdout.splitlines() if line.strip()]
+    assert len(printed) >= 3, _describe(result)
+
+
+@pytest.mark.slow
+def test_train_writes_the_resolved_config(trained):
+    run_dir, _ = trained
+    assert load_experiment(run_dir / "config.yaml") == load_experiment(CARTPOLE, TRAIN_OVERRIDES)
+
+
+@pytest.mark.slow
+def test_train_writes_one_metrics_row_per_iteration(trained):
+    run_dir, _ = trained
+    config = load_experiment(CARTPOLE, TRAIN_OVERRIDES)
+    with open(run_dir / "metrics.csv", newline="") as handle:
+        reader = csv.DictReader(handle)
+        rows = list(reader)
+        columns = reader.fieldnames or []
+    assert set(METRIC_COLUMNS) <= set(columns), sorted(set(METRIC_COLUMNS) - set(columns))
+    assert len(rows) == 2
+    assert [int(row["iteration"]) for row in rows] == [1, 2]
+    assert [int(row["env_steps"]) for row in rows] == [2048, 4096]
+    wall_times = [float(row["wall_time_s"]) for row in rows]
+    assert 0 < wall_times[0] <= wall_times[1]
+    for row in rows:
+        assert math.isfinite(float(row["eval_return"]))  # eval.every = 1
+        assert math.isfinite(float(row["episode_return_mean"]))
+        assert math.isfinite(float(row["value_loss"]))
+        if row["line_search_accepted"].strip().lower() in ("1", "true"):
+            assert float(row["kl"]) <= config.trainer.max_kl * 1.001
+            assert float(row["surrogate_improvement"]) > 0
+
+
+@pytest.mark.slow
+def test_train_writes_summary_and_policy(trained):
+    run_dir, result = trained
+    summary = json.loads((run_dir / "summary.json").read_text())
+    missing = [key for key in SUMMARY_KEYS if key not in summary]
+    assert not missing
+    assert summary["env_steps"] == 4096
+    assert summary["eval_episodes"] == 2
+    assert summary["wall_time_s"] > 0
+    assert summary["steps_per_s"] > 0
+    assert math.isfinite(summary["final_eval_return"])
+    assert summary["final_eval_return_std"] >= 0
+    assert summary["update_traces"] == 1  # the TRPO update was compiled once
+    with open(run_dir / "metrics.csv", newline="") as handle:
+        last = list(csv.DictReader(handle))[-1]
+    assert summary["final_eval_return"] == pytest.approx(float(last["eval_return"]))
+    assert (run_dir / "policy").is_dir()
+    assert (run_dir / "policy" / "normalizer.npz").is_file()
+    assert str(run_dir) in result.stdout
+
+
+@pytest.mark.slow
+def test_eval_of_the_trained_run(trained, workdir):
+    run_dir, _ = trained
+    result = _cli(["eval", str(run_dir), "--episodes", "2"], workdir)
+    assert result.returncode == 0, _describe(result)
+    assert "eval return" in result.stdout
+    assert "2 episodes" in result.stdout
+    assert "Traceback" not in result.stderr
+
+
+def _train_args(override: str, run_dir: Path) -> list[str]:
+    return ["train", str(CARTPOLE), "--set", override, "--run-dir", str(run_dir)]
+
+
+ERROR_CASES = {
+    # name: (args builder(workdir, trained run dir), checks on the error line)
+    "unknown_key": (
+        lambda d, run: _train_args("trainer.max_kll=0.1", d / "e-key"),
+        lambda msg: "trainer.max_kll" in msg and re.search(r"trainer\.max_kl(?!l)", msg),
+    ),
+    "missing_experiment": (
+        lambda d, run: ["train", str(d / "no-such-experiment.yaml")],
+        lambda msg: "no-such-experiment.yaml" in msg,
+    ),
+    "unknown_distribution": (
+        lambda d, run: _train_args("policy.distribution=gausian", d / "e-dist"),
+        lambda msg: "gausian" in msg and "diag_gaussian" in msg,
+    ),
+    "distribution_does_not_fit_space": (
+        lambda d, run: _train_args("policy.distribution=diag_gaussian", d / "e-space"),
+        lambda msg: "diag_gaussian" in msg and "Discrete" in msg,
+    ),
+    "unknown_env": (
+        lambda d, run: _train_args("env.id=CartPol-v1", d / "e-env"),
+        lambda msg: "CartPol-v1" in msg and "CartPole-v1" in msg,
+    ),
+    "eval_empty_directory": (
+        lambda d, run: ["eval", str(d / "empty")],
+        lambda msg: "empty" in msg,
+    ),
+    "train_into_existing_run": (
+        lambda d, run: ["train", str(CARTPOLE), "--run-dir", str(run)],
+        lambda msg: "already" in msg,
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def error_results(workdir, trained) -> dict[str, Result]:
+    """Every user-error case, run concurrently (most import TensorFlow: ~4 s each)."""
+    run_dir, _ = trained
+    (workdir / "empty").mkdir()
+    processes = {
+        name: _launch(build(workdir, run_dir), workdir) for name, (build, _) in ERROR_CASES.items()
+    }
+    return {name: _wait(process) for name, process in processes.items()}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", list(ERROR_CASES))
+def test_user_error_is_one_line_and_status_2(error_results, workdir, case):
+    result = error_results[case]
+    assert result.returncode == 2, _describe(result)
+    assert "Traceback" not in result.stderr, _describe(result)
+    lines = result.stderr_lines
+    assert len(lines) == 1, _describe(result)
+    assert lines[0].startswith("trpo-tf: error:"), _describe(result)
+    assert ERROR_CASES[case][1](lines[0]), lines[0]
+    # A config error leaves no half-made run directory behind.
+    for leftover in ("e-key", "e-dist", "e-space", "e-env"):
+        assert not (workdir / leftover).exists()
+
+
+def test_plugins_lists_builtins_with_their_package(workdir):
+    result = _cli(["plugins"], workdir)
+    assert result.returncode == 0, _describe(result)
+    lines = result.stdout.splitlines()
+    for name in ("categorical", "diag_gaussian", "gae", "mc"):
+        matching = [line for line in lines if line.split() and line.split()[0] == name]
+        assert len(matching) == 1, (name, result.stdout)
+        assert "trpo_tf" in matching[0].split()[1:], matching[0]
