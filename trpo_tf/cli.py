@@ -1,4 +1,4 @@
-"""``trpo-tf`` command line: train, eval, plugins.
+"""``trpo-tf`` command line: train, eval, export, plot, summary, plugins.
 
 User errors (bad config, unknown plug-in, missing run directory, NaN from an env)
 print one line ``trpo-tf: error: ...`` and exit with status 2.
@@ -7,9 +7,11 @@ print one line ``trpo-tf: error: ...`` and exit with status 2.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from trpo_tf.errors import RunDirError, TrpoTfError
@@ -20,21 +22,76 @@ def _default_run_dir(name: str, seed: int) -> Path:
     return Path("runs") / f"{name}-s{seed}-{stamp}"
 
 
+def _train_seeds(args: argparse.Namespace, overrides: list[str]) -> int:
+    """``train --seeds``: every seed into PARENT/seed_N, then a table and a plot."""
+    from trpo_tf.config import load_experiment
+    from trpo_tf.errors import ConfigError
+    from trpo_tf.tracking import seeds as multi_seed
+
+    if args.seed is not None:
+        raise ConfigError("--seed and --seeds exclude each other; pass one of them")
+    if args.parallel < 1:
+        raise ConfigError(f"--parallel must be >= 1, got {args.parallel}")
+    seeds = multi_seed.parse_seeds(args.seeds)
+    config = load_experiment(args.experiment, overrides)  # fail early, before any seed runs
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    parent = Path(args.run_dir) if args.run_dir else Path("runs") / f"{config.name}-seeds-{stamp}"
+    multi_seed.check_free(parent, seeds)
+    if args.parallel > 1:
+        status = multi_seed.train_parallel(
+            args.experiment, overrides, seeds, parent, args.parallel, args.log_every
+        )
+    else:
+        status = multi_seed.train_sequential(
+            args.experiment, overrides, seeds, parent, args.quiet, args.log_every
+        )
+    finished = [s for s in seeds if (multi_seed.seed_dir(parent, s) / "summary.json").exists()]
+    if finished:
+        from trpo_tf.tracking.compare import format_summary_table, summarize
+        from trpo_tf.tracking.plots import plot_comparison
+
+        runs = [multi_seed.seed_dir(parent, s) for s in finished]
+        print(format_summary_table(summarize(runs)))
+        print(f"learning curves: {plot_comparison(runs, parent / 'learning_curve.png')}")
+    print(f"run directory {parent}")
+    return status
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from trpo_tf.config import load_experiment
 
     overrides = list(args.set or [])
+    if args.wandb:
+        overrides.append("tracking.wandb.enabled=true")
+    if args.seeds is not None:
+        return _train_seeds(args, overrides)
     if args.seed is not None:
         overrides.append(f"seed={args.seed}")
-    config = load_experiment(args.experiment, overrides)
+    if args.resume:
+        # The run's own resolved config; --set may extend it (e.g. trainer.total_steps).
+        run_dir = Path(args.resume)
+        if not (run_dir / "config.yaml").is_file():
+            raise RunDirError(f"cannot resume: {run_dir} has no config.yaml (not a run directory)")
+        config = load_experiment(run_dir / "config.yaml", overrides)
+    else:
+        if args.experiment is None:
+            raise RunDirError("train needs an EXPERIMENT.yaml, or --resume RUN_DIR")
+        config = load_experiment(args.experiment, overrides)
+        run_dir = Path(args.run_dir) if args.run_dir else _default_run_dir(config.name, config.seed)
+        if (run_dir / "metrics.csv").exists():
+            raise RunDirError(
+                f"run directory {run_dir} already holds a run; pass another --run-dir, "
+                f"remove it, or continue it with --resume {run_dir}"
+            )
     from trpo_tf.train import train  # TensorFlow loads only once the config is valid
 
-    run_dir = Path(args.run_dir) if args.run_dir else _default_run_dir(config.name, config.seed)
-    if (run_dir / "metrics.csv").exists():
-        raise RunDirError(
-            f"run directory {run_dir} already holds a run; pass another --run-dir or remove it"
-        )
-    result = train(config, run_dir, quiet=args.quiet, progress_every=args.log_every)
+    result = train(
+        config,
+        run_dir,
+        quiet=args.quiet,
+        progress_every=args.log_every,
+        resume=bool(args.resume),
+    )
     print(
         f"done: {result.env_steps:,d} env steps in {result.wall_time_s:.1f} s "
         f"({result.steps_per_s:,.0f} steps/s); eval return {result.final_eval_return:.2f} "
@@ -45,13 +102,51 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
+    from trpo_tf.export import evaluate_export, is_export_dir
     from trpo_tf.run_loading import evaluate_run
 
-    returns = evaluate_run(Path(args.path), episodes=args.episodes, seed=args.seed)
+    path = Path(args.path)
+    if is_export_dir(path):
+        returns = evaluate_export(path, episodes=args.episodes, seed=args.seed)
+    else:
+        returns = evaluate_run(path, episodes=args.episodes, seed=args.seed)
     print(
         f"eval return {returns.mean():.2f} ± {returns.std():.2f} over {returns.size} episodes "
         f"(min {returns.min():.2f}, max {returns.max():.2f})"
     )
+    if args.video is not None:
+        from trpo_tf.video import record_video
+
+        video = record_video(path, Path(args.video) if args.video else path / "videos", args.seed)
+        print(f"video: {video}")
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from trpo_tf.export import export_run
+
+    out = export_run(Path(args.run_dir), args.out, format=args.format)
+    print(f"exported {args.format}: {out}")
+    return 0
+
+
+def _cmd_plot(args: argparse.Namespace) -> int:
+    from trpo_tf.tracking.plots import plot_comparison
+
+    if args.out:
+        out = Path(args.out)
+    elif len(args.run_dirs) == 1:
+        out = Path(args.run_dirs[0]) / "comparison.png"
+    else:
+        out = Path("comparison.png")
+    print(f"wrote {plot_comparison(args.run_dirs, out)}")
+    return 0
+
+
+def _cmd_summary(args: argparse.Namespace) -> int:
+    from trpo_tf.tracking.compare import format_summary_table, summarize
+
+    print(format_summary_table(summarize(args.run_dirs)))
     return 0
 
 
@@ -69,7 +164,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     train = sub.add_parser("train", help="train from a YAML experiment")
-    train.add_argument("experiment", help="path to the experiment YAML")
+    train.add_argument("experiment", nargs="?", help="path to the experiment YAML")
+    train.add_argument(
+        "--resume", metavar="RUN_DIR", help="continue a run from its newest checkpoint"
+    )
     train.add_argument(
         "--set",
         action="append",
@@ -82,25 +180,87 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--log-every", type=int, default=1, help="iterations between plain progress lines"
     )
+    train.add_argument(
+        "--wandb", action="store_true", help="track in W&B (sets tracking.wandb.enabled=true)"
+    )
+    train.add_argument(
+        "--seeds",
+        metavar="SEEDS",
+        help="train several seeds (0-4 or 0,2,5) into RUN_DIR/seed_N, one parent directory",
+    )
+    train.add_argument(
+        "--parallel",
+        type=int,
+        default=1,
+        metavar="N",
+        help="with --seeds: run N seeds at a time in child processes (default 1: in sequence)",
+    )
     train.set_defaults(func=_cmd_train)
 
     evaluate = sub.add_parser("eval", help="evaluate a trained run deterministically")
-    evaluate.add_argument("path", help="a run directory")
+    evaluate.add_argument("path", help="a run directory or an exported SavedModel directory")
     evaluate.add_argument("--episodes", type=int, default=10)
     evaluate.add_argument("--seed", type=int, default=12345)
+    evaluate.add_argument(
+        "--video",
+        nargs="?",
+        const="",
+        metavar="DIR",
+        help="also record one episode as MP4 (moviepy) or GIF into DIR (default PATH/videos)",
+    )
     evaluate.set_defaults(func=_cmd_eval)
+
+    export = sub.add_parser("export", help="export a run's policy as a TensorFlow-only model")
+    export.add_argument("run_dir", help="a finished run directory")
+    export.add_argument("--out", help="output directory (default RUN_DIR/export)")
+    export.add_argument(
+        "--format",
+        choices=("savedmodel", "tflite"),
+        default="savedmodel",
+        help="tflite also writes OUT/policy.tflite of the action signature",
+    )
+    export.set_defaults(func=_cmd_export)
 
     plugins = sub.add_parser("plugins", help="list registered plug-ins by group")
     plugins.add_argument("--check", action="store_true", help="also import each plug-in")
     plugins.set_defaults(func=_cmd_plugins)
+
+    plot = sub.add_parser("plot", help="learning curves: mean and spread across seeds, one PNG")
+    plot.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="runs or --seeds parents")
+    plot.add_argument("--out", help="the PNG (default RUN_DIR/comparison.png for one RUN_DIR)")
+    plot.set_defaults(func=_cmd_plot)
+
+    summary = sub.add_parser("summary", help="final return (mean ± std, IQM) and steps/s table")
+    summary.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="runs or --seeds parents")
+    summary.set_defaults(func=_cmd_summary)
     return parser
+
+
+@contextlib.contextmanager
+def _plain_tracker_warnings() -> Iterator[None]:
+    """Show a tracker's warning as its own one line (it starts with ``trpo-tf: warning:``)."""
+    from trpo_tf.tracking.safe import TrackingWarning
+
+    default = warnings.formatwarning
+
+    def formatwarning(message, category, filename, lineno, line=None):
+        if issubclass(category, TrackingWarning):
+            return f"{message}\n"
+        return default(message, category, filename, lineno, line)
+
+    warnings.formatwarning = formatwarning
+    try:
+        yield
+    finally:
+        warnings.formatwarning = default
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return args.func(args)
+        with _plain_tracker_warnings():
+            return args.func(args)
     except TrpoTfError as error:
         print(f"trpo-tf: error: {error}", file=sys.stderr)
         return 2

@@ -6,6 +6,7 @@ import pickle
 
 import gymnasium as gym
 import numpy as np
+from gymnasium.utils import EzPickle
 
 from trpo_tf.errors import NonFiniteEnvError
 from trpo_tf.interfaces import DistributionHead
@@ -66,6 +67,7 @@ class SyncSampler:
         self.reward_norm = reward_normalizer
         self.guard = NonFiniteGuard(env_name, clip_nonfinite)
         self.n_envs = envs.num_envs
+        self.seed = seed
         self.total_env_steps = 0
         raw, _ = envs.reset(seed=seed)
         envs.action_space.seed(seed)
@@ -152,7 +154,11 @@ class SyncSampler:
         None and a resumed run starts fresh episodes instead.
         """
         envs = None
-        if isinstance(self.envs, gym.vector.SyncVectorEnv):
+        # EzPickle envs (MuJoCo, Box2D) pickle their constructor arguments, not their
+        # state: unpickling would give fresh, un-reset envs, so they count as lost.
+        if isinstance(self.envs, gym.vector.SyncVectorEnv) and not any(
+            isinstance(env.unwrapped, EzPickle) for env in self.envs.envs
+        ):
             try:
                 envs = pickle.dumps(self.envs.envs)
             except Exception:  # noqa: BLE001 - any env may refuse to pickle
@@ -171,6 +177,10 @@ class SyncSampler:
         self.total_env_steps = int(state["total_env_steps"])
         self.guard.replaced = int(state["nonfinite_replaced"])
         if state["envs"] is None:
+            raw, _ = self.envs.reset(seed=self.seed + self.total_env_steps)
+            self._raw_obs = self._flat(self.guard(raw, "observation", self.total_env_steps))
+            self._episode_return[:] = 0.0
+            self._episode_length[:] = 0
             return False
         for env in self.envs.envs:
             env.close()

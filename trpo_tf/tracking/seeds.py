@@ -1,0 +1,150 @@
+"""Several seeds of one experiment into one parent directory.
+
+``trpo-tf train EXP.yaml --seeds 0-4`` writes ``PARENT/seed_0`` ... ``PARENT/seed_4``,
+each a complete run directory, either one after the other in this process or in
+``--parallel N`` child processes (each child's output goes to ``PARENT/seed_N.log``).
+At the end ``PARENT/learning_curve.png`` shows the mean and spread across seeds.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from trpo_tf.errors import ConfigError, RunDirError
+
+
+def parse_seeds(spec: str) -> list[int]:
+    """Seeds from ``"0-4"`` (inclusive range), ``"0,2,5"`` or a mix (``"0-2,7"``).
+
+    Raises:
+        ConfigError: empty items, non-integers, negative seeds, a descending range or
+            a seed given twice.
+    """
+    seeds: list[int] = []
+    for item in spec.split(","):
+        item = item.strip()
+        first, dash, last = item.partition("-")
+        try:
+            if dash:
+                low, high = int(first), int(last)
+                if high < low:
+                    raise ConfigError(f"--seeds: range {item!r} goes down; write {high}-{low}")
+                seeds.extend(range(low, high + 1))
+            else:
+                seeds.append(int(item))
+        except ValueError:
+            raise ConfigError(
+                f"--seeds: {item!r} in {spec!r} is not a seed; write e.g. 0-4 or 0,2,5"
+            ) from None
+    if any(seed < 0 for seed in seeds):
+        raise ConfigError(f"--seeds: seeds must be >= 0, got {spec!r}")
+    duplicates = sorted({seed for seed in seeds if seeds.count(seed) > 1})
+    if duplicates:
+        raise ConfigError(f"--seeds: {spec!r} names seed {duplicates[0]} more than once")
+    return seeds
+
+
+def seed_dir(parent: Path, seed: int) -> Path:
+    return Path(parent) / f"seed_{seed}"
+
+
+def check_free(parent: Path, seeds: Sequence[int]) -> None:
+    """Raise :class:`RunDirError` when a seed's run directory already holds a run."""
+    taken = [
+        str(seed_dir(parent, s)) for s in seeds if (seed_dir(parent, s) / "metrics.csv").exists()
+    ]
+    if taken:
+        raise RunDirError(
+            f"{', '.join(taken)} already hold{'s' if len(taken) == 1 else ''} a run; "
+            "pass another --run-dir or remove it"
+        )
+
+
+def train_sequential(
+    experiment: str | Path,
+    overrides: Sequence[str],
+    seeds: Sequence[int],
+    parent: Path,
+    quiet: bool = False,
+    progress_every: int = 1,
+) -> int:
+    """Train every seed in this process, one after the other; returns an exit status."""
+    from trpo_tf.config import load_experiment
+    from trpo_tf.train import train
+
+    for seed in seeds:
+        config = load_experiment(experiment, [*overrides, f"seed={seed}"])
+        result = train(config, seed_dir(parent, seed), quiet=quiet, progress_every=progress_every)
+        print(
+            f"seed {seed}: {result.env_steps:,d} env steps in {result.wall_time_s:.1f} s; "
+            f"eval return {result.final_eval_return:.2f} ± {result.final_eval_return_std:.2f}",
+            flush=True,
+        )
+    return 0
+
+
+def child_command(
+    experiment: str | Path, overrides: Sequence[str], seed: int, run_dir: Path, log_every: int
+) -> list[str]:
+    """The ``trpo-tf train`` command line of one seed's child process."""
+    command = [sys.executable, "-m", "trpo_tf.cli", "train", str(experiment)]
+    for override in overrides:
+        command += ["--set", override]
+    return command + [
+        "--seed",
+        str(seed),
+        "--run-dir",
+        str(run_dir),
+        "--log-every",
+        str(log_every),
+    ]
+
+
+def train_parallel(
+    experiment: str | Path,
+    overrides: Sequence[str],
+    seeds: Sequence[int],
+    parent: Path,
+    processes: int,
+    progress_every: int = 1,
+    poll_s: float = 0.5,
+) -> int:
+    """Train the seeds in up to ``processes`` child processes; returns an exit status."""
+    parent.mkdir(parents=True, exist_ok=True)
+    pending = list(seeds)
+    running: dict[int, tuple[subprocess.Popen, object]] = {}
+    failed: list[int] = []
+    try:
+        while pending or running:
+            while pending and len(running) < processes:
+                seed = pending.pop(0)
+                log = open(parent / f"seed_{seed}.log", "w")  # noqa: SIM115 - closed on exit
+                command = child_command(
+                    experiment, overrides, seed, seed_dir(parent, seed), progress_every
+                )
+                running[seed] = (
+                    subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT),
+                    log,
+                )
+            for seed, (process, log) in list(running.items()):
+                status = process.poll()
+                if status is None:
+                    continue
+                log.close()
+                del running[seed]
+                outcome = "done" if status == 0 else f"FAILED (exit {status})"
+                print(f"seed {seed}: {outcome}; log {parent / f'seed_{seed}.log'}", flush=True)
+                if status != 0:
+                    failed.append(seed)
+            if running:
+                time.sleep(poll_s)
+    finally:
+        for process, log in running.values():
+            process.terminate()
+            process.wait()
+            log.close()
+    return 1 if failed else 0
