@@ -1,0 +1,152 @@
+"""Checkpoints: exact resume, and a SIGKILL mid-write leaves the previous one usable."""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from trpo_tf.checkpoint import CheckpointManager
+from trpo_tf.config import experiment_from_dict
+from trpo_tf.run_loading import load_run
+from trpo_tf.train import train
+
+TIMING_COLUMNS = {"wall_time_s", "fps", "rollout_time_s", "update_time_s"}
+
+
+def _config(env_id: str, total_steps: int):
+    return experiment_from_dict(
+        {
+            "env": {"id": env_id, "n_envs": 2, "normalize_obs": True, "normalize_reward": True},
+            "trainer": {
+                "steps_per_iteration": 256,
+                "total_steps": total_steps,
+                "jit_compile": False,
+            },
+            "value": {"minibatch_size": 64, "epochs": 2},
+            "eval": {"every": 2, "episodes": 2},
+            "checkpoint": {"every": 1, "keep": 2},
+            "tracking": {"tensorboard": False},
+        }
+    )
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as handle:
+        return [
+            {k: v for k, v in row.items() if k not in TIMING_COLUMNS}
+            for row in csv.DictReader(handle)
+        ]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("env_id", ["CartPole-v1", "Pendulum-v1"])
+def test_n_plus_n_iterations_equal_2n(tmp_path: Path, env_id: str) -> None:
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    train(_config(env_id, 1024), straight, quiet=True)
+    train(_config(env_id, 512), resumed, quiet=True)
+    train(_config(env_id, 1024), resumed, quiet=True, resume=True)
+
+    rows_straight, rows_resumed = _rows(straight / "metrics.csv"), _rows(resumed / "metrics.csv")
+    assert [r["iteration"] for r in rows_resumed] == ["1", "2", "3", "4"]
+    assert rows_straight == rows_resumed
+    _, agent_a = load_run(straight)
+    _, agent_b = load_run(resumed)
+    for a, b in zip(agent_a.policy.policy_variables, agent_b.policy.policy_variables, strict=True):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    for a, b in zip(
+        agent_a.value_network.trainable_variables,
+        agent_b.value_network.trainable_variables,
+        strict=True,
+    ):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    np.testing.assert_array_equal(
+        agent_a.observation_normalizer.stats.mean, agent_b.observation_normalizer.stats.mean
+    )
+
+
+def test_checkpoint_manager_keeps_newest_and_ignores_partial(tmp_path: Path) -> None:
+    import tensorflow as tf
+
+    manager = CheckpointManager(tmp_path, keep=2)
+    variable = tf.Variable([1.0, 2.0])
+    for iteration in (1, 2, 3):
+        variable.assign([float(iteration)] * 2)
+        manager.save(iteration, {"v": variable}, {"iteration": iteration})
+    assert [p.name for p in manager.all()] == ["iter_000002", "iter_000003"]
+    (tmp_path / ".tmp-iter_000004").mkdir()  # a write that never finished
+    assert manager.latest().name == "iter_000003"
+    restored: dict = {}
+    variable.assign([0.0, 0.0])
+    CheckpointManager.load(manager.latest(), {"v": variable}, restored.update)
+    assert restored == {"iteration": 3}
+    np.testing.assert_array_equal(variable.numpy(), [3.0, 3.0])
+
+
+@pytest.mark.slow
+def test_sigkill_while_writing_a_checkpoint_keeps_the_previous_one(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    experiment = Path(__file__).resolve().parents[1] / "experiments" / "cartpole.yaml"
+    env = dict(os.environ, CUDA_VISIBLE_DEVICES="", WANDB_MODE="disabled")
+    overrides = [
+        "trainer.total_steps=4096",
+        "trainer.steps_per_iteration=512",
+        "env.n_envs=4",
+        "trainer.jit_compile=false",
+        "checkpoint.every=1",
+        "tracking.tensorboard=false",
+        "eval.every=100",
+        "eval.episodes=1",
+    ]
+    command = [sys.executable, "-m", "trpo_tf.cli", "train", str(experiment), "--quiet"]
+    command += ["--run-dir", str(run_dir)] + [a for o in overrides for a in ("--set", o)]
+    # The fault-injection hook stalls each checkpoint write between its TF and
+    # Python halves; wait until one checkpoint is complete and the next is half
+    # written, then kill the process.
+    first = subprocess.Popen(
+        command,
+        env=dict(env, TRPO_TF_CHECKPOINT_WRITE_DELAY="6"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    checkpoints = run_dir / "checkpoints"
+    deadline = time.time() + 240
+    try:
+        while time.time() < deadline:
+            done = (
+                sorted(p.name for p in checkpoints.glob("iter_*")) if checkpoints.exists() else []
+            )
+            partial = list(checkpoints.glob(".tmp-*")) if checkpoints.exists() else []
+            if done and partial:
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail("no checkpoint was being written within the time limit")
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=30)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert first.returncode == -signal.SIGKILL
+    manager = CheckpointManager(checkpoints, keep=3)
+    latest = manager.latest()
+    assert latest is not None and latest.name == done[-1]
+    # The interrupted run continues from the intact checkpoint to the end.
+    resumed = subprocess.run(
+        [sys.executable, "-m", "trpo_tf.cli", "train", "--resume", str(run_dir), "--quiet"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    iterations = [int(r["iteration"]) for r in _rows(run_dir / "metrics.csv")]
+    assert iterations == list(range(1, 9))
+    assert (run_dir / "summary.json").exists()
