@@ -17,6 +17,7 @@ from trpo_tf.config.schema import ExperimentConfig
 from trpo_tf.envs import describe, make_env_fn, make_vector_env
 from trpo_tf.errors import ConfigError, RunDirError
 from trpo_tf.evaluation import evaluate
+from trpo_tf.export import export_savedmodel
 from trpo_tf.interfaces import AdvantageEstimator, AdvantageInputs, Tracker
 from trpo_tf.rollout.actor import Actor
 from trpo_tf.rollout.numpy_actor import NumpyActor, can_mirror
@@ -293,6 +294,7 @@ def train(
         completed = True
         save_checkpoint()
         agent.save(run.policy_dir)
+        export_savedmodel(agent, config, spec, run.path / "export")
     except KeyboardInterrupt:
         path = save_checkpoint()
         progress.message(
