@@ -14,14 +14,14 @@ from trpo_tf.agent import Agent
 from trpo_tf.checkpoint import CheckpointManager
 from trpo_tf.config.build import build_estimator
 from trpo_tf.config.schema import ExperimentConfig
-from trpo_tf.envs import describe, make_env_fn, make_vector_env
-from trpo_tf.errors import ConfigError, RunDirError
+from trpo_tf.envs import describe, make_env_fn
+from trpo_tf.errors import RunDirError
 from trpo_tf.evaluation import evaluate
 from trpo_tf.export import export_savedmodel
 from trpo_tf.interfaces import AdvantageEstimator, AdvantageInputs, Tracker
 from trpo_tf.rollout.actor import Actor
 from trpo_tf.rollout.numpy_actor import NumpyActor, can_mirror
-from trpo_tf.rollout.sampler import SyncSampler
+from trpo_tf.rollout.runners import Runner, build_runner
 from trpo_tf.tracking import Progress, RunDirectory, build_trackers
 from trpo_tf.trainer import TrpoHyperparameters, TrpoUpdate
 from trpo_tf.types import Rollout
@@ -53,10 +53,13 @@ def compute_advantages(
     rollout: Rollout,
     value_fn: Any,
     estimator: AdvantageEstimator,
+    log_rho: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Values, advantages and value targets ``[T, N]`` for one on-policy rollout.
+    """Values, advantages and value targets ``[T, N]`` for one rollout.
 
     V(s_{t+1}) is V(final observation) on truncated steps, V(s_{t+1}) otherwise.
+    ``log_rho`` ``[T, N]`` = log π_old(a|s) − log β(a|s) is passed on to the
+    estimator (zeros when omitted, i.e. on-policy data).
     """
     T, N = rollout.rewards.shape
     obs = rollout.observations.reshape(T * N, -1)
@@ -76,10 +79,29 @@ def compute_advantages(
         next_values=next_values.astype(np.float32),
         terminated=rollout.terminated.astype(np.float32),
         episode_end=episode_end.astype(np.float32),
-        log_rho=np.zeros((T, N), np.float32),
+        log_rho=(np.zeros((T, N)) if log_rho is None else log_rho).astype(np.float32),
     )
     outputs = estimator(inputs)
     return values, np.asarray(outputs.advantages), np.asarray(outputs.value_targets)
+
+
+def staleness_metrics(
+    log_rho: np.ndarray, policy_version: np.ndarray, learner_version: int
+) -> dict[str, float]:
+    """Importance-weight and policy-lag statistics of one batch.
+
+    w = π_old(a|s) / β(a|s); ESS fraction = (Σw)² / (n Σw²) ∈ (0, 1], 1 on-policy.
+    Lag = versions between the learner's π_old and the policy that acted.
+    """
+    weights = np.exp(np.clip(log_rho.astype(np.float64), -50.0, 50.0)).reshape(-1)
+    lag = learner_version - policy_version.reshape(-1)
+    return {
+        "is_weight_mean": float(weights.mean()),
+        "is_weight_max": float(weights.max()),
+        "is_ess": float(weights.sum() ** 2 / (weights.size * np.square(weights).sum())),
+        "policy_lag_mean": float(lag.mean()),
+        "policy_lag_max": float(lag.max()),
+    }
 
 
 def make_actor(policy: Any, n_envs: int, observation_dim: int, seed: int) -> Actor | NumpyActor:
@@ -103,13 +125,6 @@ def configure_threads(threads: int) -> None:
         tf.config.threading.set_inter_op_parallelism_threads(threads)
     except RuntimeError:
         pass  # runtime already initialized in this process (e.g. several runs in one)
-
-
-def _check_runner(config: ExperimentConfig) -> None:
-    if config.runner.kind != "sync":
-        raise ConfigError(
-            f"runner.kind: '{config.runner.kind}' is not available in this version; use 'sync'"
-        )
 
 
 def _tf_state(agent: Agent, update: TrpoUpdate, actor: Any) -> dict[str, Any]:
@@ -160,7 +175,6 @@ def train(
         RunDirError: ``resume`` without a checkpoint in ``run_dir``.
         KeyboardInterrupt: after saving a checkpoint, when interrupted.
     """
-    _check_runner(config)
     configure_threads(config.trainer.threads)
     tf.random.set_seed(config.seed)
     np.random.seed(config.seed)
@@ -201,17 +215,15 @@ def train(
         lambda obs: tf.squeeze(agent.value_network(obs), -1),
         input_signature=[tf.TensorSpec([None, spec.observation_dim], tf.float32)],
     )
-    sampler = SyncSampler(
-        make_vector_env(env_fn, config.env.n_envs, config.env.vector),
-        config.env.id,
-        actor,
-        agent.policy.head,
-        steps_per_env,
-        agent.observation_normalizer,
-        agent.reward_normalizer,
-        config.env.clip_nonfinite,
-        seed=config.seed,
+    policy = agent.policy
+    log_prob_fn = tf.function(
+        lambda obs, act: policy.distribution(policy.dist_params(obs)).log_prob(act),
+        input_signature=[
+            tf.TensorSpec([None, spec.observation_dim], tf.float32),
+            tf.TensorSpec([None, *policy.head.action_shape], policy.head.action_dtype),
+        ],
     )
+    sampler = build_runner(config, env_fn, actor, agent, steps_per_env)
     loop = _LoopState()
     progress = Progress(1, quiet=quiet, every=progress_every)
 
@@ -271,6 +283,7 @@ def train(
                 actor,
                 agent,
                 value_fn,
+                log_prob_fn,
                 estimator,
                 env_fn,
                 loop,
@@ -339,11 +352,12 @@ def _iteration(
     config: ExperimentConfig,
     iteration: int,
     iterations: int,
-    sampler: SyncSampler,
+    sampler: Runner,
     update: TrpoUpdate,
     actor: Any,
     agent: Agent,
     value_fn: Any,
+    log_prob_fn: Any,
     estimator: AdvantageEstimator,
     env_fn: Any,
     loop: _LoopState,
@@ -351,23 +365,31 @@ def _iteration(
 ) -> dict[str, Any]:
     """Collect, estimate, update, (evaluate); returns the metrics row."""
     t0 = time.perf_counter()
+    # π_old is the learner's policy after iteration − 1 updates (version iteration).
     rollout = sampler.collect(policy_version=iteration)
     t1 = time.perf_counter()
+    observations, actions = rollout.flat("observations"), rollout.flat("actions")
+    old_log_prob = log_prob_fn(observations, actions).numpy().reshape(rollout.rewards.shape)
+    log_rho = old_log_prob - rollout.behavior_log_prob
     values, advantages, targets = compute_advantages(
-        rollout, lambda x: value_fn(x).numpy(), estimator
+        rollout, lambda x: value_fn(x).numpy(), estimator, log_rho
     )
     flat_adv = advantages.reshape(-1)
     if config.advantage.normalize:
         flat_adv = (flat_adv - flat_adv.mean()) / (flat_adv.std() + 1e-8)
+    # The surrogate's denominator is β as stored at collection time. Turning the
+    # correction off (an ablation) treats stale data as if π_old had collected it.
+    denominator = rollout.behavior_log_prob if config.trainer.behavior_correction else old_log_prob
     metrics = update.update(
-        rollout.flat("observations"),
-        rollout.flat("actions"),
-        rollout.flat("behavior_log_prob"),
+        observations,
+        actions,
+        denominator.reshape(-1).astype(np.float32),
         flat_adv.astype(np.float32),
         targets.reshape(-1).astype(np.float32),
     )
     metrics = {k: float(v) for k, v in metrics.items()}
     actor.sync()
+    sampler.policy_updated(iteration + 1)
     t2 = time.perf_counter()
     loop.recent_returns = (loop.recent_returns + rollout.episode_returns.tolist())[-100:]
     row: dict[str, Any] = {
@@ -384,6 +406,8 @@ def _iteration(
         "rollout_time_s": round(t1 - t0, 4),
         "update_time_s": round(t2 - t1, 4),
         "nonfinite_replaced": rollout.nonfinite_replaced,
+        "dropped_fraction": rollout.dropped_steps / (rollout.dropped_steps + rollout.num_steps),
+        **staleness_metrics(log_rho, rollout.policy_version, iteration),
         **metrics,
     }
     row["line_search_accepted"] = bool(metrics["line_search_accepted"])

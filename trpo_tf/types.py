@@ -34,6 +34,8 @@ class Rollout:
             finished during this rollout.
         episode_lengths: ``[n_episodes]`` int64.
         nonfinite_replaced: number of non-finite values replaced (when clipping).
+        dropped_steps: env steps collected but discarded before this batch (too
+            stale, or lost with a crashed worker).
     """
 
     observations: np.ndarray
@@ -50,6 +52,7 @@ class Rollout:
     episode_returns: np.ndarray
     episode_lengths: np.ndarray
     nonfinite_replaced: int = 0
+    dropped_steps: int = 0
 
     @property
     def num_steps(self) -> int:

@@ -84,6 +84,7 @@ class TrainerConfig:
     line_search_backtrack: float = _bounded(0.8, gt=0.0, lt=1.0)
     fvp_subsample: float = _bounded(1.0, gt=0.0, max=1.0)
     jit_compile: bool = True
+    behavior_correction: bool = True
     threads: int = _bounded(1, min=0)
 
 

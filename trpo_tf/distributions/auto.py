@@ -9,6 +9,8 @@ from trpo_tf.errors import IncompatibleSpaceError
 _AUTO = (
     (gym.spaces.Discrete, "categorical"),
     (gym.spaces.Box, "diag_gaussian"),
+    (gym.spaces.MultiDiscrete, "multi_categorical"),
+    (gym.spaces.MultiBinary, "bernoulli"),
 )
 
 

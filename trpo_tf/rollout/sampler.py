@@ -146,6 +146,9 @@ class SyncSampler:
             nonfinite_replaced=self.guard.replaced,
         )
 
+    def policy_updated(self, policy_version: int) -> None:
+        """Nothing to do: the actor is synced by the learner before the next collect."""
+
     def state(self) -> dict:
         """Everything needed to continue stepping exactly where this sampler is.
 

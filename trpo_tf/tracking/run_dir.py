@@ -42,6 +42,12 @@ METRIC_COLUMNS = (
     "rollout_time_s",
     "update_time_s",
     "nonfinite_replaced",
+    "policy_lag_mean",
+    "policy_lag_max",
+    "is_weight_mean",
+    "is_weight_max",
+    "is_ess",
+    "dropped_fraction",
     "eval_return",
     "eval_return_std",
 )

@@ -1,0 +1,71 @@
+"""Who collects experience: the ``runner:`` section of an experiment.
+
+Every runner satisfies :class:`Runner`. The learner calls :meth:`Runner.collect`
+once per iteration and :meth:`Runner.policy_updated` after every update. A
+synchronous runner steps its envs inside ``collect`` with the current policy
+(β = π_old); an asynchronous one keeps stepping in worker processes with the
+newest weights they have received, so β may lag π_old by some versions — every
+sample carries β's log-prob and the version it was taken at.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import gymnasium as gym
+
+from trpo_tf.agent import Agent
+from trpo_tf.config.schema import ExperimentConfig
+from trpo_tf.envs import make_vector_env
+from trpo_tf.errors import ConfigError
+from trpo_tf.rollout.sampler import SyncSampler
+from trpo_tf.types import Rollout
+
+
+class Runner(Protocol):
+    """Source of rollouts for the learner."""
+
+    total_env_steps: int
+
+    def collect(self, policy_version: int) -> Rollout:
+        """A batch of ``steps_per_iteration`` steps; ``policy_version`` is π_old's."""
+        ...
+
+    def policy_updated(self, policy_version: int) -> None:
+        """The learner's policy changed; ``policy_version`` is the new version."""
+        ...
+
+    def state(self) -> dict:
+        """Picklable state for checkpoints."""
+        ...
+
+    def load_state(self, state: dict) -> bool:
+        """Restore :meth:`state`; returns whether env state was restored exactly."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def build_runner(
+    config: ExperimentConfig,
+    env_fn: Callable[[], gym.Env],
+    actor: Any,
+    agent: Agent,
+    steps_per_env: int,
+) -> Runner:
+    """The runner ``config.runner.kind`` names."""
+    kind = config.runner.kind
+    if kind == "sync":
+        return SyncSampler(
+            make_vector_env(env_fn, config.env.n_envs, config.env.vector),
+            config.env.id,
+            actor,
+            agent.policy.head,
+            steps_per_env,
+            agent.observation_normalizer,
+            agent.reward_normalizer,
+            config.env.clip_nonfinite,
+            seed=config.seed,
+        )
+    raise ConfigError(f"runner.kind: '{kind}' is not available in this version; use 'sync'")
