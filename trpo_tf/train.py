@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import signal
+import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -140,6 +143,73 @@ def _tf_state(agent: Agent, update: TrpoUpdate, actor: Any) -> dict[str, Any]:
     return objects
 
 
+class _GracefulInterrupt:
+    """First Ctrl-C: finish the current iteration, checkpoint, stop. Second: stop now."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: Any = None
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print(
+            "\ntrpo-tf: stopping after this iteration (Ctrl-C again to stop now)",
+            file=sys.stderr,
+        )
+
+    def restore(self) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
+
+
+class ValueFitter:
+    """Runs the value fit inline, or in a background thread during the next rollout.
+
+    The fit of iteration k changes only φ; the rollout of iteration k + 1 needs
+    only θ (through the numpy actor) and V_φ is first read after that rollout. So
+    overlapping the two is exact: :meth:`wait` is called before V is used, before
+    checkpoints and at the end. TensorFlow releases the GIL while it computes, so
+    on a machine with two cores the fit costs the learner almost no wall time.
+    """
+
+    def __init__(self, update: TrpoUpdate, overlap: bool, last_loss: float = float("nan")) -> None:
+        self.update = update
+        self.overlap = overlap
+        self._thread: threading.Thread | None = None
+        self._loss = last_loss
+        self._error: BaseException | None = None
+
+    def launch(self, observations: np.ndarray, targets: np.ndarray) -> None:
+        self.wait()
+
+        def fit() -> None:
+            try:
+                self._loss = float(self.update.value_update(observations, targets))
+            except BaseException as error:  # noqa: BLE001 - re-raised in wait()
+                self._error = error
+
+        if self.overlap:
+            self._thread = threading.Thread(target=fit, name="value-fit", daemon=True)
+            self._thread.start()
+        else:
+            fit()
+
+    def wait(self) -> float:
+        """Final loss of the most recent fit (NaN before the first)."""
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+        return self._loss
+
+
 @dataclass
 class _LoopState:
     """Counters of the training loop that a checkpoint carries."""
@@ -149,6 +219,7 @@ class _LoopState:
     eval_returns: np.ndarray = field(default_factory=lambda: np.zeros(0))
     eval_time: float = 0.0
     elapsed: float = 0.0
+    value_loss: float = float("nan")
 
 
 def train(
@@ -202,6 +273,7 @@ def train(
             line_search_steps=trainer.line_search_steps,
             line_search_backtrack=trainer.line_search_backtrack,
             fvp_subsample=trainer.fvp_subsample,
+            fvp_method=trainer.fvp,
             value_epochs=config.value.epochs,
             value_minibatch_size=min(config.value.minibatch_size, batch_size),
         ),
@@ -246,8 +318,10 @@ def train(
         update.value_optimizer.build(agent.value_network.trainable_variables)
         CheckpointManager.load(resume_from, _tf_state(agent, update, actor), restore)
         actor.sync()
+    value_fitter = ValueFitter(update, overlap=trainer.overlap_value_fit, last_loss=loop.value_loss)
 
     def save_checkpoint() -> Path:
+        loop.value_loss = value_fitter.wait()
         return checkpoints.save(
             loop.iteration,
             _tf_state(agent, update, actor),
@@ -271,6 +345,7 @@ def train(
     progress.total_steps = iterations * batch_size
     start = time.perf_counter() - loop.elapsed
     completed = False
+    interrupt = _GracefulInterrupt()
     try:
         while loop.iteration < iterations:
             iteration = loop.iteration + 1
@@ -284,6 +359,7 @@ def train(
                 agent,
                 value_fn,
                 log_prob_fn,
+                value_fitter,
                 estimator,
                 env_fn,
                 loop,
@@ -304,18 +380,28 @@ def train(
             every = config.checkpoint.every
             if every and iteration % every == 0 and iteration < iterations:
                 save_checkpoint()
+            if interrupt.requested:
+                raise KeyboardInterrupt
         completed = True
+        value_fitter.wait()
         save_checkpoint()
         agent.save(run.policy_dir)
         export_savedmodel(agent, config, spec, run.path / "export")
     except KeyboardInterrupt:
-        path = save_checkpoint()
-        progress.message(
-            f"interrupted: checkpoint of iteration {loop.iteration} saved to {path}; "
-            f"continue with: trpo-tf train --resume {run.path}"
-        )
+        if interrupt.requested:
+            path = save_checkpoint()
+            progress.message(
+                f"interrupted: checkpoint of iteration {loop.iteration} saved to {path}; "
+                f"continue with: trpo-tf train --resume {run.path}"
+            )
+        else:
+            progress.message(
+                "interrupted mid-iteration: the newest checkpoint is kept; "
+                f"continue with: trpo-tf train --resume {run.path}"
+            )
         raise
     finally:
+        interrupt.restore()
         progress.close()
         sampler.close()
         run.close()
@@ -358,6 +444,7 @@ def _iteration(
     agent: Agent,
     value_fn: Any,
     log_prob_fn: Any,
+    value_fitter: ValueFitter,
     estimator: AdvantageEstimator,
     env_fn: Any,
     loop: _LoopState,
@@ -368,6 +455,7 @@ def _iteration(
     # π_old is the learner's policy after iteration − 1 updates (version iteration).
     rollout = sampler.collect(policy_version=iteration)
     t1 = time.perf_counter()
+    previous_value_loss = value_fitter.wait()  # V must be fitted before it is used
     observations, actions = rollout.flat("observations"), rollout.flat("actions")
     old_log_prob = log_prob_fn(observations, actions).numpy().reshape(rollout.rewards.shape)
     log_rho = old_log_prob - rollout.behavior_log_prob
@@ -380,14 +468,15 @@ def _iteration(
     # The surrogate's denominator is β as stored at collection time. Turning the
     # correction off (an ablation) treats stale data as if π_old had collected it.
     denominator = rollout.behavior_log_prob if config.trainer.behavior_correction else old_log_prob
-    metrics = update.update(
+    metrics = update.policy_update(
         observations,
         actions,
         denominator.reshape(-1).astype(np.float32),
         flat_adv.astype(np.float32),
-        targets.reshape(-1).astype(np.float32),
     )
     metrics = {k: float(v) for k, v in metrics.items()}
+    value_fitter.launch(observations, targets.reshape(-1).astype(np.float32))
+    metrics["value_loss"] = previous_value_loss if value_fitter.overlap else value_fitter.wait()
     actor.sync()
     sampler.policy_updated(iteration + 1)
     t2 = time.perf_counter()

@@ -85,6 +85,8 @@ class TrainerConfig:
     fvp_subsample: float = _bounded(1.0, gt=0.0, max=1.0)
     jit_compile: bool = True
     behavior_correction: bool = True
+    overlap_value_fit: bool = True
+    fvp: str = _bounded("gauss_newton", choices=("gauss_newton", "hessian"))
     threads: int = _bounded(1, min=0)
 
 

@@ -39,3 +39,63 @@ def fisher_vector_product(
         grad_dot_vector = tf.tensordot(grad, vector, 1)
     hvp = flat_gradient(outer.gradient(grad_dot_vector, variables), variables)
     return hvp + damping * vector
+
+
+def _primal(variable: Any) -> Any:
+    # Keras 3 variables wrap a tf.Variable; forward-mode AD must watch that one.
+    return getattr(variable, "value", variable) if hasattr(variable, "_value") else variable
+
+
+def gauss_newton_fisher_vector_product(
+    dist_params: Callable[[], tf.Tensor],
+    old_params: tf.Tensor,
+    kl_of_params: Callable[[tf.Tensor, tf.Tensor], tf.Tensor],
+    variables: Sequence[Any],
+    vector: tf.Tensor,
+    damping: float,
+) -> tf.Tensor:
+    """(F + λI) v = Jᵀ H_p J v + λ v, with one forward-mode and one reverse pass.
+
+    J = ∂p/∂θ ``[batch·param_dim, n_params]`` is the Jacobian of the distribution
+    parameters p(s; θ) and H_p = ∇²_p mean_s KL(p_old ‖ p) at p = p_old (block
+    diagonal, one ``[param_dim, param_dim]`` block per state). At θ = θ_old the
+    gradient ∇_p KL vanishes, so the Hessian of the mean KL w.r.t. θ is exactly
+    Jᵀ H_p J — the same product :func:`fisher_vector_product` computes by double
+    back-propagation, at about half the cost. Only valid at θ = θ_old (which is
+    where conjugate gradient evaluates it).
+
+    Args:
+        dist_params: () -> p(s; θ) ``[batch, param_dim]`` at the current θ.
+        old_params: p_old ``[batch, param_dim]`` (constant).
+        kl_of_params: (p_old, p) -> mean KL, scalar.
+        variables: θ as a list of variables, in flat order.
+        vector: v ``[n_params]``.
+        damping: λ ≥ 0.
+
+    Returns:
+        (F + λI) v, ``[n_params]``.
+    """
+    vector = tf.stop_gradient(vector)
+    tangents, offset = [], 0
+    for variable in variables:
+        size = 1
+        for dim in variable.shape:
+            size *= int(dim)
+        tangents.append(tf.reshape(vector[offset : offset + size], variable.shape))
+        offset += size
+    primals = [_primal(v) for v in variables]
+    with tf.GradientTape() as reverse:
+        reverse.watch(primals)
+        with tf.autodiff.ForwardAccumulator(primals, tangents) as forward:
+            params = dist_params()
+    jv = forward.jvp(params, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+    with tf.GradientTape() as outer:
+        outer.watch(params)
+        with tf.GradientTape() as inner:
+            inner.watch(params)
+            kl = kl_of_params(old_params, params)
+        grad_p = inner.gradient(kl, params)
+        grad_dot_jv = tf.reduce_sum(grad_p * tf.stop_gradient(jv))
+    h_jv = outer.gradient(grad_dot_jv, params)
+    jt_h_jv = reverse.gradient(params, primals, output_gradients=tf.stop_gradient(h_jv))
+    return flat_gradient(jt_h_jv, variables) + damping * vector

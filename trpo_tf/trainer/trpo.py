@@ -27,7 +27,10 @@ import tensorflow as tf
 from trpo_tf.policy import Policy
 from trpo_tf.trainer.cg import conjugate_gradient
 from trpo_tf.trainer.flat import assign_flat, flat_gradient, get_flat
-from trpo_tf.trainer.fvp import fisher_vector_product
+from trpo_tf.trainer.fvp import (
+    fisher_vector_product,
+    gauss_newton_fisher_vector_product,
+)
 from trpo_tf.trainer.line_search import backtracking_line_search
 from trpo_tf.trainer.value_fit import fit_value
 
@@ -55,6 +58,8 @@ class TrpoHyperparameters:
         value_epochs: Adam epochs of the value fit.
         value_minibatch_size: samples per Adam step.
         grad_norm_eps: ‖g‖ below this skips the policy step.
+        fvp_method: ``gauss_newton`` (Jᵀ H_p J v: forward + reverse pass) or
+            ``hessian`` (double back-propagation of the mean KL); equal at θ_old.
     """
 
     max_kl: float = 0.01
@@ -66,6 +71,7 @@ class TrpoHyperparameters:
     value_epochs: int = 10
     value_minibatch_size: int = 64
     grad_norm_eps: float = 1e-8
+    fvp_method: str = "gauss_newton"
 
 
 class TrpoUpdate(tf.Module):
@@ -114,14 +120,26 @@ class TrpoUpdate(tf.Module):
         # XLA fuses the many small ops of FVP/CG/line search (~2x faster per call on
         # CPU) at the price of a few seconds of compilation on the first call.
         self.update = tf.function(self._update, input_signature=signature, jit_compile=jit_compile)
+        # The two halves, compiled separately, for a learner that overlaps the value
+        # fit with the next rollout (the policy step needs only θ, the fit only φ).
+        self.policy_update = tf.function(
+            self.policy_step, input_signature=signature[:4], jit_compile=jit_compile
+        )
+        self.value_update = tf.function(
+            self._value_fit,
+            input_signature=[signature[0], signature[4]],
+            jit_compile=jit_compile,
+        )
 
     def trace_count(self) -> int:
-        """How many times the update has been traced (1 after the first call)."""
-        return int(self.update.experimental_get_tracing_count())
+        """Traces of the compiled functions so far (1 per function that was called)."""
+        return sum(
+            int(f.experimental_get_tracing_count())
+            for f in (self.update, self.policy_update, self.value_update)
+        )
 
-    def _update(self, observations, actions, behavior_log_prob, advantages, value_targets):
-        metrics = self.policy_step(observations, actions, behavior_log_prob, advantages)
-        metrics["value_loss"] = fit_value(
+    def _value_fit(self, observations, value_targets):
+        return fit_value(
             self.value_network,
             self.value_optimizer,
             self.generator,
@@ -130,6 +148,10 @@ class TrpoUpdate(tf.Module):
             self.hp.value_epochs,
             self.hp.value_minibatch_size,
         )
+
+    def _update(self, observations, actions, behavior_log_prob, advantages, value_targets):
+        metrics = self.policy_step(observations, actions, behavior_log_prob, advantages)
+        metrics["value_loss"] = self._value_fit(observations, value_targets)
         return metrics
 
     def policy_step(
@@ -161,8 +183,20 @@ class TrpoUpdate(tf.Module):
             new_distribution = policy.distribution(policy.dist_params(fvp_observations))
             return tf.reduce_mean(fvp_old_distribution.kl_divergence(new_distribution))
 
+        def fvp_kl_of_params(old: tf.Tensor, new: tf.Tensor) -> tf.Tensor:
+            return tf.reduce_mean(policy.distribution(old).kl_divergence(policy.distribution(new)))
+
         def fisher_product(vector: tf.Tensor) -> tf.Tensor:
-            return fisher_vector_product(fvp_mean_kl, variables, vector, hp.cg_damping)
+            if hp.fvp_method == "hessian":
+                return fisher_vector_product(fvp_mean_kl, variables, vector, hp.cg_damping)
+            return gauss_newton_fisher_vector_product(
+                lambda: policy.dist_params(fvp_observations),
+                old_params[: self.fvp_batch],
+                fvp_kl_of_params,
+                variables,
+                vector,
+                hp.cg_damping,
+            )
 
         theta_old = get_flat(variables)
         with tf.GradientTape() as tape:
