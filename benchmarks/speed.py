@@ -19,6 +19,7 @@ Writes ``docs/benchmarks/speed_results.md``, ``speed.png`` and ``speed.json``.
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import subprocess
@@ -32,17 +33,47 @@ import numpy as np
 # Zoo hyperparameters (rl-baselines3-zoo hyperparams/trpo.yml) and budgets.
 SETTINGS = {
     "CartPole-v1": dict(
-        budget=100_000, n_envs=2, n_steps=512, minibatch=512, cg_iters=15, cg_damping=1e-3,
-        gamma=0.99, lam=0.98, critic_epochs=20, max_kl=0.01, normalize=False, lr=1e-3,
+        budget=100_000,
+        n_envs=2,
+        n_steps=512,
+        minibatch=512,
+        cg_iters=15,
+        cg_damping=1e-3,
+        gamma=0.99,
+        lam=0.98,
+        critic_epochs=20,
+        max_kl=0.01,
+        normalize=False,
+        lr=1e-3,
     ),
     "Pendulum-v1": dict(
-        budget=100_000, n_envs=2, n_steps=1024, minibatch=128, cg_iters=15, cg_damping=0.1,
-        gamma=0.9, lam=0.95, critic_epochs=15, max_kl=0.01, normalize=False, lr=1e-3,
+        budget=100_000,
+        n_envs=2,
+        n_steps=1024,
+        minibatch=128,
+        cg_iters=15,
+        cg_damping=0.1,
+        gamma=0.9,
+        lam=0.95,
+        critic_epochs=15,
+        max_kl=0.01,
+        normalize=False,
+        lr=1e-3,
         sb3_extra=dict(use_sde=True, sde_sample_freq=4),
     ),
     "HalfCheetah-v5": dict(
-        budget=200_000, n_envs=2, n_steps=1024, minibatch=128, cg_iters=25, cg_damping=0.1,
-        gamma=0.99, lam=0.95, critic_epochs=20, max_kl=0.04, normalize=True, lr=1e-3,
+        budget=200_000,
+        n_envs=2,
+        n_steps=1024,
+        minibatch=128,
+        cg_iters=25,
+        cg_damping=0.1,
+        gamma=0.99,
+        lam=0.95,
+        critic_epochs=20,
+        max_kl=0.04,
+        normalize=True,
+        lr=1e-3,
     ),
 }
 EVAL_EPISODES = 10
@@ -98,10 +129,20 @@ def _sb3(env_id: str, seed: int) -> dict:
     if s["normalize"]:
         env = VecNormalize(env, gamma=s["gamma"])
     model = TRPO(
-        "MlpPolicy", env, learning_rate=s["lr"], n_steps=s["n_steps"], batch_size=s["minibatch"],
-        gamma=s["gamma"], gae_lambda=s["lam"], cg_max_steps=s["cg_iters"],
-        cg_damping=s["cg_damping"], n_critic_updates=s["critic_epochs"], target_kl=s["max_kl"],
-        seed=seed, device="cpu", **s.get("sb3_extra", {}),
+        "MlpPolicy",
+        env,
+        learning_rate=s["lr"],
+        n_steps=s["n_steps"],
+        batch_size=s["minibatch"],
+        gamma=s["gamma"],
+        gae_lambda=s["lam"],
+        cg_max_steps=s["cg_iters"],
+        cg_damping=s["cg_damping"],
+        n_critic_updates=s["critic_epochs"],
+        target_kl=s["max_kl"],
+        seed=seed,
+        device="cpu",
+        **s.get("sb3_extra", {}),
     )
     timers = {"rollout": 0.0, "update": 0.0}
 
@@ -112,6 +153,7 @@ def _sb3(env_id: str, seed: int) -> dict:
                 return fn(*args, **kwargs)
             finally:
                 timers[name] += time.perf_counter() - start
+
         return wrapper
 
     model.collect_rollouts = timed("rollout", model.collect_rollouts)
@@ -124,13 +166,19 @@ def _sb3(env_id: str, seed: int) -> dict:
         eval_env = VecNormalize(eval_env, training=False, norm_reward=False, gamma=s["gamma"])
         eval_env.obs_rms = env.obs_rms
     returns, _ = evaluate_policy(
-        model, eval_env, n_eval_episodes=EVAL_EPISODES, deterministic=True,
+        model,
+        eval_env,
+        n_eval_episodes=EVAL_EPISODES,
+        deterministic=True,
         return_episode_rewards=True,
     )
     return {
-        "env_steps": int(model.num_timesteps), "wall_s": wall,
-        "steps_per_s": model.num_timesteps / wall, "rollout_s": timers["rollout"],
-        "update_s": timers["update"], "eval_return": float(np.mean(returns)),
+        "env_steps": int(model.num_timesteps),
+        "wall_s": wall,
+        "steps_per_s": model.num_timesteps / wall,
+        "rollout_s": timers["rollout"],
+        "update_s": timers["update"],
+        "eval_return": float(np.mean(returns)),
     }
 
 
@@ -141,15 +189,28 @@ def _trpo_tf(env_id: str, seed: int) -> dict:
     s = SETTINGS[env_id]
     config = experiment_from_dict(
         {
-            "name": f"speed-{env_id}", "seed": seed,
-            "env": {"id": env_id, "n_envs": s["n_envs"], "normalize_obs": s["normalize"],
-                    "normalize_reward": s["normalize"]},
-            "value": {"learning_rate": s["lr"], "epochs": s["critic_epochs"],
-                      "minibatch_size": s["minibatch"]},
+            "name": f"speed-{env_id}",
+            "seed": seed,
+            "env": {
+                "id": env_id,
+                "n_envs": s["n_envs"],
+                "normalize_obs": s["normalize"],
+                "normalize_reward": s["normalize"],
+            },
+            "value": {
+                "learning_rate": s["lr"],
+                "epochs": s["critic_epochs"],
+                "minibatch_size": s["minibatch"],
+            },
             "advantage": {"gamma": s["gamma"], "lam": s["lam"]},
-            "trainer": {"total_steps": s["budget"], "steps_per_iteration": s["n_steps"] * s["n_envs"],
-                        "max_kl": s["max_kl"], "cg_iters": s["cg_iters"],
-                        "cg_damping": s["cg_damping"], "threads": 1},
+            "trainer": {
+                "total_steps": s["budget"],
+                "steps_per_iteration": s["n_steps"] * s["n_envs"],
+                "max_kl": s["max_kl"],
+                "cg_iters": s["cg_iters"],
+                "cg_damping": s["cg_damping"],
+                "threads": 1,
+            },
             "eval": {"every": 10**6, "episodes": EVAL_EPISODES},
             "tracking": {"tensorboard": False},
         }
@@ -157,12 +218,13 @@ def _trpo_tf(env_id: str, seed: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         result = train(config, Path(tmp) / "run", quiet=True)
         summary = json.loads((Path(tmp) / "run" / "summary.json").read_text())
-        import csv
-
-        rows = list(csv.DictReader(open(Path(tmp) / "run" / "metrics.csv")))
+        with open(Path(tmp) / "run" / "metrics.csv", newline="") as handle:
+            rows = list(csv.DictReader(handle))
     wall = result.wall_time_s - summary["eval_time_s"]
     return {
-        "env_steps": result.env_steps, "wall_s": wall, "steps_per_s": result.env_steps / wall,
+        "env_steps": result.env_steps,
+        "wall_s": wall,
+        "steps_per_s": result.env_steps / wall,
         "rollout_s": sum(float(r["rollout_time_s"]) for r in rows),
         "update_s": sum(float(r["update_time_s"]) for r in rows),
         "eval_return": result.final_eval_return,
@@ -176,7 +238,9 @@ def _spawn(kind: str, env_id: str, seed: int) -> dict:
     env = dict(os.environ, CUDA_VISIBLE_DEVICES="", WANDB_MODE="disabled", OMP_NUM_THREADS="1")
     out = subprocess.run(
         [sys.executable, __file__, "--worker", kind, "--envs", env_id, "--seed", str(seed)],
-        capture_output=True, text=True, env=env,
+        capture_output=True,
+        text=True,
+        env=env,
     )
     lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
     if out.returncode != 0 or not lines:
@@ -230,8 +294,12 @@ def _report(results: dict, out_dir: Path) -> None:
         x = np.arange(len(envs))
         fig, ax = plt.subplots(figsize=(7, 4))
         for offset, kind in ((-0.2, "sb3"), (0.2, "trpo_tf")):
-            values = [np.median([row["steps_per_s"] for row in results["envs"][e][kind]]) for e in envs]
-            ax.bar(x + offset, values, width=0.4, label="sb3-contrib TRPO" if kind == "sb3" else kind)
+            values = [
+                np.median([row["steps_per_s"] for row in results["envs"][e][kind]]) for e in envs
+            ]
+            ax.bar(
+                x + offset, values, width=0.4, label="sb3-contrib TRPO" if kind == "sb3" else kind
+            )
         ax.set_xticks(x, envs)
         ax.set_ylabel("env steps / s (median)")
         ax.set_title("TRPO training throughput, 1 thread")
