@@ -424,7 +424,7 @@ def train(
         "final_eval_return_std": result.final_eval_return_std,
         "eval_episodes": result.eval_episodes,
         "iterations": iterations,
-        "update_traces": update.trace_count(),
+        "update_retraces": update.retrace_count(),
         "eval_time_s": round(loop.eval_time, 3),
         "train_steps_per_s": round(result.env_steps / max(wall - loop.eval_time, 1e-9), 1),
     }
@@ -455,7 +455,7 @@ def _iteration(
     # π_old is the learner's policy after iteration − 1 updates (version iteration).
     rollout = sampler.collect(policy_version=iteration)
     t1 = time.perf_counter()
-    previous_value_loss = value_fitter.wait()  # V must be fitted before it is used
+    value_fitter.wait()  # V must be fitted before it is used
     observations, actions = rollout.flat("observations"), rollout.flat("actions")
     old_log_prob = log_prob_fn(observations, actions).numpy().reshape(rollout.rewards.shape)
     log_rho = old_log_prob - rollout.behavior_log_prob
@@ -476,7 +476,9 @@ def _iteration(
     )
     metrics = {k: float(v) for k, v in metrics.items()}
     value_fitter.launch(observations, targets.reshape(-1).astype(np.float32))
-    metrics["value_loss"] = previous_value_loss if value_fitter.overlap else value_fitter.wait()
+    # Reported before fitting (so it is the same whether or not the fit overlaps the
+    # next rollout): how well V predicts this batch's targets, MSE.
+    metrics["value_loss"] = float(np.mean(np.square(values - targets)))
     actor.sync()
     sampler.policy_updated(iteration + 1)
     t2 = time.perf_counter()

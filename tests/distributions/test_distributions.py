@@ -237,14 +237,15 @@ def test_auto_picks_builtin_by_space() -> None:
     assert auto_distribution_name(gym.spaces.Discrete(3)) == "categorical"
     assert auto_distribution_name(gym.spaces.Discrete(3, start=-1)) == "categorical"
     assert auto_distribution_name(gym.spaces.Box(-1.0, 1.0, (4,))) == "diag_gaussian"
+    assert auto_distribution_name(gym.spaces.MultiDiscrete([2, 3])) == "multi_categorical"
+    assert auto_distribution_name(gym.spaces.MultiBinary(3)) == "bernoulli"
 
 
 @pytest.mark.parametrize(
     "space",
     [
-        gym.spaces.MultiBinary(3),
-        gym.spaces.MultiDiscrete([2, 3]),
         gym.spaces.Tuple((gym.spaces.Discrete(2), gym.spaces.Discrete(3))),
+        gym.spaces.Dict({"a": gym.spaces.Discrete(2)}),
     ],
 )
 def test_auto_rejects_unsupported_spaces(space: gym.Space) -> None:

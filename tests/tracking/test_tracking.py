@@ -148,7 +148,9 @@ def test_offline_wandb_run_holds_config_history_and_artifact(offline_run):
     assert all("eval_return" in row and "rollout_time_s" in row for row in history)
 
     artifacts = by_type(records, "artifact")
-    assert [(a.type, a.name) for a in artifacts] == [("config", "wandb-offline-test-config")]
+    # The run's config and the SavedModel exported at the end of training.
+    assert sorted(a.type for a in artifacts) == ["config", "model"]
+    assert ("config", "wandb-offline-test-config") in [(a.type, a.name) for a in artifacts]
 
     summary = {}
     for update in by_type(records, "summary"):

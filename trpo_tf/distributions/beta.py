@@ -51,11 +51,26 @@ def _margin(dtype: tf.DType) -> float:
 
 
 class InteriorBeta(tfd.Beta):
-    """``tfd.Beta`` whose samples lie in ``[margin, 1 − margin]`` (see module doc)."""
+    """``tfd.Beta`` with two changes for training.
+
+    * Samples lie in ``[margin, 1 − margin]`` (see the module docstring).
+    * log B(α, β) = lgamma(α) + lgamma(β) − lgamma(α + β) is computed in float64
+      instead of with ``tfp.math.lbeta``. That function is a module-level
+      ``tf.function``; calling it both from the XLA-compiled update and from an
+      ordinary ``tf.function`` (the learner's log-probs) made XLA recompile the
+      update on every call. float64 keeps the lgamma difference accurate for large
+      concentrations; gradients (digamma) are the same as ``lbeta``'s.
+    """
 
     def _sample_n(self, n, seed=None):
         margin = _margin(self.dtype)
         return tf.clip_by_value(super()._sample_n(n, seed=seed), margin, 1.0 - margin)
+
+    def _log_normalization(self, concentration1, concentration0):
+        alpha = tf.cast(concentration1, tf.float64)
+        beta = tf.cast(concentration0, tf.float64)
+        log_beta = tf.math.lgamma(alpha) + tf.math.lgamma(beta) - tf.math.lgamma(alpha + beta)
+        return tf.cast(log_beta, self.dtype)
 
 
 class BetaHead(tf.Module):

@@ -27,33 +27,9 @@ _REQUIRED = (
     "to_env_action",
     "diagnostics",
 )
-# metrics.csv columns the trainer and the training loop fill themselves; a head's
-# diagnostics may only add the remaining columns (metrics.csv rejects unknown names).
-_LOOP_COLUMNS = frozenset(
-    {
-        "iteration",
-        "env_steps",
-        "wall_time_s",
-        "fps",
-        "episode_return_mean",
-        "episode_length_mean",
-        "episodes",
-        "kl",
-        "surrogate_improvement",
-        "line_search_steps",
-        "line_search_accepted",
-        "skip_reason",
-        "grad_norm",
-        "entropy",
-        "value_loss",
-        "explained_variance",
-        "rollout_time_s",
-        "update_time_s",
-        "nonfinite_replaced",
-        "eval_return",
-        "eval_return_std",
-    }
-)
+# The metrics.csv columns a head's diagnostics may fill: metrics.csv rejects unknown
+# names, and every other column belongs to the trainer or the training loop.
+HEAD_DIAGNOSTIC_COLUMNS = ("policy_std",)
 # Monte-Carlo agreement: |estimate − exact| ≤ Z · standard error + slack.
 _Z = 6.0
 
@@ -336,19 +312,29 @@ def _check_compiled(
 
     def graph(net_p, net_q, seed):
         dist_p = head.distribution(head.params(net_p))
-        dist_q = head.distribution(head.params(net_q))
         action = dist_p.sample(seed=seed)
+        fixed_p = head.distribution(tf.stop_gradient(head.params(net_p)))
+        # Differentiated as the update does.
+        with tf.GradientTape() as tape:
+            tape.watch(net_q)
+            dist_q = head.distribution(head.params(net_q))
+            objective = tf.reduce_sum(dist_q.log_prob(action)) + tf.reduce_sum(
+                fixed_p.kl_divergence(dist_q)
+            )
+        gradient = tape.gradient(objective, net_q)
         return (
             action,
             dist_p.log_prob(action),
             dist_p.kl_divergence(dist_q),
             dist_p.entropy(),
             head.mode(head.params(net_p)),
+            gradient,
         )
 
     where = "tf.function(jit_compile=True)" if jit_compile else "tf.function"
+    compiled = tf.function(graph, jit_compile=jit_compile)
     try:
-        action, log_prob, kl, entropy, mode = tf.function(graph, jit_compile=jit_compile)(
+        action, log_prob, kl, entropy, mode, gradient = compiled(
             net_p, net_q, tf.constant([seed, 3], tf.int32)
         )
     except Exception as error:
@@ -362,6 +348,7 @@ def _check_compiled(
             f"{checker.context}: {where}: sample/log_prob/KL/entropy/mode failed{hint}: "
             f"{type(error).__name__}: {' '.join(str(error).split())[:500]}"
         ) from error
+    checker.expect_finite(np.asarray(gradient), f"{where} gradient of log_prob and KL")
     batch = int(net_p.shape[0])
     checker.expect_tensor(
         action, f"{where} sample()", (batch, *head.action_shape), head.action_dtype
@@ -398,13 +385,15 @@ def _check_numpy_sampler(
     net_np = np.asarray(net_p)
     batch = net_np.shape[0]
     actions, log_prob, params = sampler.sample(net_np, rng)
-    numpy_dtype = head.action_dtype.as_numpy_dtype
+    numpy_dtype = np.dtype(head.action_dtype.as_numpy_dtype)
+    actions = np.asarray(actions)
+    # The rollout copies them into an action_dtype buffer: the kind must match.
     checker.expect(
-        np.asarray(actions).shape == (batch, *head.action_shape)
-        and np.asarray(actions).dtype == numpy_dtype,
+        actions.shape == (batch, *head.action_shape)
+        and np.can_cast(actions.dtype, numpy_dtype, casting="same_kind"),
         "numpy_sampler().sample actions",
-        f"shape {np.asarray(actions).shape} dtype {np.asarray(actions).dtype}, expected "
-        f"{(batch, *head.action_shape)} {np.dtype(numpy_dtype)}",
+        f"shape {actions.shape} dtype {actions.dtype}, expected "
+        f"{(batch, *head.action_shape)} {numpy_dtype}",
     )
     checker.expect(
         np.asarray(log_prob).shape == (batch,),
@@ -416,7 +405,8 @@ def _check_numpy_sampler(
         "numpy_sampler().sample params equal params(net_out)",
         f"{params} vs {np.asarray(basics['params_p'])}",
     )
-    expected = np.asarray(basics["dist_p"].log_prob(tf.constant(actions)), np.float64)
+    expected = basics["dist_p"].log_prob(tf.constant(actions.astype(numpy_dtype)))
+    expected = np.asarray(expected, np.float64)
     checker.expect(
         np.allclose(log_prob, expected, rtol=1e-4, atol=1e-4),
         "numpy_sampler() log_prob equals distribution(params).log_prob",
@@ -474,7 +464,7 @@ def _check_diagnostics(checker: _Checker, head: Any, basics: Mapping[str, Any]) 
 
     diagnostics = head.diagnostics(basics["params_p"])
     checker.expect(isinstance(diagnostics, Mapping), "diagnostics(params)", "must return a mapping")
-    allowed = sorted(set(METRIC_COLUMNS) - _LOOP_COLUMNS)
+    allowed = [column for column in HEAD_DIAGNOSTIC_COLUMNS if column in METRIC_COLUMNS]
     for key, value in diagnostics.items():
         checker.expect(
             key in allowed,

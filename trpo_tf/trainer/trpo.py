@@ -138,6 +138,13 @@ class TrpoUpdate(tf.Module):
             for f in (self.update, self.policy_update, self.value_update)
         )
 
+    def retrace_count(self) -> int:
+        """Traces beyond the first of each compiled function (0 when shapes are fixed)."""
+        return sum(
+            max(0, int(f.experimental_get_tracing_count()) - 1)
+            for f in (self.update, self.policy_update, self.value_update)
+        )
+
     def _value_fit(self, observations, value_targets):
         return fit_value(
             self.value_network,
