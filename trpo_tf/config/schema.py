@@ -92,12 +92,16 @@ class TrainerConfig:
 
 @dataclass(frozen=True)
 class RunnerConfig:
-    """``runner:`` — who collects rollouts (the synchronous sampler for now)."""
+    """``runner:`` — who collects rollouts (see docs/async.md)."""
 
     kind: str = _bounded("sync", choices=("sync", "async", "ray"))
+    """sync: the learner steps the envs; async: worker processes; ray: Ray actors."""
     workers: int = _bounded(2, min=1)
+    """Rollout workers (async/ray); ``env.n_envs`` must be a multiple."""
     max_policy_lag: int = _bounded(1, min=0)
+    """Data older than ``policy_version − max_policy_lag`` is dropped (async/ray)."""
     address: str = "local"
+    """ray: ``local`` (private instance), ``auto`` (running cluster) or an address."""
 
 
 @dataclass(frozen=True)

@@ -11,26 +11,19 @@ and the distribution head offers ``numpy_sampler()``; otherwise the TensorFlow
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any, Protocol
 
 import keras
 import numpy as np
 
 from trpo_tf.policy import Policy
-
-
-def _gelu(x: np.ndarray) -> np.ndarray:
-    return 0.5 * x * (1.0 + np.tanh(0.7978845608 * (x + 0.044715 * x**3)))
-
-
-_ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-    "linear": lambda x: x,
-    "tanh": np.tanh,
-    "relu": lambda x: np.maximum(x, 0.0),
-    "elu": lambda x: np.where(x > 0, x, np.expm1(np.minimum(x, 0.0))),
-    "silu": lambda x: x / (1.0 + np.exp(-x)),
-}
+from trpo_tf.rollout.numpy_policy import (
+    ACTIVATIONS,
+    Layer,
+    PolicySnapshot,
+    dumps_by_value,
+    mlp_forward,
+)
 
 
 class NumpySampler(Protocol):
@@ -53,7 +46,7 @@ def mirror_layers(network: keras.Model) -> list[tuple[str, Any]] | None:
             return None
         name = keras.activations.serialize(layer.activation)
         name = name if isinstance(name, str) else name.get("config", name)
-        if name not in _ACTIVATIONS:
+        if name not in ACTIVATIONS:
             return None
         layers.append((name, layer))
     return layers
@@ -78,9 +71,9 @@ class NumpyActor:
 
     def sync(self) -> None:
         """Copy the current weights of π_θ (call after every update or restore)."""
-        self._weights = [
+        self._weights: list[Layer] = [
             (
-                _ACTIVATIONS[name],
+                name,
                 np.asarray(layer.kernel.numpy(), np.float32),
                 np.asarray(layer.bias.numpy(), np.float32),
             )
@@ -89,10 +82,17 @@ class NumpyActor:
         self._sampler: NumpySampler = self.policy.head.numpy_sampler()
 
     def _forward(self, observations: np.ndarray) -> np.ndarray:
-        hidden = np.asarray(observations, np.float32)
-        for activation, kernel, bias in self._weights:
-            hidden = activation(hidden @ kernel + bias)
-        return hidden
+        return mlp_forward(self._weights, observations)
+
+    def snapshot(self) -> PolicySnapshot:
+        """The weights of the last :meth:`sync` as a picklable, TensorFlow-free copy.
+
+        Rollout workers act with it (:class:`~trpo_tf.rollout.numpy_policy.SnapshotPolicy`);
+        the caller labels it with a version and observation statistics
+        (:meth:`PolicySnapshot.with_version`).
+        """
+        layers = tuple((name, kernel.copy(), bias.copy()) for name, kernel, bias in self._weights)
+        return PolicySnapshot(layers, dumps_by_value(self._sampler))
 
     def sample(self, observations: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return self._sampler.sample(self._forward(observations), self.rng)

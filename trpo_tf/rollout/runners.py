@@ -68,4 +68,43 @@ def build_runner(
             config.env.clip_nonfinite,
             seed=config.seed,
         )
-    raise ConfigError(f"runner.kind: '{kind}' is not available in this version; use 'sync'")
+    if kind in ("async", "ray"):
+        return _build_async_runner(config, actor, agent, steps_per_env)
+    raise ConfigError(f"runner.kind: '{kind}' is not one of sync, async, ray")
+
+
+def _build_async_runner(
+    config: ExperimentConfig, actor: Any, agent: Agent, steps_per_env: int
+) -> Runner:
+    """An :class:`AsyncRunner` (``async``) or :class:`RayRunner` (``ray``)."""
+    from trpo_tf.rollout.async_runner import AsyncRunner, check_mirrorable
+    from trpo_tf.rollout.async_worker import EnvFactory, WorkerSpec
+
+    runner = config.runner
+    check_mirrorable(actor, agent.policy.head, runner.kind)
+    if config.env.n_envs % runner.workers:
+        raise ConfigError(
+            f"runner.workers: env.n_envs ({config.env.n_envs}) must be a multiple of "
+            f"runner.workers ({runner.workers}); each worker steps n_envs / workers envs"
+        )
+    spec = WorkerSpec(
+        env_fn=EnvFactory(config.env.id, config.env.kwargs),
+        env_name=config.env.id,
+        n_envs=config.env.n_envs // runner.workers,
+        segment_length=steps_per_env,
+        seed=config.seed,
+        clip_nonfinite=config.env.clip_nonfinite,
+    )
+    args = (
+        spec,
+        actor,
+        agent.observation_normalizer,
+        agent.reward_normalizer,
+        runner.workers,
+        runner.max_policy_lag,
+    )
+    if runner.kind == "ray":
+        from trpo_tf.rollout.ray_runner import RayRunner
+
+        return RayRunner(*args, address=runner.address)
+    return AsyncRunner(*args)

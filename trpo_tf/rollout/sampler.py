@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+from typing import TYPE_CHECKING
 
 import gymnasium as gym
 import numpy as np
@@ -11,8 +12,10 @@ from gymnasium.utils import EzPickle
 from trpo_tf.errors import NonFiniteEnvError
 from trpo_tf.interfaces import DistributionHead
 from trpo_tf.normalization import ObservationNormalizer, RewardNormalizer
-from trpo_tf.rollout.actor import Actor
 from trpo_tf.types import Rollout
+
+if TYPE_CHECKING:  # keeps this module (and NonFiniteGuard) free of TensorFlow imports
+    from trpo_tf.rollout.actor import Actor
 
 
 class NonFiniteGuard:

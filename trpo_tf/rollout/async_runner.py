@@ -1,0 +1,540 @@
+"""Asynchronous rollouts: worker processes keep stepping while the learner updates.
+
+``runner: {kind: async, workers: W, max_policy_lag: K}``. Each of the ``W``
+workers (:mod:`trpo_tf.rollout.async_worker`, a process that never imports
+TensorFlow) owns ``k = env.n_envs / W`` env copies and a numpy snapshot of the
+policy. It steps continuously in segments of ``T = steps_per_iteration /
+n_envs`` steps, and every sample carries β's log-probability, distribution
+parameters and the version of the snapshot that acted. :meth:`AsyncRunner.collect`
+takes the first ``W`` segments that arrive and concatenates them along the env
+axis, so a batch has the synchronous runner's shape ``[T, n_envs]``.
+
+Staleness and flow control. The learner publishes a new snapshot after every
+update (:meth:`AsyncRunner.policy_updated`). A worker may run one segment ahead
+(``prefetch``, on when ``K ≥ 1``): it starts its next segment as soon as the
+last one was received, with the snapshot it has, so while the learner updates
+π_old → π_new the workers keep stepping with π_old; those samples reach the next
+batch one version old. Without prefetch a worker waits for the new snapshot.
+A segment whose version is older than ``policy_version − K`` is **dropped** (not
+down-weighted): it is counted in ``Rollout.dropped_steps`` and its env steps in
+``total_env_steps``; its observations and rewards still feed the running
+normalization statistics, which describe the environment, not the policy.
+
+The estimator. With samples (s, a) ~ d^β·β, the learner maximizes
+
+    L(θ) = E_{s,a ~ β}[ π_θ(a|s) / β(a|s) · Â(s, a) ]   s.t.  E_s[KL(π_old(·|s) ‖ π_θ(·|s))] ≤ δ
+
+* The ratio uses β's log-probability as stored at collection time, so for a
+  fixed advantage function the surrogate is an unbiased importance-sampling
+  estimate of E_{a~π_θ}[A] on the states β visited (``trainer.behavior_correction:
+  false`` replaces β by π_old, an ablation that is biased under staleness).
+* The trust region is measured against π_old (the learner's current policy)
+  on the batch's states, not against β: it bounds the step, whatever collected
+  the data.
+* The states come from β's state distribution d^β rather than d^{π_old}: the
+  usual TRPO approximation, slightly larger when β lags.
+* Advantages: GAE with the current V uses β's rewards and actions along the
+  trajectory as if π_old had chosen them, so it estimates A^β, not A^{π_old};
+  the bias grows with the lag (it is zero at lag 0). The optional V-trace
+  estimator (the ``trpo-tf-vtrace`` plug-in, ``advantage.estimator: vtrace``)
+  corrects the multi-step part with truncated ratios min(c̄, π_old/β), trading
+  the bias for bounded variance.
+* Observations are stored normalized with β's copy of the statistics (what β
+  saw); π_old's log-probabilities are evaluated on those same inputs.
+
+Faults. A worker's env that raises is rebuilt inside the worker (see
+:mod:`~trpo_tf.rollout.async_worker`); a worker process that dies is detected
+by the learner (its process sentinel fires or its pipe reaches EOF), restarted
+with the current snapshot, and the segment it was collecting is counted as
+dropped. Each restart and env error is reported through ``on_event`` (a line on
+stderr by default).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import sys
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from multiprocessing.connection import wait as wait_for
+from typing import Any
+
+import numpy as np
+
+from trpo_tf import errors
+from trpo_tf.errors import ConfigError
+from trpo_tf.normalization import ObservationNormalizer, RewardNormalizer
+from trpo_tf.rollout.async_worker import Segment, WorkerSpec, process_main
+from trpo_tf.rollout.numpy_policy import PolicySnapshot
+from trpo_tf.types import Rollout
+
+Event = tuple[int, str, Any]
+"""``(worker, kind, payload)``; kind is ready | segment | error | dead."""
+
+
+def check_mirrorable(actor: Any, head: Any, kind: str) -> None:
+    """ConfigError unless ``actor`` can hand workers a numpy snapshot of the policy."""
+    if not hasattr(head, "numpy_sampler"):
+        raise ConfigError(
+            f"runner.kind {kind} needs a distribution with numpy_sampler() "
+            f"('{type(head).__name__}' has none); use runner.kind: sync"
+        )
+    if not hasattr(actor, "snapshot"):
+        raise ConfigError(
+            f"runner.kind {kind} needs a policy network of Dense layers with activations "
+            "linear/tanh/relu/elu/silu (workers run it in numpy); use runner.kind: sync"
+        )
+    builtin = type(head).__module__.startswith("trpo_tf.distributions")
+    if not builtin and not hasattr(head.numpy_sampler(), "to_env_action"):
+        raise ConfigError(
+            f"runner.kind {kind}: distribution '{type(head).__name__}' maps actions to the env "
+            "in to_env_action(), which workers cannot run; give its numpy sampler a "
+            "to_env_action(actions) method, or use runner.kind: sync"
+        )
+
+
+@contextlib.contextmanager
+def _main_module_hidden() -> Iterator[None]:
+    """Start processes without re-running the user's ``__main__`` in them.
+
+    spawn/forkserver children normally import the parent's main script first;
+    a script that imports TensorFlow at the top would load it into every worker
+    (seconds and hundreds of MB each). Workers need nothing from ``__main__``.
+    """
+    main = sys.modules.get("__main__")
+    if main is None:
+        yield
+        return
+    saved = {
+        name: main.__dict__[name] for name in ("__file__", "__spec__") if name in main.__dict__
+    }
+    main.__dict__.pop("__file__", None)
+    main.__dict__["__spec__"] = None
+    try:
+        yield
+    finally:
+        main.__dict__.pop("__spec__", None)
+        main.__dict__.update(saved)
+
+
+def _stderr_event(message: str) -> None:
+    print(f"[trpo-tf rollout] {message}", file=sys.stderr, flush=True)
+
+
+class ProcessWorkerPool:
+    """Worker processes: a command queue in, a result pipe out, per worker.
+
+    The learner never blocks on a send (queues have a feeder thread), so it cannot
+    deadlock with a worker that is blocked sending a large segment. A dead worker
+    only takes its own pipe and queue with it.
+    """
+
+    def __init__(self, spec: WorkerSpec, start_method: str | None = None) -> None:
+        methods = multiprocessing.get_all_start_methods()
+        method = start_method or ("forkserver" if "forkserver" in methods else "spawn")
+        if method == "fork":
+            raise ValueError("fork would copy the learner's TensorFlow runtime; use spawn")
+        self.context = multiprocessing.get_context(method)
+        if method == "forkserver":
+            # The server imports the worker module once; never the user's __main__.
+            self.context.set_forkserver_preload(["trpo_tf.rollout.async_worker"])
+        self.spec = spec
+        self.processes: dict[int, Any] = {}
+        self._commands: dict[int, Any] = {}
+        self._results: dict[int, Any] = {}
+        self._incarnation: dict[int, int] = {}
+
+    def start(self, index: int, snapshot: PolicySnapshot) -> None:
+        incarnation = self._incarnation.get(index, -1) + 1
+        self._incarnation[index] = incarnation
+        commands = self.context.Queue()
+        reader, writer = self.context.Pipe(duplex=False)
+        process = self.context.Process(
+            target=process_main,
+            args=(self.spec, index, incarnation, snapshot, commands, writer),
+            name=f"trpo-tf-rollout-{index}",
+            daemon=True,
+        )
+        with _main_module_hidden():
+            process.start()
+        writer.close()  # only the child may write: its death then reads as EOF
+        self.processes[index], self._commands[index], self._results[index] = (
+            process,
+            commands,
+            reader,
+        )
+
+    def send_policy(self, index: int, snapshot: PolicySnapshot) -> None:
+        self._commands[index].put(("policy", snapshot))
+
+    def grant(self, index: int) -> None:
+        self._commands[index].put(("credit", 1))
+
+    def wait(self, timeout: float) -> list[Event]:
+        """Events from any worker within ``timeout`` seconds (possibly none)."""
+        by_handle: dict[Any, int] = {}
+        for index, reader in self._results.items():
+            by_handle[reader] = index
+            by_handle[self.processes[index].sentinel] = index
+        events: list[Event] = []
+        dead: set[int] = set()
+        for handle in wait_for(list(by_handle), timeout):
+            index = by_handle[handle]
+            if index in dead:
+                continue
+            reader = self._results[index]
+            try:
+                while reader.poll():
+                    kind, payload = reader.recv()
+                    events.append((index, kind, payload))
+            except (EOFError, OSError):
+                pass
+            process = self.processes[index]
+            if handle is not reader or not process.is_alive():
+                process.join(timeout=1.0)
+                if not process.is_alive():
+                    dead.add(index)
+                    events.append((index, "dead", f"exit code {process.exitcode}"))
+        return events
+
+    def _discard(self, index: int) -> None:
+        process = self.processes.pop(index)
+        if process.is_alive():
+            process.kill()
+        process.join(timeout=5.0)
+        self._results.pop(index).close()
+        commands = self._commands.pop(index)
+        commands.cancel_join_thread()  # nobody will read what is still queued
+        commands.close()
+
+    def restart(self, index: int, snapshot: PolicySnapshot) -> None:
+        self._discard(index)
+        self.start(index, snapshot)
+
+    def close(self) -> None:
+        for commands in self._commands.values():
+            with contextlib.suppress(Exception):
+                commands.put(("stop", None))
+        deadline = time.monotonic() + 3.0
+        while time.monotonic() < deadline and any(p.is_alive() for p in self.processes.values()):
+            # A worker blocked sending a segment reads its stop only once that is taken.
+            for reader in list(self._results.values()):
+                with contextlib.suppress(EOFError, OSError):
+                    while reader.poll(0.01):
+                        reader.recv()
+        for index in list(self.processes):
+            self._discard(index)
+
+
+class AsyncRunner:
+    """Collects batches from ``workers`` rollout workers (see the module docstring).
+
+    Args:
+        spec: how each worker builds its envs (``spec.n_envs`` per worker) and
+            the segment length ``T``.
+        actor: the learner's :class:`~trpo_tf.rollout.numpy_actor.NumpyActor`
+            (anything with ``snapshot()``); synced by the learner before
+            :meth:`policy_updated`.
+        observation_normalizer: the learner's; updated from the workers' raw
+            observations, copied into every snapshot.
+        reward_normalizer: the learner's, with ``n_envs = workers · spec.n_envs``
+            (worker ``w`` owns columns ``[w·k, (w+1)·k)`` of its return state).
+        workers: number of worker processes ``W``.
+        max_policy_lag: ``K``; segments older than ``policy_version − K`` are dropped.
+        policy_version: version of the actor's current weights (the first
+            ``collect``'s π_old).
+        prefetch: workers run one segment ahead (default: ``K ≥ 1``).
+        on_event: receives one line per worker restart or env error (stderr if None).
+        max_restarts: restarts of one worker without a segment in between before
+            the run is stopped.
+        stall_timeout_s: seconds without any worker event before giving up.
+        start_method: multiprocessing start method (forkserver or spawn).
+    """
+
+    kind = "async"
+
+    def __init__(
+        self,
+        spec: WorkerSpec,
+        actor: Any,
+        observation_normalizer: ObservationNormalizer,
+        reward_normalizer: RewardNormalizer,
+        workers: int,
+        max_policy_lag: int,
+        policy_version: int = 1,
+        prefetch: bool | None = None,
+        on_event: Callable[[str], None] | None = None,
+        max_restarts: int = 5,
+        stall_timeout_s: float = 600.0,
+        start_method: str | None = None,
+    ) -> None:
+        if not hasattr(actor, "snapshot"):
+            raise ConfigError(
+                f"runner.kind {self.kind} needs the numpy policy mirror (a distribution with "
+                "numpy_sampler and a Dense-only network); use runner.kind: sync"
+            )
+        self.spec = spec
+        self.actor = actor
+        self.obs_norm = observation_normalizer
+        self.reward_norm = reward_normalizer
+        self.workers = int(workers)
+        self.max_policy_lag = int(max_policy_lag)
+        self.prefetch = self.max_policy_lag >= 1 if prefetch is None else bool(prefetch)
+        self.on_event = on_event or _stderr_event
+        self.max_restarts = max_restarts
+        self.stall_timeout_s = stall_timeout_s
+        self.start_method = start_method
+        self.n_envs = self.workers * spec.n_envs
+        self.segment_steps = spec.segment_length * spec.n_envs
+        self.total_env_steps = 0
+        self.dropped_steps_total = 0
+        self.worker_restarts = 0
+        self.env_errors = 0
+        self.nonfinite_replaced = 0
+        self.events: deque[str] = deque(maxlen=200)
+        self.worker_info: dict[int, dict[str, Any]] = {}
+        self._in_flight = dict.fromkeys(range(self.workers), 0)
+        self._discard_next = dict.fromkeys(range(self.workers), 0)
+        self._restarts_in_a_row = dict.fromkeys(range(self.workers), 0)
+        self._backlog: deque[Event] = deque()
+        self._closed = False
+        self._republish = False
+        self._snapshot = self._take_snapshot(policy_version)
+        if self.reward_norm.returns.shape != (self.n_envs,):
+            raise ValueError(
+                f"reward_normalizer has {self.reward_norm.returns.shape[0]} envs, the workers "
+                f"{self.n_envs}"
+            )
+        self.pool = self._make_pool()
+        try:
+            for index in range(self.workers):
+                self.pool.start(index, self._snapshot)
+                self._grant(index)
+        except BaseException:
+            self.close()
+            raise
+
+    # -- transport hooks (RayRunner overrides) ---------------------------------
+
+    def _make_pool(self) -> Any:
+        return ProcessWorkerPool(self.spec, self.start_method)
+
+    # -- learner side -------------------------------------------------------------
+
+    def _take_snapshot(self, version: int) -> PolicySnapshot:
+        normalizer = self.obs_norm if self.obs_norm.enabled else None
+        return self.actor.snapshot().with_version(version, normalizer)
+
+    def _log(self, message: str) -> None:
+        self.events.append(message)
+        self.on_event(message)
+
+    def _grant(self, index: int) -> None:
+        self._in_flight[index] += 1
+        self.pool.grant(index)
+
+    def _publish(self, version: int) -> None:
+        self._snapshot = self._take_snapshot(version)
+        for index in range(self.workers):
+            self.pool.send_policy(index, self._snapshot)
+            if self._in_flight[index] == 0:
+                self._grant(index)
+
+    @property
+    def policy_version(self) -> int:
+        """Version of the newest snapshot sent to the workers."""
+        return self._snapshot.version
+
+    def policy_updated(self, policy_version: int) -> None:
+        """Send the workers a snapshot of the (synced) actor labelled ``policy_version``."""
+        self._publish(policy_version)
+
+    def _next_events(self, deadline: float) -> list[Event]:
+        if self._backlog:
+            events = list(self._backlog)
+            self._backlog.clear()
+            return events
+        while True:
+            events = self.pool.wait(timeout=1.0)
+            if events:
+                return events
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"rollout workers sent nothing for {self.stall_timeout_s:.0f} s "
+                    f"(in flight: {self._in_flight}); is an environment hanging?"
+                )
+
+    def _worker_died(self, index: int, reason: str) -> int:
+        """Restart worker ``index``; returns the steps lost with it."""
+        lost = self._in_flight[index] * self.segment_steps
+        self.worker_restarts += 1
+        self._restarts_in_a_row[index] += 1
+        if self._restarts_in_a_row[index] > self.max_restarts:
+            self.close()
+            raise RuntimeError(
+                f"rollout worker {index} died {self._restarts_in_a_row[index]} times without "
+                f"delivering a segment (last: {reason}); see its stderr"
+            )
+        self._in_flight[index] = 0
+        self._discard_next[index] = 0
+        self.pool.restart(index, self._snapshot)
+        # Its envs start fresh episodes: forget their discounted returns.
+        k = self.spec.n_envs
+        self.reward_norm.returns[index * k : (index + 1) * k] = 0.0
+        self._log(
+            f"worker {index} died ({reason}); restarted with policy version "
+            f"{self._snapshot.version}; {lost} in-flight env steps dropped"
+        )
+        self.total_env_steps += lost
+        return lost
+
+    def _normalize_rewards(self, segment: Segment) -> np.ndarray:
+        """Learner-side reward scaling ``[T, k]``, with worker ``w``'s return state."""
+        if not self.reward_norm.enabled:
+            return segment.raw_rewards.astype(np.float32)
+        k = self.spec.n_envs
+        columns = slice(segment.worker * k, (segment.worker + 1) * k)
+        done = np.logical_or(segment.terminated, segment.truncated)
+        all_returns = self.reward_norm.returns
+        self.reward_norm.returns = all_returns[columns].copy()
+        try:
+            scaled = np.stack(
+                [self.reward_norm(segment.raw_rewards[t], done[t]) for t in range(len(done))]
+            )
+            all_returns[columns] = self.reward_norm.returns
+        finally:
+            self.reward_norm.returns = all_returns
+        return scaled
+
+    def collect(self, policy_version: int) -> Rollout:
+        """The next ``W`` fresh-enough segments as one ``[T, n_envs]`` batch.
+
+        ``policy_version`` is π_old's version; when the workers were not yet sent
+        that version (first call after a restore) a snapshot is published first.
+        """
+        if self._republish or self._snapshot.version != policy_version:
+            self._republish = False
+            self._publish(policy_version)
+        oldest = policy_version - self.max_policy_lag
+        accepted: list[tuple[Segment, np.ndarray]] = []
+        dropped = 0
+        episode_returns: list[np.ndarray] = []
+        episode_lengths: list[np.ndarray] = []
+        deadline = time.monotonic() + self.stall_timeout_s
+        while len(accepted) < self.workers:
+            events = self._next_events(deadline)
+            while events and len(accepted) < self.workers:
+                index, kind, payload = events.pop(0)
+                if kind == "ready":
+                    self.worker_info[index] = payload
+                elif kind == "error":
+                    self.close()
+                    name, message = payload
+                    raise getattr(errors, name, RuntimeError)(message)
+                elif kind == "dead":
+                    dropped += self._worker_died(index, str(payload))
+                    if self.prefetch or self._needs_more(len(accepted)):
+                        self._grant(index)
+                    deadline = time.monotonic() + self.stall_timeout_s
+                else:
+                    segment: Segment = payload
+                    deadline = time.monotonic() + self.stall_timeout_s
+                    self._in_flight[index] -= 1
+                    self._restarts_in_a_row[index] = 0
+                    self.total_env_steps += segment.env_steps
+                    dropped += segment.discarded_steps
+                    self.nonfinite_replaced += segment.nonfinite_replaced
+                    self.env_errors += len(segment.env_errors)
+                    for message in segment.env_errors:
+                        self._log(
+                            f"{message}; {segment.discarded_steps} steps of partial episodes "
+                            "discarded"
+                        )
+                    if self.obs_norm.enabled:
+                        self.obs_norm.stats.update(
+                            segment.raw_observations.reshape(-1, segment.raw_observations.shape[-1])
+                        )
+                    rewards = self._normalize_rewards(segment)
+                    episode_returns.append(segment.episode_returns)
+                    episode_lengths.append(segment.episode_lengths)
+                    if self._discard_next[index] > 0 or segment.policy_version < oldest:
+                        self._discard_next[index] = max(0, self._discard_next[index] - 1)
+                        dropped += segment.num_steps
+                    else:
+                        accepted.append((segment, rewards))
+                    if self.prefetch or self._needs_more(len(accepted)):
+                        self._grant(index)
+            self._backlog.extend(events)
+        self.dropped_steps_total += dropped
+        return self._assemble(accepted, dropped, episode_returns, episode_lengths)
+
+    def _needs_more(self, accepted: int) -> bool:
+        return accepted + sum(self._in_flight.values()) < self.workers
+
+    def _assemble(
+        self,
+        accepted: list[tuple[Segment, np.ndarray]],
+        dropped: int,
+        episode_returns: list[np.ndarray],
+        episode_lengths: list[np.ndarray],
+    ) -> Rollout:
+        accepted.sort(key=lambda item: (item[0].worker, item[0].sequence))
+        segments = [segment for segment, _ in accepted]
+
+        def cat(name: str, axis: int = 1) -> np.ndarray:
+            return np.concatenate([getattr(s, name) for s in segments], axis=axis)
+
+        T, k = self.spec.segment_length, self.spec.n_envs
+        return Rollout(
+            observations=cat("observations"),
+            actions=cat("actions"),
+            rewards=np.concatenate([rewards for _, rewards in accepted], axis=1),
+            raw_rewards=cat("raw_rewards").astype(np.float32),
+            terminated=cat("terminated"),
+            truncated=cat("truncated"),
+            final_observations=cat("final_observations"),
+            last_observations=cat("last_observations", axis=0),
+            behavior_log_prob=cat("behavior_log_prob"),
+            behavior_params=cat("behavior_params"),
+            policy_version=np.concatenate(
+                [np.full((T, k), s.policy_version, np.int64) for s in segments], axis=1
+            ),
+            episode_returns=np.concatenate(episode_returns),
+            episode_lengths=np.concatenate(episode_lengths),
+            nonfinite_replaced=self.nonfinite_replaced,
+            dropped_steps=int(dropped),
+        )
+
+    def state(self) -> dict:
+        """Counters only: env state lives in the worker processes and is not saved."""
+        return {
+            "total_env_steps": self.total_env_steps,
+            "dropped_steps_total": self.dropped_steps_total,
+            "worker_restarts": self.worker_restarts,
+            "env_errors": self.env_errors,
+            "nonfinite_replaced": self.nonfinite_replaced,
+            "policy_version": self._snapshot.version,
+        }
+
+    def load_state(self, state: dict) -> bool:
+        """Restore the counters; returns False (workers' episodes restart fresh).
+
+        Segments already in flight were collected with the weights this runner
+        had before the restore, so they are dropped when they arrive.
+        """
+        self.total_env_steps = int(state["total_env_steps"])
+        self.dropped_steps_total = int(state["dropped_steps_total"])
+        self.worker_restarts = int(state["worker_restarts"])
+        self.env_errors = int(state["env_errors"])
+        self.nonfinite_replaced = int(state["nonfinite_replaced"])
+        for index in range(self.workers):
+            self._discard_next[index] = self._in_flight[index]
+        self._republish = True
+        return False
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self.pool.close()

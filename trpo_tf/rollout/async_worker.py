@@ -1,0 +1,396 @@
+"""A rollout worker: steps its own env copies with a policy snapshot, in segments.
+
+Used by :class:`~trpo_tf.rollout.async_runner.AsyncRunner` inside worker
+processes and by :class:`~trpo_tf.rollout.ray_runner.RayRunner` as a Ray actor.
+This module must never import TensorFlow (directly or through another trpo_tf
+module): a worker only needs numpy, gymnasium and the numpy policy.
+
+Faults inside a worker:
+
+* An env whose ``step``/``reset`` raises is closed and rebuilt. Its partial
+  episode is thrown away: the rows it had written in the current segment are
+  stepped again by the new env, and those discarded steps are counted in
+  :attr:`Segment.discarded_steps` and reported in :attr:`Segment.env_errors`. Steps
+  of that episode that went out in earlier segments stay valid: there the
+  segment's end bootstraps from V(last observation), as for any cut-off segment.
+* A non-finite observation or reward is a user error
+  (:class:`~trpo_tf.errors.NonFiniteEnvError`, unless ``clip_nonfinite``); it is
+  sent to the learner, which raises it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import traceback
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from trpo_tf.errors import TrpoTfError
+from trpo_tf.rollout.numpy_policy import EnvActionMap, PolicySnapshot, SnapshotPolicy
+from trpo_tf.rollout.sampler import NonFiniteGuard
+
+MAX_CONSECUTIVE_ENV_FAILURES = 5
+"""An env that fails this many times in a row without completing a step is fatal."""
+
+
+class EnvFactory:
+    """Picklable ``() -> gym.Env`` for an ``env.id`` and ``env.kwargs``.
+
+    The closure :func:`~trpo_tf.envs.make_env_fn` returns cannot cross a process
+    boundary; this rebuilds it by name inside the worker.
+    """
+
+    def __init__(self, env_id: str, kwargs: Mapping[str, Any] | None = None) -> None:
+        self.env_id = env_id
+        self.kwargs = dict(kwargs or {})
+        self._make: Callable[[], gym.Env] | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"env_id": self.env_id, "kwargs": self.kwargs}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["env_id"], state["kwargs"])
+
+    def __call__(self) -> gym.Env:
+        if self._make is None:
+            from trpo_tf.envs import make_env_fn
+
+            self._make = make_env_fn(self.env_id, self.kwargs)
+        return self._make()
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """What every worker of one runner is built from (picklable).
+
+    Attributes:
+        env_fn: picklable zero-argument env constructor.
+        env_name: for error messages.
+        n_envs: env copies per worker (``k``).
+        segment_length: steps per env per segment (``T``).
+        seed: base seed; worker ``w``'s ``i``-th incarnation derives its own.
+        clip_nonfinite: replace NaN/inf from the env instead of failing.
+    """
+
+    env_fn: Callable[[], gym.Env]
+    env_name: str
+    n_envs: int
+    segment_length: int
+    seed: int
+    clip_nonfinite: bool = False
+
+
+@dataclass
+class Segment:
+    """``T`` consecutive steps of a worker's ``k`` envs, all taken by one β.
+
+    Arrays are time-major ``[T, k, ...]`` like :class:`~trpo_tf.types.Rollout`.
+
+    Attributes:
+        worker: index of the worker that collected it.
+        sequence: its number among that worker incarnation's segments.
+        policy_version: version of the snapshot β that acted.
+        observations: ``[T, k, obs_dim]`` float32, s_t normalized as β saw it.
+        raw_observations: ``[T, k, obs_dim]`` float64, s_t as the env returned it.
+        actions: ``[T, k, *action_shape]`` sampled (unclipped) actions.
+        raw_rewards: ``[T, k]`` float64.
+        terminated, truncated: ``[T, k]`` bool.
+        final_observations: ``[T, k, obs_dim]`` float32, normalized true s_{t+1}
+            where ``truncated`` (zeros elsewhere).
+        last_observations: ``[k, obs_dim]`` float32, normalized s_T.
+        behavior_log_prob: ``[T, k]`` float32, log β(a_t|s_t).
+        behavior_params: ``[T, k, param_dim]`` float32.
+        episode_returns, episode_lengths: episodes that ended in this segment.
+        env_steps: env steps taken, discarded ones included (≥ ``T · k``).
+        discarded_steps: steps of partial episodes thrown away after env errors.
+        env_errors: one line per env failure.
+        nonfinite_replaced: non-finite values replaced (with ``clip_nonfinite``).
+    """
+
+    worker: int
+    sequence: int
+    policy_version: int
+    observations: np.ndarray
+    raw_observations: np.ndarray
+    actions: np.ndarray
+    raw_rewards: np.ndarray
+    terminated: np.ndarray
+    truncated: np.ndarray
+    final_observations: np.ndarray
+    last_observations: np.ndarray
+    behavior_log_prob: np.ndarray
+    behavior_params: np.ndarray
+    episode_returns: np.ndarray
+    episode_lengths: np.ndarray
+    env_steps: int
+    discarded_steps: int = 0
+    env_errors: list[str] = field(default_factory=list)
+    nonfinite_replaced: int = 0
+
+    @property
+    def num_steps(self) -> int:
+        """``T · k``: the steps this segment contributes to a batch."""
+        return int(self.raw_rewards.size)
+
+
+class RolloutWorker:
+    """Steps ``k`` envs continuously; :meth:`run_segment` returns the next ``T`` steps.
+
+    Envs are stepped one by one in a plain loop (same-step autoreset, as
+    gymnasium's ``SyncVectorEnv`` with ``AutoresetMode.SAME_STEP``) so that one
+    env raising neither aborts nor half-steps the others.
+    """
+
+    def __init__(
+        self, spec: WorkerSpec, index: int, incarnation: int, snapshot: PolicySnapshot
+    ) -> None:
+        self.spec = spec
+        self.index = index
+        self.incarnation = incarnation
+        seeds = np.random.SeedSequence([spec.seed, index, incarnation])
+        action_seed, env_seed = seeds.spawn(2)
+        self.rng = np.random.default_rng(action_seed)
+        self._env_seeds = env_seed.generate_state(spec.n_envs).tolist()
+        self.guard = NonFiniteGuard(spec.env_name, spec.clip_nonfinite)
+        self.policy = SnapshotPolicy(snapshot)
+        self.sequence = 0
+        self.env_steps = 0
+        self.envs: list[gym.Env] = [spec.env_fn() for _ in range(spec.n_envs)]
+        self.action_map = EnvActionMap(self.envs[0].action_space, self.policy.sampler)
+        first = [self._reset(i, seed=self._env_seeds[i]) for i in range(spec.n_envs)]
+        self.raw_obs = np.stack(first)
+        self.episode_return = np.zeros(spec.n_envs, np.float64)
+        self.episode_length = np.zeros(spec.n_envs, np.int64)
+        self._errors: list[str] = []
+        self._discarded = 0
+        self._step_failures = np.zeros(spec.n_envs, np.int64)
+
+    def info(self) -> dict[str, Any]:
+        """Facts about this worker's process (tests check no TensorFlow got in)."""
+        return {
+            "pid": os.getpid(),
+            "tensorflow_loaded": "tensorflow" in sys.modules,
+            "worker": self.index,
+            "incarnation": self.incarnation,
+        }
+
+    def set_policy(self, snapshot: PolicySnapshot) -> None:
+        """Act with ``snapshot`` from the next segment on."""
+        self.policy = SnapshotPolicy(snapshot)
+
+    def _flat(self, observation: Any) -> np.ndarray:
+        return np.asarray(observation, np.float64).reshape(-1)
+
+    def _reset(self, i: int, seed: int | None = None) -> np.ndarray:
+        observation, _ = self.envs[i].reset(seed=seed)
+        flat = self._flat(observation)[None]
+        return self.guard(flat, "observation", self.env_steps)[0]
+
+    def _rebuild(self, i: int, error: BaseException, where: str) -> np.ndarray:
+        """Replace env ``i`` after ``error``; returns its first observation."""
+        failures = 0
+        while True:
+            message = f"{type(error).__name__}: {error}".splitlines()[0]
+            self._errors.append(
+                f"worker {self.index}: env {i} raised in {where} ({message}); env rebuilt"
+            )
+            with contextlib.suppress(Exception):  # a broken env may fail to close too
+                self.envs[i].close()
+            failures += 1
+            try:
+                self.envs[i] = self.spec.env_fn()
+                self._env_seeds[i] += 1_000_003  # a different episode than the one that failed
+                return self._reset(i, seed=self._env_seeds[i])
+            except TrpoTfError:
+                raise
+            except Exception as retry_error:  # noqa: BLE001 - any env failure
+                if failures >= MAX_CONSECUTIVE_ENV_FAILURES:
+                    raise RuntimeError(
+                        f"environment '{self.spec.env_name}' failed {failures} times in a row "
+                        f"while being rebuilt: {retry_error}"
+                    ) from retry_error
+                error, where = retry_error, "reset"
+
+    def run_segment(self) -> Segment:
+        """Step every env ``T`` times (more after env errors) with the current snapshot."""
+        T, k = self.spec.segment_length, self.spec.n_envs
+        policy = self.policy
+        obs_dim = self.raw_obs.shape[1]
+        observations = np.zeros((T, k, obs_dim), np.float32)
+        raw_observations = np.zeros((T, k, obs_dim), np.float64)
+        final_observations = np.zeros((T, k, obs_dim), np.float32)
+        raw_rewards = np.zeros((T, k), np.float64)
+        terminated = np.zeros((T, k), bool)
+        truncated = np.zeros((T, k), bool)
+        behavior_log_prob = np.zeros((T, k), np.float32)
+        actions = behavior_params = None
+        episode_returns: list[float] = []
+        episode_lengths: list[int] = []
+        replaced_before = self.guard.replaced
+        steps_before = self.env_steps
+        row = np.zeros(k, np.int64)  # next row to fill, per env
+        episode_start = np.zeros(k, np.int64)  # row where each env's current episode began
+
+        while (row < T).any():
+            active = np.flatnonzero(row < T)
+            obs = policy.normalize(self.raw_obs[active])
+            sampled, log_prob, params = policy.sample(obs, self.rng)
+            if actions is None:
+                actions = np.zeros((T, k, *sampled.shape[1:]), sampled.dtype)
+                behavior_params = np.zeros((T, k, *params.shape[1:]), np.float32)
+            env_actions = self.action_map(sampled)
+            stepped, results = [], []
+            for j, i in enumerate(active):
+                try:
+                    result = self.envs[i].step(env_actions[j])
+                except TrpoTfError:
+                    raise
+                except Exception as error:  # noqa: BLE001 - any env failure is recoverable
+                    self._step_failures[i] += 1
+                    if self._step_failures[i] >= MAX_CONSECUTIVE_ENV_FAILURES:
+                        raise RuntimeError(
+                            f"environment '{self.spec.env_name}' raised in step "
+                            f"{self._step_failures[i]} times in a row: {error}"
+                        ) from error
+                    self.env_steps += 1
+                    self._discarded += int(row[i] - episode_start[i]) + 1
+                    self.raw_obs[i] = self._rebuild(i, error, "step")
+                    self.episode_return[i], self.episode_length[i] = 0.0, 0
+                    row[i] = episode_start[i]
+                    continue
+                self._step_failures[i] = 0
+                stepped.append(j)
+                results.append(result)
+            if not stepped:
+                continue
+            self.env_steps += len(stepped)
+            js = np.asarray(stepped)
+            envs_ = active[js]
+            rows = row[envs_]
+            observations[rows, envs_] = obs[js]
+            raw_observations[rows, envs_] = self.raw_obs[envs_]
+            actions[rows, envs_] = sampled[js]
+            behavior_log_prob[rows, envs_] = log_prob[js]
+            behavior_params[rows, envs_] = params[js]
+            step = self.env_steps
+            rewards = self.guard(
+                np.asarray([float(r[1]) for r in results], np.float64), "reward", step
+            )
+            next_raw = self.guard(
+                np.stack([self._flat(r[0]) for r in results]), "observation", step
+            )
+            term = np.asarray([bool(r[2]) for r in results])
+            trunc = np.asarray([bool(r[3]) for r in results])
+            raw_rewards[rows, envs_] = rewards
+            terminated[rows, envs_] = term
+            truncated[rows, envs_] = trunc
+            self.episode_return[envs_] += rewards
+            self.episode_length[envs_] += 1
+            for n in np.flatnonzero(term | trunc):
+                i, t = envs_[n], rows[n]
+                episode_returns.append(float(self.episode_return[i]))
+                episode_lengths.append(int(self.episode_length[i]))
+                self.episode_return[i], self.episode_length[i] = 0.0, 0
+                if trunc[n]:  # without autoreset, the step's observation is the true s_{t+1}
+                    final_observations[t, i] = policy.normalize(next_raw[n][None])[0]
+                try:
+                    next_raw[n] = self._reset(i)
+                except TrpoTfError:
+                    raise
+                except Exception as error:  # noqa: BLE001 - the episode itself was complete
+                    next_raw[n] = self._rebuild(i, error, "reset")
+                episode_start[i] = t + 1
+            self.raw_obs[envs_] = next_raw
+            row[envs_] += 1
+
+        errors, self._errors = self._errors, []
+        discarded, self._discarded = self._discarded, 0
+        segment = Segment(
+            worker=self.index,
+            sequence=self.sequence,
+            policy_version=policy.version,
+            observations=observations,
+            raw_observations=raw_observations,
+            actions=actions,
+            raw_rewards=raw_rewards,
+            terminated=terminated,
+            truncated=truncated,
+            final_observations=final_observations,
+            last_observations=policy.normalize(self.raw_obs),
+            behavior_log_prob=behavior_log_prob,
+            behavior_params=behavior_params,
+            episode_returns=np.asarray(episode_returns, np.float64),
+            episode_lengths=np.asarray(episode_lengths, np.int64),
+            env_steps=self.env_steps - steps_before,
+            discarded_steps=discarded,
+            env_errors=errors,
+            nonfinite_replaced=self.guard.replaced - replaced_before,
+        )
+        self.sequence += 1
+        return segment
+
+    def close(self) -> None:
+        for env in self.envs:
+            with contextlib.suppress(Exception):
+                env.close()
+
+
+def process_main(
+    spec: WorkerSpec,
+    index: int,
+    incarnation: int,
+    snapshot: PolicySnapshot,
+    commands: Any,
+    results: Any,
+) -> None:
+    """Body of a worker process (multiprocessing "spawn"/"forkserver" context).
+
+    Protocol. From the learner, on the ``commands`` queue: ``("policy",
+    snapshot)``, ``("credit", n)`` — may start ``n`` more segments — and
+    ``("stop", None)``. To the learner, on the ``results`` connection:
+    ``("ready", info)``, then ``("segment", Segment)`` per credit; a user error
+    (bad env output, unknown env) is sent as ``("error", (type name, message))``
+    before exiting. The worker drains all pending commands before each segment,
+    so a segment uses the newest snapshot that had arrived when it started.
+    """
+    import multiprocessing
+    import queue
+
+    parent = multiprocessing.parent_process()
+    try:
+        worker = RolloutWorker(spec, index, incarnation, snapshot)
+        results.send(("ready", worker.info()))
+        credits = 0
+        while True:
+            try:
+                kind, payload = commands.get(block=credits == 0, timeout=1.0)
+            except queue.Empty:
+                if credits == 0 and parent is not None and not parent.is_alive():
+                    return  # the learner is gone
+                if credits == 0:
+                    continue
+                kind, payload = "run", None
+            if kind == "stop":
+                worker.close()
+                return
+            if kind == "policy":
+                worker.set_policy(payload)
+            elif kind == "credit":
+                credits += int(payload)
+            if kind != "run":
+                continue  # drain every pending command before stepping
+            results.send(("segment", worker.run_segment()))
+            credits -= 1
+    except TrpoTfError as error:
+        results.send(("error", (type(error).__name__, str(error))))
+    except (BrokenPipeError, EOFError, KeyboardInterrupt):
+        return
+    except BaseException:
+        results.send(("error", ("RuntimeError", traceback.format_exc(limit=5))))
+        raise
