@@ -59,16 +59,20 @@ class CategoricalHead(tf.Module):
 
 
 class CategoricalNumpySampler:
-    """Gumbel-max sampling from logits ``[n, k]``; log π(a) = logits_a − logsumexp."""
+    """Inverse-CDF sampling from logits ``[n, k]``; log π(a) = logits_a − logsumexp."""
 
     def sample(
         self, logits: np.ndarray, rng: np.random.Generator
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        gumbel = -np.log(-np.log(rng.uniform(1e-12, 1.0, logits.shape)))
-        actions = np.argmax(logits + gumbel, axis=-1).astype(np.int32)
-        top = logits.max(axis=-1, keepdims=True)
-        log_norm = top[:, 0] + np.log(np.exp(logits - top).sum(axis=-1))
-        log_prob = np.take_along_axis(logits, actions[:, None], axis=-1)[:, 0] - log_norm
+        shifted = logits - logits.max(axis=-1, keepdims=True)
+        weights = np.exp(shifted)
+        cumulative = np.cumsum(weights, axis=-1)
+        total = cumulative[:, -1]
+        # First class whose cumulative weight exceeds u ~ U(0, total).
+        threshold = rng.random(len(logits)) * total
+        actions = np.minimum((cumulative <= threshold[:, None]).sum(axis=-1), logits.shape[-1] - 1)
+        actions = actions.astype(np.int32)
+        log_prob = shifted[np.arange(len(logits)), actions] - np.log(total)
         return actions, log_prob.astype(np.float32), logits
 
     def mode(self, logits: np.ndarray) -> np.ndarray:
