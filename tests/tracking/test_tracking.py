@@ -203,6 +203,8 @@ def test_broken_wandb_warns_once_and_training_finishes(monkeypatch, tmp_path):
 
 
 class _FailingRun:
+    id = "failing-run"
+
     def __init__(self):
         self.summary = {}
         self.finished = False
@@ -342,3 +344,33 @@ def test_train_seeds_sequentially_into_one_parent(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "IQM" in out and "two-seeds" in out
     assert main(args) == 2  # the seeds' directories are taken now
+
+
+def test_wandb_run_id_is_kept_so_a_resumed_run_continues_it(offline_run, monkeypatch):
+    run_dir, _, _ = offline_run
+    run_id = (run_dir / "wandb_run_id").read_text().strip()
+    offline_dirs = list((run_dir / "wandb").glob("offline-run-*"))
+    assert offline_dirs and all(d.name.endswith(f"-{run_id}") for d in offline_dirs)
+
+    import wandb
+
+    from trpo_tf.tracking.wandb_tracker import WandbTracker
+
+    seen = {}
+
+    class FakeRun:
+        id = run_id
+
+        def define_metric(self, *args, **kwargs):
+            pass
+
+    def fake_init(**kwargs):
+        seen.update(kwargs)
+        return FakeRun()
+
+    monkeypatch.setattr(wandb, "init", fake_init)
+    config = experiment_from_dict(
+        small_experiment("wandb-offline-test", wandb={"enabled": True, "mode": "offline"})
+    )
+    WandbTracker(config, run_dir)
+    assert seen["id"] == run_id and seen["resume"] == "allow"

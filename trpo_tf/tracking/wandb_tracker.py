@@ -27,6 +27,9 @@ from trpo_tf.tracking.safe import QuietOnFailure
 STEP_METRIC = "env_steps"
 
 
+RUN_ID_FILE = "wandb_run_id"
+
+
 def _artifact_name(text: str) -> str:
     """W&B artifact names allow only letters, digits, ``-``, ``_`` and ``.``."""
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-") or "run"
@@ -91,7 +94,11 @@ class WandbTracker:
         self._wandb = wandb
         settings = self.config.tracking.wandb
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        # A resumed run continues the same W&B run: its id is kept in the run directory.
+        id_file = self.run_dir / RUN_ID_FILE
+        resume = {"id": id_file.read_text().strip(), "resume": "allow"} if id_file.is_file() else {}
         run = wandb.init(
+            **resume,
             project=settings.project,
             entity=settings.entity,
             mode=settings.mode,
@@ -106,6 +113,7 @@ class WandbTracker:
         if run is None:
             raise RuntimeError("wandb.init returned no run")
         self.run = run
+        id_file.write_text(str(run.id) + "\n")
         run.define_metric(STEP_METRIC)
         run.define_metric("*", step_metric=STEP_METRIC)
 
