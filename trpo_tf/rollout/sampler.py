@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pickle
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 import numpy as np
@@ -81,6 +81,36 @@ class SyncSampler:
     def _flat(self, observations: np.ndarray) -> np.ndarray:
         return np.asarray(observations, np.float64).reshape(self.n_envs, -1)
 
+    def _step(
+        self, env_actions: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, Any]:
+        """One step of every env with same-step autoreset.
+
+        Returns (next observations, rewards, terminated, truncated, final
+        observations indexable by env). A synchronous vector env is stepped env by
+        env here: the vector wrapper's per-step info merging costs more than a
+        cheap env's own step, and only the final observations are needed from it.
+        """
+        if not isinstance(self.envs, gym.vector.SyncVectorEnv):
+            raw_next, reward, term, trunc, info = self.envs.step(env_actions)
+            return raw_next, reward, term, trunc, info.get("final_obs")
+        n = self.n_envs
+        observations: list[Any] = [None] * n
+        rewards = np.empty(n, np.float64)
+        terminated = np.zeros(n, bool)
+        truncated = np.zeros(n, bool)
+        finals: dict[int, Any] = {}
+        for i, env in enumerate(self.envs.envs):
+            observation, reward, term, trunc, _ = env.step(env_actions[i])
+            rewards[i] = reward
+            if term or trunc:
+                terminated[i], truncated[i] = term, trunc
+                if trunc:
+                    finals[i] = observation
+                observation, _ = env.reset()
+            observations[i] = observation
+        return np.stack(observations), rewards, terminated, truncated, finals
+
     def collect(self, policy_version: int) -> Rollout:
         """Run ``steps_per_env`` vector steps with the actor's current weights."""
         T, N = self.steps_per_env, self.n_envs
@@ -102,7 +132,7 @@ class SyncSampler:
             observations[t] = obs
             action, log_prob, params = self.actor.sample(obs)
             actions[t], behavior_log_prob[t], behavior_params[t] = action, log_prob, params
-            raw_next, reward, term, trunc, info = self.envs.step(self.head.to_env_action(action))
+            raw_next, reward, term, trunc, final_obs = self._step(self.head.to_env_action(action))
             self.total_env_steps += N
             step = self.total_env_steps
             reward = self.guard(np.asarray(reward, np.float64), "reward", step)
@@ -123,7 +153,7 @@ class SyncSampler:
                 if trunc.any():
                     final = np.stack(
                         [
-                            np.asarray(info["final_obs"][i], np.float64).reshape(-1)
+                            np.asarray(final_obs[i], np.float64).reshape(-1)
                             for i in np.flatnonzero(trunc)
                         ]
                     )
