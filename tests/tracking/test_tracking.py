@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import struct
+import time
 import warnings
 from pathlib import Path
 
@@ -123,7 +124,14 @@ def test_offline_wandb_run_holds_config_history_and_artifact(offline_run):
     run_dir, result, tracker_warnings = offline_run
     assert tracker_warnings == []
     (wandb_file,) = run_dir.glob("wandb/offline-run-*/run-*.wandb")
+    # The W&B service may still be flushing its log when the training process moves
+    # on; wait (bounded) until the log holds the run and its exit record.
+    deadline = time.monotonic() + 60
     records = wandb_records(wandb_file)
+    while not (by_type(records, "run") and by_type(records, "exit")):
+        assert time.monotonic() < deadline, "W&B offline log never got its run/exit records"
+        time.sleep(0.5)
+        records = wandb_records(wandb_file)
 
     (run,) = by_type(records, "run")
     config = {item.key: json.loads(item.value_json) for item in run.config.update}
