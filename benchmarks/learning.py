@@ -20,7 +20,8 @@ reused, a run with checkpoints but no ``summary.json`` continues with
 ``trpo-tf train --resume``, and a run without checkpoints starts over. The
 sb3-contrib runs are cached the same way (``OUT/NAME/sb3_seedN/result.json``).
 The report is rewritten whenever a run finishes; ``--report-only`` rewrites it
-from what is on disk without training anything.
+from what is on disk without training anything. One invocation at a time may
+train into an ``--out`` directory (``OUT/.learning.lock`` holds its pid).
 """
 
 from __future__ import annotations
@@ -439,6 +440,55 @@ class Reporter:
             return results
 
 
+def train_all(
+    args: argparse.Namespace, experiments: list[Experiment], reporter: Reporter
+) -> list[dict]:
+    """Every missing trpo_tf run, then (``--sb3``) every missing reference run; the errors."""
+    with ThreadPoolExecutor(max_workers=args.workers) as pool:
+
+        def job(fn: Any, *job_args: Any) -> Any:
+            def run() -> dict:
+                result = fn(*job_args)
+                reporter.write()
+                return result
+
+            return pool.submit(run)
+
+        futures = [
+            job(run_trpo_tf, e, seed, seed_dir(args.out, e, seed), args.set)
+            for e in experiments
+            for seed in args.seeds
+        ]
+        if args.sb3:
+            futures += [
+                job(run_reference, e, seed, sb3_dir(args.out, e, seed), args.sb3_python)
+                for e in experiments
+                for seed in args.sb3_seeds
+            ]
+        return [r for r in (f.result() for f in futures) if "error" in r]
+
+
+def _acquire_lock(out: Path) -> Path:
+    """``OUT/.learning.lock`` holding this pid; exit while another live benchmark holds it."""
+    lock = out / ".learning.lock"
+    try:
+        pid = int(lock.read_text().strip())
+    except (OSError, ValueError):
+        pid = None
+    if pid is not None and pid != os.getpid():
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            pass  # left behind by a benchmark that was killed
+        except PermissionError:
+            sys.exit(f"another benchmark (pid {pid}) is writing {out}; wait for it to end")
+        else:
+            sys.exit(f"another benchmark (pid {pid}) is writing {out}; wait for it to end")
+    out.mkdir(parents=True, exist_ok=True)
+    lock.write_text(str(os.getpid()))
+    return lock
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("experiments", nargs="+", help="PATH[:TARGET]")
@@ -478,29 +528,12 @@ def main() -> int:
         results = reporter.write(quiet=False)
         return 0 if _all_passed(results) else 1
 
+    lock = _acquire_lock(args.out)
     start = time.time()
-    with ThreadPoolExecutor(max_workers=args.workers) as pool:
-
-        def job(fn: Any, *job_args: Any) -> Any:
-            def run() -> dict:
-                result = fn(*job_args)
-                reporter.write()
-                return result
-
-            return pool.submit(run)
-
-        futures = [
-            job(run_trpo_tf, e, seed, seed_dir(args.out, e, seed), args.set)
-            for e in experiments
-            for seed in args.seeds
-        ]
-        if args.sb3:
-            futures += [
-                job(run_reference, e, seed, sb3_dir(args.out, e, seed), args.sb3_python)
-                for e in experiments
-                for seed in args.sb3_seeds
-            ]
-        errors = [r for r in (f.result() for f in futures) if "error" in r]
+    try:
+        errors = train_all(args, experiments, reporter)
+    finally:
+        lock.unlink(missing_ok=True)
     for error in errors:
         print(f"failed: {error}", file=sys.stderr)
     results = reporter.write(quiet=False)
