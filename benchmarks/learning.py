@@ -443,7 +443,11 @@ class Reporter:
 def train_all(
     args: argparse.Namespace, experiments: list[Experiment], reporter: Reporter
 ) -> list[dict]:
-    """Every missing trpo_tf run, then (``--sb3``) every missing reference run; the errors."""
+    """Per experiment, every missing trpo_tf run and (``--sb3``) reference run; the errors.
+
+    Reference runs are queued right after their experiment's own runs, so a suite cut
+    short still has side-by-side numbers for the experiments it finished.
+    """
     with ThreadPoolExecutor(max_workers=args.workers) as pool:
 
         def job(fn: Any, *job_args: Any) -> Any:
@@ -454,17 +458,17 @@ def train_all(
 
             return pool.submit(run)
 
-        futures = [
-            job(run_trpo_tf, e, seed, seed_dir(args.out, e, seed), args.set)
-            for e in experiments
-            for seed in args.seeds
-        ]
-        if args.sb3:
+        futures = []
+        for e in experiments:
             futures += [
-                job(run_reference, e, seed, sb3_dir(args.out, e, seed), args.sb3_python)
-                for e in experiments
-                for seed in args.sb3_seeds
+                job(run_trpo_tf, e, seed, seed_dir(args.out, e, seed), args.set)
+                for seed in args.seeds
             ]
+            if args.sb3:
+                futures += [
+                    job(run_reference, e, seed, sb3_dir(args.out, e, seed), args.sb3_python)
+                    for seed in args.sb3_seeds
+                ]
         return [r for r in (f.result() for f in futures) if "error" in r]
 
 
@@ -503,7 +507,7 @@ def main() -> int:
     parser.add_argument(
         "--sb3",
         action="store_true",
-        help="also run sb3-contrib TRPO with the zoo hyperparameters (after all trpo_tf runs)",
+        help="also run sb3-contrib TRPO with the zoo hyperparameters (after each experiment's runs)",
     )
     parser.add_argument("--sb3-seeds", type=int, nargs="+", default=[0])
     parser.add_argument(
