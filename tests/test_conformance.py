@@ -471,6 +471,19 @@ def test_check_distribution_catches_xla_incompatible_ops() -> None:
         check_distribution(lambda s: PyFuncMode(s.n), gym.spaces.Discrete(3), saved_model=False)
 
 
+def test_check_distribution_catches_python_control_flow_on_tensors() -> None:
+    # The trainer traces without autograph: a Python `if` on a tensor fails there,
+    # so the kit must fail it too, naming the fix.
+    class PythonIfMode(CategoricalHead):
+        def mode(self, params):
+            if tf.reduce_any(params > 1e9):
+                return tf.zeros(tf.shape(params)[:1], tf.int32)
+            return super().mode(params)
+
+    with pytest.raises(AssertionError, match="tf.where/tf.cond"):
+        check_distribution(lambda s: PythonIfMode(s.n), gym.spaces.Discrete(3), **FAST)
+
+
 @dataclass(frozen=True)
 class _CrossesEpisodes:
     gamma: float

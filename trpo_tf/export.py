@@ -236,10 +236,10 @@ class ExportedAgent(tf.Module):
         self._to_env = _env_action_fn(action_space)
         self._metadata_json = metadata_json
         spec = tf.TensorSpec([None, observation_dim], tf.float32, name="observation")
-        self.action = tf.function(self._action, input_signature=[spec])
-        self.sample = tf.function(self._sample, input_signature=[spec])
-        self.value = tf.function(self._value, input_signature=[spec])
-        self.metadata = tf.function(self._metadata, input_signature=[])
+        self.action = tf.function(self._action, input_signature=[spec], autograph=False)
+        self.sample = tf.function(self._sample, input_signature=[spec], autograph=False)
+        self.value = tf.function(self._value, input_signature=[spec], autograph=False)
+        self.metadata = tf.function(self._metadata, input_signature=[], autograph=False)
 
     def _normalized(self, observation: tf.Tensor) -> tf.Tensor:
         if not self._normalize:

@@ -37,7 +37,7 @@ def evaluate_run(run_dir: Path, episodes: int, seed: int) -> np.ndarray:
 
     config, agent = load_run(run_dir)
     policy = agent.policy
-    mode = tf.function(lambda obs: policy.head.mode(policy.dist_params(obs)))
+    mode = tf.function(lambda obs: policy.head.mode(policy.dist_params(obs)), autograph=False)
     return evaluate(
         make_env_fn(config.env.id, config.env.kwargs),
         lambda obs: mode(tf.constant(obs)).numpy(),

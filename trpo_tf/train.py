@@ -114,13 +114,16 @@ def make_actor(policy: Any, n_envs: int, observation_dim: int, seed: int) -> Act
     return Actor(policy, n_envs, observation_dim, seed)
 
 
-def configure_threads(threads: int) -> None:
-    """Use ``threads`` intra/inter-op threads (0 = TensorFlow's default).
+def configure_tensorflow(threads: int, graph_optimizer: bool = False) -> None:
+    """Use ``threads`` intra/inter-op threads (0 = TensorFlow's default); grappler on/off.
 
     Small MLP graphs run faster on one thread than on several (thread hand-offs
-    cost more than the arithmetic); large networks want 0. Only possible before
-    TensorFlow's runtime starts; later calls keep the current setting.
+    cost more than the arithmetic); large networks want 0. Threads can only be set
+    before TensorFlow's runtime starts; later calls keep the current setting.
+    Grappler rewrites every function graph on its first call; for the update's
+    small graphs that costs more than it saves (docs/benchmarks/speed.md).
     """
+    tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": not graph_optimizer})
     if threads <= 0:
         return
     try:
@@ -246,7 +249,7 @@ def train(
         RunDirError: ``resume`` without a checkpoint in ``run_dir``.
         KeyboardInterrupt: after saving a checkpoint, when interrupted.
     """
-    configure_threads(config.trainer.threads)
+    configure_tensorflow(config.trainer.threads, config.trainer.graph_optimizer)
     tf.random.set_seed(config.seed)
     np.random.seed(config.seed)
     run_path = Path(run_dir)
@@ -286,6 +289,7 @@ def train(
     value_fn = tf.function(
         lambda obs: tf.squeeze(agent.value_network(obs), -1),
         input_signature=[tf.TensorSpec([None, spec.observation_dim], tf.float32)],
+        autograph=False,
     )
     policy = agent.policy
     log_prob_fn = tf.function(
@@ -294,6 +298,7 @@ def train(
             tf.TensorSpec([None, spec.observation_dim], tf.float32),
             tf.TensorSpec([None, *policy.head.action_shape], policy.head.action_dtype),
         ],
+        autograph=False,
     )
     sampler = build_runner(config, env_fn, actor, agent, steps_per_env)
     loop = _LoopState()

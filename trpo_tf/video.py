@@ -35,7 +35,7 @@ def _run_dir_policy(run_dir: Path) -> tuple[str, EnvFactory, Callable[[np.ndarra
 
     config, agent = load_run(run_dir)
     policy, normalizer = agent.policy, agent.observation_normalizer
-    mode = tf.function(lambda obs: policy.head.mode(policy.dist_params(obs)))
+    mode = tf.function(lambda obs: policy.head.mode(policy.dist_params(obs)), autograph=False)
 
     def act(raw: np.ndarray) -> np.ndarray:
         return policy.head.to_env_action(mode(tf.constant(normalizer(raw))).numpy())

@@ -25,10 +25,12 @@ class Actor(tf.Module):
             self._sample_graph,
             input_signature=[tf.TensorSpec([batch_size, observation_dim], tf.float32)],
             jit_compile=True,
+            autograph=False,
         )
         self._mode = tf.function(
             self._mode_graph,
             input_signature=[tf.TensorSpec([None, observation_dim], tf.float32)],
+            autograph=False,
         )
 
     def _sample_graph(self, observations):

@@ -332,17 +332,22 @@ def _check_compiled(
         )
 
     where = "tf.function(jit_compile=True)" if jit_compile else "tf.function"
-    compiled = tf.function(graph, jit_compile=jit_compile)
+    # The trainer traces without autograph (faster start): heads must use TF control
+    # flow (tf.where, tf.cond), not Python ``if``/``for`` on tensors.
+    compiled = tf.function(graph, jit_compile=jit_compile, autograph=False)
     try:
         action, log_prob, kl, entropy, mode, gradient = compiled(
             net_p, net_q, tf.constant([seed, 3], tf.int32)
         )
     except Exception as error:
         hint = (
-            " (the trainer compiles the update with XLA unless trainer.jit_compile is false, "
-            "and the TensorFlow actor always does)"
-            if jit_compile
-            else ""
+            " (traced without autograph, as the trainer does: use tf.where/tf.cond, not "
+            "Python if/for on tensors"
+            + (
+                "; with trainer.jit_compile: true and in the TensorFlow actor, under XLA)"
+                if jit_compile
+                else ")"
+            )
         )
         raise AssertionError(
             f"{checker.context}: {where}: sample/log_prob/KL/entropy/mode failed{hint}: "

@@ -1,4 +1,4 @@
-"""Fisher-vector products via Hessian-vector products of the mean KL."""
+"""Fisher-vector products: Hessian of the mean KL, or its Gauss-Newton form Jᵀ H_p J."""
 
 from __future__ import annotations
 
@@ -54,48 +54,70 @@ def gauss_newton_fisher_vector_product(
     vector: tf.Tensor,
     damping: float,
 ) -> tf.Tensor:
-    """(F + λI) v = Jᵀ H_p J v + λ v, with one forward-mode and one reverse pass.
+    """(F + λI) v = Jᵀ H_p J v + λ v for one ``vector`` (see :func:`linearized_fisher`)."""
+    return linearized_fisher(dist_params, old_params, kl_of_params, variables, damping)(vector)
+
+
+def linearized_fisher(
+    dist_params: Callable[[], tf.Tensor],
+    old_params: tf.Tensor,
+    kl_of_params: Callable[[tf.Tensor, tf.Tensor], tf.Tensor],
+    variables: Sequence[Any],
+    damping: float,
+) -> Callable[[tf.Tensor], tf.Tensor]:
+    """The map v ↦ (F + λI) v = Jᵀ H_p J v + λ v, with the forward pass done once.
 
     J = ∂p/∂θ ``[batch·param_dim, n_params]`` is the Jacobian of the distribution
     parameters p(s; θ) and H_p = ∇²_p mean_s KL(p_old ‖ p) at p = p_old (block
     diagonal, one ``[param_dim, param_dim]`` block per state). At θ = θ_old the
     gradient ∇_p KL vanishes, so the Hessian of the mean KL w.r.t. θ is exactly
-    Jᵀ H_p J — the same product :func:`fisher_vector_product` computes by double
-    back-propagation, at about half the cost. Only valid at θ = θ_old (which is
-    where conjugate gradient evaluates it).
+    Jᵀ H_p J — the product :func:`fisher_vector_product` computes by double
+    back-propagation. Only valid at θ = θ_old (where conjugate gradient uses it).
+
+    p(s; θ) is computed once, under a persistent tape. Each product then costs one
+    backward pass for Jᵀu and one pass through that backward graph for J v (the
+    derivative of u ↦ (Jᵀu)·v is J v), reusing the stored activations: no forward
+    pass is repeated inside conjugate gradient, and no forward-mode machinery is
+    traced.
 
     Args:
         dist_params: () -> p(s; θ) ``[batch, param_dim]`` at the current θ.
         old_params: p_old ``[batch, param_dim]`` (constant).
         kl_of_params: (p_old, p) -> mean KL, scalar.
         variables: θ as a list of variables, in flat order.
-        vector: v ``[n_params]``.
         damping: λ ≥ 0.
 
     Returns:
-        (F + λI) v, ``[n_params]``.
+        A function v ``[n_params]`` -> (F + λI) v ``[n_params]``, callable inside
+        ``tf.while_loop`` bodies of the same graph.
     """
-    vector = tf.stop_gradient(vector)
-    tangents, offset = [], 0
-    for variable in variables:
-        size = 1
-        for dim in variable.shape:
-            size *= int(dim)
-        tangents.append(tf.reshape(vector[offset : offset + size], variable.shape))
-        offset += size
     primals = [_primal(v) for v in variables]
-    with tf.GradientTape() as reverse:
-        reverse.watch(primals)
-        with tf.autodiff.ForwardAccumulator(primals, tangents) as forward:
-            params = dist_params()
-    jv = forward.jvp(params, unconnected_gradients=tf.UnconnectedGradients.ZERO)
-    with tf.GradientTape() as outer:
-        outer.watch(params)
-        with tf.GradientTape() as inner:
-            inner.watch(params)
-            kl = kl_of_params(old_params, params)
-        grad_p = inner.gradient(kl, params)
-        grad_dot_jv = tf.reduce_sum(grad_p * tf.stop_gradient(jv))
-    h_jv = outer.gradient(grad_dot_jv, params)
-    jt_h_jv = reverse.gradient(params, primals, output_gradients=tf.stop_gradient(h_jv))
-    return flat_gradient(jt_h_jv, variables) + damping * vector
+    forward = tf.GradientTape(persistent=True, watch_accessed_variables=False)
+    with forward:
+        forward.watch(primals)
+        params = dist_params()
+
+    def transpose_product(cotangent: tf.Tensor) -> tf.Tensor:
+        """Jᵀ u ``[n_params]`` for u ``[batch, param_dim]``."""
+        gradients = forward.gradient(params, primals, output_gradients=cotangent)
+        return flat_gradient(gradients, variables)
+
+    def product(vector: tf.Tensor) -> tf.Tensor:
+        vector = tf.stop_gradient(vector)
+        probe = tf.zeros_like(params)
+        with tf.GradientTape() as linear:
+            linear.watch(probe)
+            jt_probe = transpose_product(probe)
+            projection = tf.tensordot(jt_probe, vector, 1)
+        jv = linear.gradient(projection, probe, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+        with tf.GradientTape() as outer:
+            outer.watch(params)
+            with tf.GradientTape() as inner:
+                inner.watch(params)
+                kl = kl_of_params(old_params, params)
+            grad_p = inner.gradient(kl, params)
+            grad_dot_jv = tf.reduce_sum(grad_p * tf.stop_gradient(jv))
+        h_jv = outer.gradient(grad_dot_jv, params)
+        return transpose_product(tf.stop_gradient(h_jv)) + damping * vector
+
+    return product

@@ -29,7 +29,7 @@ from trpo_tf.trainer.cg import conjugate_gradient
 from trpo_tf.trainer.flat import assign_flat, flat_gradient, get_flat
 from trpo_tf.trainer.fvp import (
     fisher_vector_product,
-    gauss_newton_fisher_vector_product,
+    linearized_fisher,
 )
 from trpo_tf.trainer.line_search import backtracking_line_search
 from trpo_tf.trainer.value_fit import fit_value
@@ -119,16 +119,22 @@ class TrpoUpdate(tf.Module):
         ]
         # XLA fuses the many small ops of FVP/CG/line search (~2x faster per call on
         # CPU) at the price of a few seconds of compilation on the first call.
-        self.update = tf.function(self._update, input_signature=signature, jit_compile=jit_compile)
+        self.update = tf.function(
+            self._update, input_signature=signature, jit_compile=jit_compile, autograph=False
+        )
         # The two halves, compiled separately, for a learner that overlaps the value
         # fit with the next rollout (the policy step needs only θ, the fit only φ).
         self.policy_update = tf.function(
-            self.policy_step, input_signature=signature[:4], jit_compile=jit_compile
+            self.policy_step,
+            input_signature=signature[:4],
+            jit_compile=jit_compile,
+            autograph=False,
         )
         self.value_update = tf.function(
             self._value_fit,
             input_signature=[signature[0], signature[4]],
             jit_compile=jit_compile,
+            autograph=False,
         )
 
     def trace_count(self) -> int:
@@ -193,15 +199,15 @@ class TrpoUpdate(tf.Module):
         def fvp_kl_of_params(old: tf.Tensor, new: tf.Tensor) -> tf.Tensor:
             return tf.reduce_mean(policy.distribution(old).kl_divergence(policy.distribution(new)))
 
-        def fisher_product(vector: tf.Tensor) -> tf.Tensor:
+        def fisher_product_fn():
+            """v ↦ (F + λI) v, set up once per update (the forward pass is shared)."""
             if hp.fvp_method == "hessian":
-                return fisher_vector_product(fvp_mean_kl, variables, vector, hp.cg_damping)
-            return gauss_newton_fisher_vector_product(
+                return lambda v: fisher_vector_product(fvp_mean_kl, variables, v, hp.cg_damping)
+            return linearized_fisher(
                 lambda: policy.dist_params(fvp_observations),
                 old_params[: self.fvp_batch],
                 fvp_kl_of_params,
                 variables,
-                vector,
                 hp.cg_damping,
             )
 
@@ -222,6 +228,7 @@ class TrpoUpdate(tf.Module):
             )
 
         def natural_gradient_step():
+            fisher_product = fisher_product_fn()
             direction = conjugate_gradient(fisher_product, gradient, hp.cg_iters)
             curvature = tf.tensordot(direction, fisher_product(direction), 1)
             curvature_ok = tf.logical_and(curvature > 0, tf.math.is_finite(curvature))
