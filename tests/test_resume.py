@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -21,7 +22,7 @@ from trpo_tf.train import train
 TIMING_COLUMNS = {"wall_time_s", "fps", "rollout_time_s", "update_time_s"}
 
 
-def _config(env_id: str, total_steps: int):
+def _config(env_id: str, total_steps: int, keep: int = 2):
     return experiment_from_dict(
         {
             "env": {"id": env_id, "n_envs": 2, "normalize_obs": True, "normalize_reward": True},
@@ -32,7 +33,7 @@ def _config(env_id: str, total_steps: int):
             },
             "value": {"minibatch_size": 64, "epochs": 2},
             "eval": {"every": 2, "episodes": 2},
-            "checkpoint": {"every": 1, "keep": 2},
+            "checkpoint": {"every": 1, "keep": keep},
             "tracking": {"tensorboard": False},
         }
     )
@@ -70,6 +71,28 @@ def test_n_plus_n_iterations_equal_2n(tmp_path: Path, env_id: str) -> None:
     np.testing.assert_array_equal(
         agent_a.observation_normalizer.stats.mean, agent_b.observation_normalizer.stats.mean
     )
+
+
+@pytest.mark.slow
+def test_checkpoint_written_behind_the_value_fit_resumes_exactly(tmp_path: Path) -> None:
+    # Periodic checkpoints are written in the value-fit thread while the next
+    # rollout runs; resuming from one must continue exactly like the straight run.
+    config = _config("Pendulum-v1", 1024, keep=4)
+    assert config.trainer.overlap_value_fit
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    train(config, straight, quiet=True)
+    shutil.copytree(straight, resumed)
+    for name in ("iter_000003", "iter_000004"):
+        shutil.rmtree(resumed / "checkpoints" / name)
+    assert CheckpointManager(resumed / "checkpoints", 4).latest().name == "iter_000002"
+    train(config, resumed, quiet=True, resume=True)
+    assert _rows(straight / "metrics.csv") == _rows(resumed / "metrics.csv")
+    _, agent_a = load_run(straight)
+    _, agent_b = load_run(resumed)
+    variables_a = agent_a.policy.policy_variables + agent_a.value_network.trainable_variables
+    variables_b = agent_b.policy.policy_variables + agent_b.value_network.trainable_variables
+    for a, b in zip(variables_a, variables_b, strict=True):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 
 def test_checkpoint_manager_keeps_newest_and_ignores_partial(tmp_path: Path) -> None:

@@ -52,23 +52,33 @@ class CheckpointManager:
         found = self.all()
         return found[-1] if found else None
 
-    def save(self, iteration: int, tf_objects: dict[str, Any], state: dict[str, Any]) -> Path:
-        """Write one checkpoint; returns its final path."""
+    def path_of(self, iteration: int) -> Path:
+        """Where the checkpoint of ``iteration`` lands once complete."""
+        return self.directory / f"{_PREFIX}{iteration:06d}"
+
+    @staticmethod
+    def snapshot(state: dict[str, Any]) -> bytes:
+        """The Python state, pickled now (so later changes do not leak into it)."""
+        return pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+
+    def save(
+        self, iteration: int, tf_objects: dict[str, Any], state: dict[str, Any] | bytes
+    ) -> Path:
+        """Write one checkpoint (``state`` as a dict or a :meth:`snapshot`); its final path."""
         self.directory.mkdir(parents=True, exist_ok=True)
         for stale in self.directory.glob(f"{_TMP}*"):
             shutil.rmtree(stale, ignore_errors=True)
-        name = f"{_PREFIX}{iteration:06d}"
-        tmp = self.directory / f"{_TMP}{name}"
+        final = self.path_of(iteration)
+        tmp = self.directory / f"{_TMP}{final.name}"
         tmp.mkdir()
         tf.train.Checkpoint(**tf_objects).write(str(tmp / "tf"))
         delay = float(os.environ.get(_DELAY_ENV, "0") or 0)
         if delay:
             time.sleep(delay)
         with open(tmp / "state.pkl", "wb") as handle:
-            pickle.dump(state, handle, protocol=pickle.HIGHEST_PROTOCOL)
+            handle.write(state if isinstance(state, bytes) else self.snapshot(state))
             handle.flush()
             os.fsync(handle.fileno())
-        final = self.directory / name
         if final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -176,41 +178,49 @@ class ValueFitter:
     The fit of iteration k changes only φ; the rollout of iteration k + 1 needs
     only θ (through the numpy actor) and V_φ is first read after that rollout. So
     overlapping the two is exact: :meth:`wait` is called before V is used, before
-    checkpoints and at the end. TensorFlow releases the GIL while it computes, so
-    on a machine with two cores the fit costs the learner almost no wall time.
+    synchronous checkpoints and at the end. TensorFlow releases the GIL while it
+    computes, so on a machine with two cores the fit costs the learner almost no
+    wall time. :meth:`then` queues more work behind the fit (a checkpoint write).
     """
 
-    def __init__(self, update: TrpoUpdate, overlap: bool, last_loss: float = float("nan")) -> None:
+    def __init__(self, update: TrpoUpdate, overlap: bool) -> None:
         self.update = update
         self.overlap = overlap
         self._thread: threading.Thread | None = None
-        self._loss = last_loss
         self._error: BaseException | None = None
 
     def launch(self, observations: np.ndarray, targets: np.ndarray) -> None:
         self.wait()
+        self.then(lambda: self.update.value_update(observations, targets))
 
-        def fit() -> None:
+    def then(self, task: Callable[[], Any]) -> None:
+        """Run ``task`` after the queued work, in the background when overlapping."""
+        if not self.overlap:
+            task()
+            return
+        previous = self._thread
+
+        def run() -> None:
+            if previous is not None:
+                previous.join()
+            if self._error is not None:
+                return
             try:
-                self._loss = float(self.update.value_update(observations, targets))
+                task()
             except BaseException as error:  # noqa: BLE001 - re-raised in wait()
                 self._error = error
 
-        if self.overlap:
-            self._thread = threading.Thread(target=fit, name="value-fit", daemon=True)
-            self._thread.start()
-        else:
-            fit()
+        self._thread = threading.Thread(target=run, name="value-fit", daemon=True)
+        self._thread.start()
 
-    def wait(self) -> float:
-        """Final loss of the most recent fit (NaN before the first)."""
+    def wait(self) -> None:
+        """Block until the queued work is done; re-raise its error."""
         if self._thread is not None:
             self._thread.join()
             self._thread = None
         if self._error is not None:
             error, self._error = self._error, None
             raise error
-        return self._loss
 
 
 @dataclass
@@ -222,7 +232,6 @@ class _LoopState:
     eval_returns: np.ndarray = field(default_factory=lambda: np.zeros(0))
     eval_time: float = 0.0
     elapsed: float = 0.0
-    value_loss: float = float("nan")
 
 
 def train(
@@ -323,13 +332,18 @@ def train(
         update.value_optimizer.build(agent.value_network.trainable_variables)
         CheckpointManager.load(resume_from, _tf_state(agent, update, actor), restore)
         actor.sync()
-    value_fitter = ValueFitter(update, overlap=trainer.overlap_value_fit, last_loss=loop.value_loss)
+    value_fitter = ValueFitter(update, overlap=trainer.overlap_value_fit)
+    tf_state = _tf_state(agent, update, actor)
 
-    def save_checkpoint() -> Path:
-        loop.value_loss = value_fitter.wait()
-        return checkpoints.save(
-            loop.iteration,
-            _tf_state(agent, update, actor),
+    def save_checkpoint(in_background: bool = False) -> Path:
+        """Checkpoint the state after ``loop.iteration``.
+
+        In the background the Python state is pickled now and the write waits for
+        the value fit, in the fit's thread: θ does not change before the next
+        :meth:`ValueFitter.wait`, so the checkpoint is the same as a synchronous one.
+        A TensorFlow actor's generator moves during the rollout: it checkpoints inline.
+        """
+        python_state = checkpoints.snapshot(
             {
                 "loop": loop,
                 "obs_stats": agent.observation_normalizer.stats.state(),
@@ -339,8 +353,16 @@ def train(
                 if isinstance(actor, NumpyActor)
                 else None,
                 "sampler": sampler.state(),
-            },
+            }
         )
+        path = checkpoints.path_of(loop.iteration)
+        write = functools.partial(checkpoints.save, loop.iteration, tf_state, python_state)
+        if in_background and isinstance(actor, NumpyActor):
+            value_fitter.then(write)
+        else:
+            value_fitter.wait()
+            write()
+        return path
 
     run = RunDirectory(run_path, config, resume_after=loop.iteration if resume_from else None)
     if trackers is None:
@@ -384,11 +406,10 @@ def train(
             )
             every = config.checkpoint.every
             if every and iteration % every == 0 and iteration < iterations:
-                save_checkpoint()
+                save_checkpoint(in_background=True)
             if interrupt.requested:
                 raise KeyboardInterrupt
         completed = True
-        value_fitter.wait()
         save_checkpoint()
         agent.save(run.policy_dir)
         export_savedmodel(agent, config, spec, run.path / "export")
