@@ -41,9 +41,9 @@ def fisher_vector_product(
     return hvp + damping * vector
 
 
-def _primal(variable: Any) -> Any:
-    # Keras 3 variables wrap a tf.Variable; forward-mode AD must watch that one.
-    return getattr(variable, "value", variable) if hasattr(variable, "_value") else variable
+def primal_variables(variables: Sequence[Any]) -> list[Any]:
+    """The ``tf.Variable`` behind each variable (Keras 3 variables wrap one): what tapes watch."""
+    return [getattr(v, "value", v) if hasattr(v, "_value") else v for v in variables]
 
 
 def gauss_newton_fisher_vector_product(
@@ -91,11 +91,27 @@ def linearized_fisher(
         A function v ``[n_params]`` -> (F + λI) v ``[n_params]``, callable inside
         ``tf.while_loop`` bodies of the same graph.
     """
-    primals = [_primal(v) for v in variables]
     forward = tf.GradientTape(persistent=True, watch_accessed_variables=False)
     with forward:
-        forward.watch(primals)
+        forward.watch(primal_variables(variables))
         params = dist_params()
+    return fisher_of_linearization(forward, params, old_params, kl_of_params, variables, damping)
+
+
+def fisher_of_linearization(
+    forward: tf.GradientTape,
+    params: tf.Tensor,
+    old_params: tf.Tensor,
+    kl_of_params: Callable[[tf.Tensor, tf.Tensor], tf.Tensor],
+    variables: Sequence[Any],
+    damping: float,
+) -> Callable[[tf.Tensor], tf.Tensor]:
+    """v ↦ Jᵀ H_p J v + λ v from ``params`` = p(s; θ_old) recorded on ``forward``.
+
+    ``forward`` is a persistent tape that watched :func:`primal_variables` while it
+    computed ``params`` ``[batch, param_dim]``; see :func:`linearized_fisher`.
+    """
+    primals = primal_variables(variables)
 
     def transpose_product(cotangent: tf.Tensor) -> tf.Tensor:
         """Jᵀ u ``[n_params]`` for u ``[batch, param_dim]``."""

@@ -28,8 +28,9 @@ from trpo_tf.policy import Policy
 from trpo_tf.trainer.cg import conjugate_gradient
 from trpo_tf.trainer.flat import assign_flat, flat_gradient, get_flat
 from trpo_tf.trainer.fvp import (
+    fisher_of_linearization,
     fisher_vector_product,
-    linearized_fisher,
+    primal_variables,
 )
 from trpo_tf.trainer.line_search import backtracking_line_search
 from trpo_tf.trainer.value_fit import fit_value
@@ -177,44 +178,52 @@ class TrpoUpdate(tf.Module):
         """The TRPO step on θ (see the module docstring); eager- or graph-callable."""
         policy, hp = self.policy, self.hp
         variables = policy.policy_variables
-        old_params = tf.stop_gradient(policy.dist_params(observations))
-        old_distribution = policy.distribution(old_params)
+        full_batch_fvp = self.fvp_batch == self.batch_size
         fvp_observations = observations[: self.fvp_batch]
-        fvp_old_distribution = policy.distribution(old_params[: self.fvp_batch])
 
-        def surrogate() -> tf.Tensor:
-            """J(θ) = mean[exp(log π_θ(a|s) − log β(a|s)) · Â]."""
-            log_prob = policy.distribution(policy.dist_params(observations)).log_prob(actions)
+        def surrogate_of(params: tf.Tensor) -> tf.Tensor:
+            """J(θ) = mean[exp(log π_θ(a|s) − log β(a|s)) · Â] for p(s; θ) = ``params``."""
+            log_prob = policy.distribution(params).log_prob(actions)
             return tf.reduce_mean(tf.exp(log_prob - behavior_log_prob) * advantages)
 
-        def mean_kl() -> tf.Tensor:
-            """mean_s KL(π_old(·|s) ‖ π_θ(·|s)) on the whole batch."""
-            new_distribution = policy.distribution(policy.dist_params(observations))
-            return tf.reduce_mean(old_distribution.kl_divergence(new_distribution))
-
-        def fvp_mean_kl() -> tf.Tensor:
-            new_distribution = policy.distribution(policy.dist_params(fvp_observations))
-            return tf.reduce_mean(fvp_old_distribution.kl_divergence(new_distribution))
-
-        def fvp_kl_of_params(old: tf.Tensor, new: tf.Tensor) -> tf.Tensor:
+        def kl_of_params(old: tf.Tensor, new: tf.Tensor) -> tf.Tensor:
+            """mean_s KL(π_old(·|s) ‖ π_θ(·|s)) from the two parameter batches."""
             return tf.reduce_mean(policy.distribution(old).kl_divergence(policy.distribution(new)))
 
+        # One forward pass at θ_old, kept on a persistent tape: it gives π_old, J(θ_old)
+        # and its gradient, and the linearization the Fisher-vector products reuse.
+        forward = tf.GradientTape(persistent=True, watch_accessed_variables=False)
+        with forward:
+            forward.watch(primal_variables(variables))
+            params = policy.dist_params(observations)
+            surrogate_old = surrogate_of(params)
+            fvp_params = params if full_batch_fvp else policy.dist_params(fvp_observations)
+        old_params = tf.stop_gradient(params)
+        old_distribution = policy.distribution(old_params)
+        fvp_old_params = old_params[: self.fvp_batch]
+
+        def evaluate() -> tuple[tf.Tensor, tf.Tensor]:
+            """(J(θ), mean KL(π_old‖π_θ)) at the current θ, from one forward pass."""
+            new_params = policy.dist_params(observations)
+            return surrogate_of(new_params), kl_of_params(old_params, new_params)
+
         def fisher_product_fn():
-            """v ↦ (F + λI) v, set up once per update (the forward pass is shared)."""
+            """v ↦ (F + λI) v, set up once per update."""
             if hp.fvp_method == "hessian":
-                return lambda v: fisher_vector_product(fvp_mean_kl, variables, v, hp.cg_damping)
-            return linearized_fisher(
-                lambda: policy.dist_params(fvp_observations),
-                old_params[: self.fvp_batch],
-                fvp_kl_of_params,
-                variables,
-                hp.cg_damping,
+                return lambda v: fisher_vector_product(
+                    lambda: kl_of_params(fvp_old_params, policy.dist_params(fvp_observations)),
+                    variables,
+                    v,
+                    hp.cg_damping,
+                )
+            return fisher_of_linearization(
+                forward, fvp_params, fvp_old_params, kl_of_params, variables, hp.cg_damping
             )
 
         theta_old = get_flat(variables)
-        with tf.GradientTape() as tape:
-            surrogate_old = surrogate()
-        gradient = flat_gradient(tape.gradient(surrogate_old, variables), variables)
+        gradient = flat_gradient(
+            forward.gradient(surrogate_old, primal_variables(variables)), variables
+        )
         grad_norm = tf.norm(gradient)
         zero = tf.zeros((), self.dtype)
 
@@ -240,7 +249,7 @@ class TrpoUpdate(tf.Module):
                     theta_old,
                     full_step,
                     surrogate_old,
-                    lambda: (surrogate(), mean_kl()),
+                    evaluate,
                     hp.max_kl,
                     hp.line_search_steps,
                     hp.line_search_backtrack,
