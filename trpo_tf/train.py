@@ -483,7 +483,11 @@ def _iteration(
     t1 = time.perf_counter()
     value_fitter.wait()  # V must be fitted before it is used
     observations, actions = rollout.flat("observations"), rollout.flat("actions")
-    old_log_prob = log_prob_fn(observations, actions).numpy().reshape(rollout.rewards.shape)
+    if np.all(rollout.policy_version == iteration):
+        # Collected by π_old itself (synchronous sampling): β = π_old, log ρ = 0.
+        old_log_prob = rollout.behavior_log_prob
+    else:
+        old_log_prob = log_prob_fn(observations, actions).numpy().reshape(rollout.rewards.shape)
     log_rho = old_log_prob - rollout.behavior_log_prob
     values, advantages, targets = compute_advantages(
         rollout, lambda x: value_fn(x).numpy(), estimator, log_rho
