@@ -471,6 +471,16 @@ def test_check_distribution_catches_xla_incompatible_ops() -> None:
         check_distribution(lambda s: PyFuncMode(s.n), gym.spaces.Discrete(3), saved_model=False)
 
 
+def test_check_distribution_catches_a_graph_twin_that_disagrees() -> None:
+    class WrongTwin(DiagGaussianHead):
+        def to_env_action_graph(self, actions):
+            return 0.5 * actions  # to_env_action clips instead
+
+    space = gym.spaces.Box(-1.0, 1.0, (2,))
+    with pytest.raises(AssertionError, match="to_env_action_graph"):
+        check_distribution(lambda s: WrongTwin(s.low, s.high, s.shape), space, **FAST)
+
+
 def test_check_distribution_catches_python_control_flow_on_tensors() -> None:
     # The trainer traces without autograph: a Python `if` on a tensor fails there,
     # so the kit must fail it too, naming the fix.

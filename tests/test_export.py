@@ -25,11 +25,13 @@ from trpo_tf.agent import Agent
 from trpo_tf.cli import main
 from trpo_tf.config import dump_experiment, experiment_from_dict
 from trpo_tf.envs import EnvSpec, describe, make_env_fn
+from trpo_tf.errors import IncompatibleSpaceError
 from trpo_tf.export import (
     METADATA_FILE,
     ExportError,
     LoadedExport,
     _env_action_fn,
+    _space_action_fn,
     evaluate_export,
     export_metadata,
     export_savedmodel,
@@ -316,7 +318,7 @@ def test_env_action_mapping_and_space_json(space: gym.Space) -> None:
     else:
         raw = rng.integers(0, 2, (n, int(np.prod(space.shape)))).astype(np.int32)
         expected = raw.reshape(n, *space.shape)
-    got = _env_action_fn(space)(tf.constant(raw)).numpy()
+    got = _space_action_fn(space)(tf.constant(raw)).numpy()
     assert got.dtype == space.dtype
     np.testing.assert_array_equal(got, expected.astype(space.dtype))
     assert all(space.contains(a) for a in got)
@@ -411,3 +413,32 @@ def test_cli_export_then_eval_export_dir_with_video(tmp_path: Path) -> None:
     videos = list((tmp_path / "videos").iterdir())
     assert len(videos) == 1 and videos[0].suffix in (".gif", ".mp4")
     assert videos[0].stat().st_size > 1000
+
+
+def _box_head_with_own_mapping(graph_twin: bool) -> Any:
+    """A Gaussian head (defined outside trpo_tf) that sends 2·tanh(a) to the env."""
+    from trpo_tf.distributions.diag_gaussian import DiagGaussianHead
+
+    class ScaledTanhHead(DiagGaussianHead):
+        def to_env_action(self, actions: np.ndarray) -> np.ndarray:
+            return (2.0 * np.tanh(np.asarray(actions, np.float64))).astype(np.float32)
+
+    class ScaledTanhHeadWithTwin(ScaledTanhHead):
+        def to_env_action_graph(self, actions: tf.Tensor) -> tf.Tensor:
+            return 2.0 * tf.tanh(actions)
+
+    cls = ScaledTanhHeadWithTwin if graph_twin else ScaledTanhHead
+    return cls(np.full(2, -2.0, np.float32), np.full(2, 2.0, np.float32), (2,))
+
+
+def test_export_uses_a_heads_graph_twin_of_to_env_action() -> None:
+    head = _box_head_with_own_mapping(graph_twin=True)
+    raw = np.array([[0.3, -4.0], [5.0, 0.0]], np.float32)
+    mapped = _env_action_fn(head, gym.spaces.Box(-2.0, 2.0, (2,)))(tf.constant(raw)).numpy()
+    np.testing.assert_allclose(mapped, head.to_env_action(raw), rtol=1e-6)
+
+
+def test_export_refuses_a_head_that_maps_actions_only_in_python() -> None:
+    head = _box_head_with_own_mapping(graph_twin=False)
+    with pytest.raises(IncompatibleSpaceError, match="to_env_action_graph"):
+        _env_action_fn(head, gym.spaces.Box(-2.0, 2.0, (2,)))

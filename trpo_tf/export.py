@@ -155,13 +155,36 @@ def space_from_json(data: Mapping[str, Any]) -> gym.Space:
 # --------------------------------------------------------------------------- graph pieces
 
 
-def _env_action_fn(action_space: gym.Space) -> Callable[[tf.Tensor], tf.Tensor]:
+def _env_action_fn(head: Any, action_space: gym.Space) -> Callable[[tf.Tensor], tf.Tensor]:
+    """The graph form of ``head.to_env_action`` for the exported signatures.
+
+    A head with its own ``to_env_action_graph`` uses it. The built-in heads map by
+    the action space (below). A plug-in head that overrides ``to_env_action`` without
+    a graph twin cannot be exported faithfully: that raises rather than exporting
+    actions the head would never send to ``env.step``.
+
+    Raises:
+        IncompatibleSpaceError: as above, or an unsupported action space.
+    """
+    graph_twin = getattr(head, "to_env_action_graph", None)
+    if graph_twin is not None:
+        return graph_twin
+    defined_in = getattr(type(head).to_env_action, "__module__", "")
+    if not defined_in.startswith("trpo_tf.distributions"):
+        raise IncompatibleSpaceError(
+            f"cannot export: distribution head {type(head).__name__} ({defined_in}) maps actions "
+            "in to_env_action() but has no to_env_action_graph(actions: tf.Tensor) -> tf.Tensor "
+            "twin; add one (docs/plugins.md) so the SavedModel returns the same env actions"
+        )
+    return _space_action_fn(action_space)
+
+
+def _space_action_fn(action_space: gym.Space) -> Callable[[tf.Tensor], tf.Tensor]:
     """Graph twin of the built-in heads' ``to_env_action`` for ``action_space``.
 
     Discrete: ``int64(a) + start``. Box: clip to ``[low, high]``, reshape to
     ``[batch, *shape]`` and cast to the space's dtype. MultiDiscrete: indices plus
-    ``start``, reshaped and cast. MultiBinary: reshaped and cast. A distribution
-    whose ``to_env_action`` does something else is not exported faithfully.
+    ``start``, reshaped and cast. MultiBinary: reshaped and cast.
     """
     if isinstance(action_space, gym.spaces.Discrete):
         start = int(action_space.start)
@@ -233,7 +256,7 @@ class ExportedAgent(tf.Module):
                 np.float32
             )
             self._clip = float(observation_clip)
-        self._to_env = _env_action_fn(action_space)
+        self._to_env = _env_action_fn(policy.head, action_space)
         self._metadata_json = metadata_json
         spec = tf.TensorSpec([None, observation_dim], tf.float32, name="observation")
         self.action = tf.function(self._action, input_signature=[spec], autograph=False)
@@ -309,7 +332,8 @@ def export_savedmodel(agent: Any, config: Any, env_spec: Any, out_dir: str | Pat
         ``out_dir`` as a :class:`~pathlib.Path`.
 
     Raises:
-        IncompatibleSpaceError: the observation or action space cannot be exported.
+        IncompatibleSpaceError: the observation or action space cannot be exported, or
+            the head maps actions in Python only (no ``to_env_action_graph``).
     """
     out_dir = Path(out_dir)
     metadata = export_metadata(config, env_spec, agent)

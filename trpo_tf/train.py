@@ -20,7 +20,7 @@ from trpo_tf.checkpoint import CheckpointManager
 from trpo_tf.config.build import build_estimator
 from trpo_tf.config.schema import ExperimentConfig
 from trpo_tf.envs import describe, make_env_fn
-from trpo_tf.errors import RunDirError
+from trpo_tf.errors import IncompatibleSpaceError, RunDirError
 from trpo_tf.evaluation import evaluate
 from trpo_tf.export import export_savedmodel
 from trpo_tf.interfaces import AdvantageEstimator, AdvantageInputs, Tracker
@@ -412,7 +412,10 @@ def train(
         completed = True
         save_checkpoint()
         agent.save(run.policy_dir)
-        export_savedmodel(agent, config, spec, run.path / "export")
+        try:
+            export_savedmodel(agent, config, spec, run.path / "export")
+        except IncompatibleSpaceError as error:
+            progress.message(f"export skipped: {error}")
     except KeyboardInterrupt:
         if interrupt.requested:
             path = save_checkpoint()

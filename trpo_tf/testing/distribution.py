@@ -462,6 +462,22 @@ def _check_env_actions(checker: _Checker, head: Any, basics: Mapping[str, Any]) 
                 f"to_env_action({label}) inside the action space",
                 f"row {index} = {row!r} (dtype {np.asarray(row).dtype}) is not in {space}",
             )
+        graph_twin = getattr(head, "to_env_action_graph", None)
+        if graph_twin is not None:
+            graph_actions = np.asarray(graph_twin(tf.constant(actions)))
+            checker.expect(
+                graph_actions.shape == env_actions.shape
+                and np.allclose(graph_actions, env_actions, rtol=1e-5, atol=1e-5),
+                f"to_env_action_graph({label})",
+                "differs from to_env_action (the exported SavedModel would act differently "
+                f"from training): max |Δ| = {_max_difference(graph_actions, env_actions)}",
+            )
+
+
+def _max_difference(a: np.ndarray, b: np.ndarray) -> str:
+    if a.shape != b.shape:
+        return f"shapes {a.shape} vs {b.shape}"
+    return f"{np.max(np.abs(a.astype(np.float64) - b.astype(np.float64)), initial=0.0):.3g}"
 
 
 def _check_diagnostics(checker: _Checker, head: Any, basics: Mapping[str, Any]) -> None:

@@ -117,3 +117,14 @@ def test_trains_pendulum_through_the_cli(tmp_path) -> None:
         rows = list(csv.DictReader(handle))
     assert [int(row["env_steps"]) for row in rows] == [512, 1024]
     assert all(0.0 < float(row["policy_std"]) < 1.0 for row in rows)
+    # The exported SavedModel squashes like training does (to_env_action_graph).
+    from trpo_tf.run_loading import load_run
+
+    _, agent = load_run(run_dir)
+    exported = tf.saved_model.load(str(run_dir / "export"))
+    observations = np.random.default_rng(0).normal(size=(16, 3)).astype(np.float32)
+    head = agent.policy.head
+    params = agent.policy.dist_params(agent.observation_normalizer(observations))
+    expected = head.to_env_action(head.mode(params).numpy())
+    got = exported.signatures["action"](observation=tf.constant(observations))["action"].numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)

@@ -103,6 +103,19 @@ class SquashedGaussianHead(tf.Module):
         squashed = np.clip(squashed.astype(self.env_dtype), self.low, self.high)
         return squashed.astype(self.env_dtype).reshape((latent.shape[0], *self.env_shape))
 
+    def to_env_action_graph(self, actions: tf.Tensor) -> tf.Tensor:
+        """:meth:`to_env_action` as graph ops, for exported SavedModels."""
+        latent = tf.cast(actions, tf.float64)
+        low, high = tf.constant(self.low), tf.constant(self.high)
+        squashed = low + (high - low) * 0.5 * (tf.tanh(latent) + 1.0)
+        squashed = tf.cast(squashed, tf.as_dtype(self.env_dtype))
+        squashed = tf.clip_by_value(
+            squashed,
+            tf.constant(self.low, squashed.dtype),
+            tf.constant(self.high, squashed.dtype),
+        )
+        return tf.reshape(squashed, [-1, *self.env_shape])
+
     def diagnostics(self, params: tf.Tensor) -> Mapping[str, tf.Tensor]:
         """``policy_std``: mean latent σ over the batch."""
         return {"policy_std": tf.reduce_mean(tf.exp(params[..., self.action_shape[0] :]))}
