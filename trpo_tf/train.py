@@ -7,7 +7,6 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,19 +16,18 @@ import tensorflow as tf
 
 from trpo_tf.agent import Agent
 from trpo_tf.checkpoint import CheckpointManager
-from trpo_tf.config.build import build_estimator
 from trpo_tf.config.schema import ExperimentConfig
 from trpo_tf.envs import describe, make_env_fn
 from trpo_tf.errors import IncompatibleSpaceError, RunDirError
 from trpo_tf.evaluation import evaluate
 from trpo_tf.export import export_savedmodel
-from trpo_tf.interfaces import AdvantageEstimator, AdvantageInputs, Tracker
+from trpo_tf.interfaces import Tracker
+from trpo_tf.learner import Learner
 from trpo_tf.rollout.actor import Actor
 from trpo_tf.rollout.numpy_actor import NumpyActor, can_mirror
 from trpo_tf.rollout.runners import Runner, build_runner
 from trpo_tf.tracking import Progress, RunDirectory, build_trackers
-from trpo_tf.trainer import TrpoHyperparameters, TrpoUpdate
-from trpo_tf.types import Rollout
+from trpo_tf.trainer import TrpoUpdate
 
 
 @dataclass(frozen=True)
@@ -46,67 +44,6 @@ class TrainResult:
     @property
     def steps_per_s(self) -> float:
         return self.env_steps / self.wall_time_s if self.wall_time_s > 0 else 0.0
-
-
-def explained_variance(predicted: np.ndarray, target: np.ndarray) -> float:
-    """1 − Var[target − predicted] / Var[target] (NaN when Var[target] = 0)."""
-    variance = float(np.var(target))
-    return float("nan") if variance == 0 else 1.0 - float(np.var(target - predicted)) / variance
-
-
-def compute_advantages(
-    rollout: Rollout,
-    value_fn: Any,
-    estimator: AdvantageEstimator,
-    log_rho: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Values, advantages and value targets ``[T, N]`` for one rollout.
-
-    V(s_{t+1}) is V(final observation) on truncated steps, V(s_{t+1}) otherwise.
-    ``log_rho`` ``[T, N]`` = log π_old(a|s) − log β(a|s) is passed on to the
-    estimator (zeros when omitted, i.e. on-policy data).
-    """
-    T, N = rollout.rewards.shape
-    obs = rollout.observations.reshape(T * N, -1)
-    stacked = np.concatenate(
-        [obs, rollout.last_observations, rollout.final_observations.reshape(T * N, -1)]
-    )
-    all_values = value_fn(stacked)
-    values = all_values[: T * N].reshape(T, N)
-    last_values = all_values[T * N : T * N + N]
-    final_values = all_values[T * N + N :].reshape(T, N)
-    next_values = np.concatenate([values[1:], last_values[None]], axis=0)
-    next_values = np.where(rollout.truncated, final_values, next_values)
-    episode_end = np.logical_or(rollout.terminated, rollout.truncated)
-    inputs = AdvantageInputs(
-        rewards=rollout.rewards.astype(np.float32),
-        values=values.astype(np.float32),
-        next_values=next_values.astype(np.float32),
-        terminated=rollout.terminated.astype(np.float32),
-        episode_end=episode_end.astype(np.float32),
-        log_rho=(np.zeros((T, N)) if log_rho is None else log_rho).astype(np.float32),
-    )
-    outputs = estimator(inputs)
-    return values, np.asarray(outputs.advantages), np.asarray(outputs.value_targets)
-
-
-def staleness_metrics(
-    log_rho: np.ndarray, policy_version: np.ndarray, learner_version: int
-) -> dict[str, float]:
-    """Importance-weight and policy-lag statistics of one batch.
-
-    w = π_old(a|s) / β(a|s); ESS fraction = (Σw)² / (n Σw²) ∈ (0, 1], 1 on-policy.
-    Lag = versions between the learner's π_old and the policy that acted.
-    """
-    weights = np.exp(np.clip(log_rho.astype(np.float64), -50.0, 50.0)).reshape(-1)
-    lag = learner_version - policy_version.reshape(-1)
-    return {
-        "is_weight_mean": float(weights.mean()),
-        "is_weight_max": float(weights.max()),
-        "is_ess": float(weights.sum() ** 2 / (weights.size * np.square(weights).sum())),
-        "policy_lag_mean": float(lag.mean()),
-        "policy_lag_max": float(lag.max()),
-    }
 
 
 def make_actor(policy: Any, n_envs: int, observation_dim: int, seed: int) -> Actor | NumpyActor:
@@ -172,57 +109,6 @@ class _GracefulInterrupt:
             self._previous = None
 
 
-class ValueFitter:
-    """Runs the value fit inline, or in a background thread during the next rollout.
-
-    The fit of iteration k changes only φ; the rollout of iteration k + 1 needs
-    only θ (through the numpy actor) and V_φ is first read after that rollout. So
-    overlapping the two is exact: :meth:`wait` is called before V is used, before
-    synchronous checkpoints and at the end. TensorFlow releases the GIL while it
-    computes, so on a machine with two cores the fit costs the learner almost no
-    wall time. :meth:`then` queues more work behind the fit (a checkpoint write).
-    """
-
-    def __init__(self, update: TrpoUpdate, overlap: bool) -> None:
-        self.update = update
-        self.overlap = overlap
-        self._thread: threading.Thread | None = None
-        self._error: BaseException | None = None
-
-    def launch(self, observations: np.ndarray, targets: np.ndarray) -> None:
-        self.wait()
-        self.then(lambda: self.update.value_update(observations, targets))
-
-    def then(self, task: Callable[[], Any]) -> None:
-        """Run ``task`` after the queued work, in the background when overlapping."""
-        if not self.overlap:
-            task()
-            return
-        previous = self._thread
-
-        def run() -> None:
-            if previous is not None:
-                previous.join()
-            if self._error is not None:
-                return
-            try:
-                task()
-            except BaseException as error:  # noqa: BLE001 - re-raised in wait()
-                self._error = error
-
-        self._thread = threading.Thread(target=run, name="value-fit", daemon=True)
-        self._thread.start()
-
-    def wait(self) -> None:
-        """Block until the queued work is done; re-raise its error."""
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
-        if self._error is not None:
-            error, self._error = self._error, None
-            raise error
-
-
 @dataclass
 class _LoopState:
     """Counters of the training loop that a checkpoint carries."""
@@ -270,45 +156,12 @@ def train(
     env_fn = make_env_fn(config.env.id, config.env.kwargs)
     spec = describe(config.env.id, env_fn)
     agent = Agent.build(config, spec.observation_dim, spec.action_space)
-    estimator = build_estimator(config.advantage)
     trainer = config.trainer
     steps_per_env = trainer.steps_per_iteration // config.env.n_envs
     batch_size = steps_per_env * config.env.n_envs
-    update = TrpoUpdate(
-        agent.policy,
-        agent.value_network,
-        agent.value_optimizer,
-        TrpoHyperparameters(
-            max_kl=trainer.max_kl,
-            cg_iters=trainer.cg_iters,
-            cg_damping=trainer.cg_damping,
-            line_search_steps=trainer.line_search_steps,
-            line_search_backtrack=trainer.line_search_backtrack,
-            fvp_subsample=trainer.fvp_subsample,
-            fvp_method=trainer.fvp,
-            value_epochs=config.value.epochs,
-            value_minibatch_size=min(config.value.minibatch_size, batch_size),
-        ),
-        batch_size=batch_size,
-        observation_dim=spec.observation_dim,
-        seed=config.seed,
-        jit_compile=trainer.jit_compile,
-    )
+    learner = Learner(config, agent, batch_size, spec.observation_dim)
+    update = learner.update
     actor = make_actor(agent.policy, config.env.n_envs, spec.observation_dim, config.seed)
-    value_fn = tf.function(
-        lambda obs: tf.squeeze(agent.value_network(obs), -1),
-        input_signature=[tf.TensorSpec([None, spec.observation_dim], tf.float32)],
-        autograph=False,
-    )
-    policy = agent.policy
-    log_prob_fn = tf.function(
-        lambda obs, act: policy.distribution(policy.dist_params(obs)).log_prob(act),
-        input_signature=[
-            tf.TensorSpec([None, spec.observation_dim], tf.float32),
-            tf.TensorSpec([None, *policy.head.action_shape], policy.head.action_dtype),
-        ],
-        autograph=False,
-    )
     sampler = build_runner(config, env_fn, actor, agent, steps_per_env)
     loop = _LoopState()
     progress = Progress(1, quiet=quiet, every=progress_every)
@@ -332,7 +185,7 @@ def train(
         update.value_optimizer.build(agent.value_network.trainable_variables)
         CheckpointManager.load(resume_from, _tf_state(agent, update, actor), restore)
         actor.sync()
-    value_fitter = ValueFitter(update, overlap=trainer.overlap_value_fit)
+    value_fitter = learner.value_fitter
     tf_state = _tf_state(agent, update, actor)
 
     def save_checkpoint(in_background: bool = False) -> Path:
@@ -377,20 +230,7 @@ def train(
         while loop.iteration < iterations:
             iteration = loop.iteration + 1
             row = _iteration(
-                config,
-                iteration,
-                iterations,
-                sampler,
-                update,
-                actor,
-                agent,
-                value_fn,
-                log_prob_fn,
-                value_fitter,
-                estimator,
-                env_fn,
-                loop,
-                start,
+                config, iteration, iterations, sampler, learner, actor, agent, env_fn, loop, start
             )
             loop.iteration = iteration
             loop.elapsed = time.perf_counter() - start
@@ -468,50 +308,19 @@ def _iteration(
     iteration: int,
     iterations: int,
     sampler: Runner,
-    update: TrpoUpdate,
+    learner: Learner,
     actor: Any,
     agent: Agent,
-    value_fn: Any,
-    log_prob_fn: Any,
-    value_fitter: ValueFitter,
-    estimator: AdvantageEstimator,
     env_fn: Any,
     loop: _LoopState,
     start: float,
 ) -> dict[str, Any]:
-    """Collect, estimate, update, (evaluate); returns the metrics row."""
+    """Collect, learn, (evaluate); returns the metrics row."""
     t0 = time.perf_counter()
     # π_old is the learner's policy after iteration − 1 updates (version iteration).
     rollout = sampler.collect(policy_version=iteration)
     t1 = time.perf_counter()
-    value_fitter.wait()  # V must be fitted before it is used
-    observations, actions = rollout.flat("observations"), rollout.flat("actions")
-    if np.all(rollout.policy_version == iteration):
-        # Collected by π_old itself (synchronous sampling): β = π_old, log ρ = 0.
-        old_log_prob = rollout.behavior_log_prob
-    else:
-        old_log_prob = log_prob_fn(observations, actions).numpy().reshape(rollout.rewards.shape)
-    log_rho = old_log_prob - rollout.behavior_log_prob
-    values, advantages, targets = compute_advantages(
-        rollout, lambda x: value_fn(x).numpy(), estimator, log_rho
-    )
-    flat_adv = advantages.reshape(-1)
-    if config.advantage.normalize:
-        flat_adv = (flat_adv - flat_adv.mean()) / (flat_adv.std() + 1e-8)
-    # The surrogate's denominator is β as stored at collection time. Turning the
-    # correction off (an ablation) treats stale data as if π_old had collected it.
-    denominator = rollout.behavior_log_prob if config.trainer.behavior_correction else old_log_prob
-    metrics = update.policy_update(
-        observations,
-        actions,
-        denominator.reshape(-1).astype(np.float32),
-        flat_adv.astype(np.float32),
-    )
-    metrics = {k: float(v) for k, v in metrics.items()}
-    value_fitter.launch(observations, targets.reshape(-1).astype(np.float32))
-    # Reported before fitting (so it is the same whether or not the fit overlaps the
-    # next rollout): how well V predicts this batch's targets, MSE.
-    metrics["value_loss"] = float(np.mean(np.square(values - targets)))
+    metrics = learner.learn(rollout, iteration)
     actor.sync()
     sampler.policy_updated(iteration + 1)
     t2 = time.perf_counter()
@@ -526,17 +335,12 @@ def _iteration(
         if rollout.episode_lengths.size
         else None,
         "episodes": int(rollout.episode_returns.size),
-        "explained_variance": explained_variance(values.reshape(-1), targets.reshape(-1)),
         "rollout_time_s": round(t1 - t0, 4),
         "update_time_s": round(t2 - t1, 4),
         "nonfinite_replaced": rollout.nonfinite_replaced,
         "dropped_fraction": rollout.dropped_steps / (rollout.dropped_steps + rollout.num_steps),
-        **staleness_metrics(log_rho, rollout.policy_version, iteration),
         **metrics,
     }
-    row["line_search_accepted"] = bool(metrics["line_search_accepted"])
-    row["line_search_steps"] = int(metrics["line_search_steps"])
-    row["skip_reason"] = int(metrics["skip_reason"])
     if iteration % config.eval.every == 0 or iteration == iterations:
         eval_start = time.perf_counter()
         loop.eval_returns = evaluate(

@@ -23,11 +23,12 @@ from trpo_tf.config import experiment_from_dict
 from trpo_tf.config.build import build_policy, build_value
 from trpo_tf.errors import ConfigError
 from trpo_tf.interfaces import AdvantageOutputs
+from trpo_tf.learner import compute_advantages, staleness_metrics
 from trpo_tf.normalization import ObservationNormalizer, RewardNormalizer
 from trpo_tf.rollout.async_runner import AsyncRunner
 from trpo_tf.rollout.async_worker import WorkerSpec
 from trpo_tf.rollout.numpy_actor import NumpyActor
-from trpo_tf.train import compute_advantages, staleness_metrics, train
+from trpo_tf.train import train
 from trpo_tf.trainer import TrpoHyperparameters, TrpoUpdate
 from trpo_tf.trainer.trpo import policy_parameters, restore_policy
 from trpo_tf.types import Rollout

@@ -21,10 +21,10 @@ from trpo_tf.config import experiment_from_dict
 from trpo_tf.config.build import build_policy
 from trpo_tf.envs import make_vector_env
 from trpo_tf.errors import NonFiniteEnvError
+from trpo_tf.learner import compute_advantages
 from trpo_tf.normalization import ObservationNormalizer, RewardNormalizer
 from trpo_tf.rollout.actor import Actor
 from trpo_tf.rollout.sampler import SyncSampler
-from trpo_tf.train import compute_advantages
 
 N_ENVS = 3
 OBS_DIM = 2

@@ -1,0 +1,246 @@
+"""The learner's half of an iteration: advantages, the TRPO step, the value fit.
+
+Given a rollout collected by β (π_old itself when sampling is synchronous):
+
+    log ρ      = log π_old(a|s) − log β(a|s)          (0 when β = π_old)
+    V, Â, V̂    = estimator(rewards, V_φ(s), V_φ(s'), episode ends, log ρ)
+    θ          ← TRPO step on J(θ) = mean[π_θ(a|s) / β(a|s) · Â]
+    φ          ← Adam fit of V_φ to V̂  (in the background, during the next rollout)
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from trpo_tf.agent import Agent
+from trpo_tf.config.build import build_estimator
+from trpo_tf.config.schema import ExperimentConfig
+from trpo_tf.interfaces import AdvantageEstimator, AdvantageInputs
+from trpo_tf.trainer import TrpoHyperparameters, TrpoUpdate
+from trpo_tf.types import Rollout
+
+
+def explained_variance(predicted: np.ndarray, target: np.ndarray) -> float:
+    """1 − Var[target − predicted] / Var[target] (NaN when Var[target] = 0)."""
+    variance = float(np.var(target))
+    return float("nan") if variance == 0 else 1.0 - float(np.var(target - predicted)) / variance
+
+
+def compute_advantages(
+    rollout: Rollout,
+    value_fn: Any,
+    estimator: AdvantageEstimator,
+    log_rho: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Values, advantages and value targets ``[T, N]`` for one rollout.
+
+    V(s_{t+1}) is V(final observation) on truncated steps, V(s_{t+1}) otherwise.
+    ``log_rho`` ``[T, N]`` = log π_old(a|s) − log β(a|s) is passed on to the
+    estimator (zeros when omitted, i.e. on-policy data).
+    """
+    T, N = rollout.rewards.shape
+    obs = rollout.observations.reshape(T * N, -1)
+    stacked = np.concatenate(
+        [obs, rollout.last_observations, rollout.final_observations.reshape(T * N, -1)]
+    )
+    all_values = value_fn(stacked)
+    values = all_values[: T * N].reshape(T, N)
+    last_values = all_values[T * N : T * N + N]
+    final_values = all_values[T * N + N :].reshape(T, N)
+    next_values = np.concatenate([values[1:], last_values[None]], axis=0)
+    next_values = np.where(rollout.truncated, final_values, next_values)
+    episode_end = np.logical_or(rollout.terminated, rollout.truncated)
+    inputs = AdvantageInputs(
+        rewards=rollout.rewards.astype(np.float32),
+        values=values.astype(np.float32),
+        next_values=next_values.astype(np.float32),
+        terminated=rollout.terminated.astype(np.float32),
+        episode_end=episode_end.astype(np.float32),
+        log_rho=(np.zeros((T, N)) if log_rho is None else log_rho).astype(np.float32),
+    )
+    outputs = estimator(inputs)
+    return values, np.asarray(outputs.advantages), np.asarray(outputs.value_targets)
+
+
+def staleness_metrics(
+    log_rho: np.ndarray, policy_version: np.ndarray, learner_version: int
+) -> dict[str, float]:
+    """Importance-weight and policy-lag statistics of one batch.
+
+    w = π_old(a|s) / β(a|s); ESS fraction = (Σw)² / (n Σw²) ∈ (0, 1], 1 on-policy.
+    Lag = versions between the learner's π_old and the policy that acted.
+    """
+    weights = np.exp(np.clip(log_rho.astype(np.float64), -50.0, 50.0)).reshape(-1)
+    lag = learner_version - policy_version.reshape(-1)
+    return {
+        "is_weight_mean": float(weights.mean()),
+        "is_weight_max": float(weights.max()),
+        "is_ess": float(weights.sum() ** 2 / (weights.size * np.square(weights).sum())),
+        "policy_lag_mean": float(lag.mean()),
+        "policy_lag_max": float(lag.max()),
+    }
+
+
+class ValueFitter:
+    """Runs the value fit inline, or in a background thread during the next rollout.
+
+    The fit of iteration k changes only φ; the rollout of iteration k + 1 needs
+    only θ (through the numpy actor) and V_φ is first read after that rollout. So
+    overlapping the two is exact: :meth:`wait` is called before V is used, before
+    synchronous checkpoints and at the end. TensorFlow releases the GIL while it
+    computes, so on a machine with two cores the fit costs the learner almost no
+    wall time. :meth:`then` queues more work behind the fit (a checkpoint write).
+    """
+
+    def __init__(self, update: TrpoUpdate, overlap: bool) -> None:
+        self.update = update
+        self.overlap = overlap
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    def launch(self, observations: np.ndarray, targets: np.ndarray) -> None:
+        self.wait()
+        self.then(lambda: self.update.value_update(observations, targets))
+
+    def then(self, task: Callable[[], Any]) -> None:
+        """Run ``task`` after the queued work, in the background when overlapping."""
+        if not self.overlap:
+            task()
+            return
+        previous = self._thread
+
+        def run() -> None:
+            if previous is not None:
+                previous.join()
+            if self._error is not None:
+                return
+            try:
+                task()
+            except BaseException as error:  # noqa: BLE001 - re-raised in wait()
+                self._error = error
+
+        self._thread = threading.Thread(target=run, name="value-fit", daemon=True)
+        self._thread.start()
+
+    def wait(self) -> None:
+        """Block until the queued work is done; re-raise its error."""
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+
+def build_update(
+    config: ExperimentConfig, agent: Agent, batch_size: int, observation_dim: int
+) -> TrpoUpdate:
+    """The compiled TRPO update for ``config`` and a fixed ``batch_size``."""
+    trainer = config.trainer
+    return TrpoUpdate(
+        agent.policy,
+        agent.value_network,
+        agent.value_optimizer,
+        TrpoHyperparameters(
+            max_kl=trainer.max_kl,
+            cg_iters=trainer.cg_iters,
+            cg_damping=trainer.cg_damping,
+            line_search_steps=trainer.line_search_steps,
+            line_search_backtrack=trainer.line_search_backtrack,
+            fvp_subsample=trainer.fvp_subsample,
+            fvp_method=trainer.fvp,
+            value_epochs=config.value.epochs,
+            value_minibatch_size=min(config.value.minibatch_size, batch_size),
+        ),
+        batch_size=batch_size,
+        observation_dim=observation_dim,
+        seed=config.seed,
+        jit_compile=trainer.jit_compile,
+    )
+
+
+class Learner:
+    """Turns one rollout into a policy step and a (background) value fit.
+
+    Args:
+        config: the experiment (advantage normalization, behavior correction,
+            value-fit overlap are read from it).
+        agent: policy π_θ, value network V_φ, normalizers.
+        batch_size: samples per rollout (T · n_envs), fixed for the run.
+        observation_dim: width of the (normalized) observations.
+    """
+
+    def __init__(
+        self, config: ExperimentConfig, agent: Agent, batch_size: int, observation_dim: int
+    ) -> None:
+        self.config = config
+        self.update = build_update(config, agent, batch_size, observation_dim)
+        self.estimator: AdvantageEstimator = build_estimator(config.advantage)
+        self.value_fitter = ValueFitter(self.update, overlap=config.trainer.overlap_value_fit)
+        policy = agent.policy
+        observation_spec = tf.TensorSpec([None, observation_dim], tf.float32)
+        self._value = tf.function(
+            lambda obs: tf.squeeze(agent.value_network(obs), -1),
+            input_signature=[observation_spec],
+            autograph=False,
+        )
+        self._log_prob = tf.function(
+            lambda obs, act: policy.distribution(policy.dist_params(obs)).log_prob(act),
+            input_signature=[
+                observation_spec,
+                tf.TensorSpec([None, *policy.head.action_shape], policy.head.action_dtype),
+            ],
+            autograph=False,
+        )
+
+    def learn(self, rollout: Rollout, iteration: int) -> dict[str, Any]:
+        """Update θ from ``rollout`` (π_old = version ``iteration``), queue V's fit.
+
+        Returns the metrics of the step: the update's (``kl``, ``grad_norm``, ...),
+        ``value_loss`` (V's MSE on this batch before fitting), ``explained_variance``
+        and the importance-weight/policy-lag statistics.
+        """
+        self.value_fitter.wait()  # V must be fitted before it is used
+        observations, actions = rollout.flat("observations"), rollout.flat("actions")
+        if np.all(rollout.policy_version == iteration):
+            # Collected by π_old itself (synchronous sampling): β = π_old, log ρ = 0.
+            old_log_prob = rollout.behavior_log_prob
+        else:
+            old_log_prob = (
+                self._log_prob(observations, actions).numpy().reshape(rollout.rewards.shape)
+            )
+        log_rho = old_log_prob - rollout.behavior_log_prob
+        values, advantages, targets = compute_advantages(
+            rollout, lambda x: self._value(x).numpy(), self.estimator, log_rho
+        )
+        flat_adv = advantages.reshape(-1)
+        if self.config.advantage.normalize:
+            flat_adv = (flat_adv - flat_adv.mean()) / (flat_adv.std() + 1e-8)
+        # The surrogate's denominator is β as stored at collection time. Turning the
+        # correction off (an ablation) treats stale data as if π_old had collected it.
+        correct = self.config.trainer.behavior_correction
+        denominator = rollout.behavior_log_prob if correct else old_log_prob
+        metrics: dict[str, Any] = {
+            k: float(v)
+            for k, v in self.update.policy_update(
+                observations,
+                actions,
+                denominator.reshape(-1).astype(np.float32),
+                flat_adv.astype(np.float32),
+            ).items()
+        }
+        self.value_fitter.launch(observations, targets.reshape(-1).astype(np.float32))
+        # Reported before fitting (so it is the same whether or not the fit overlaps
+        # the next rollout): how well V predicts this batch's targets, MSE.
+        metrics["value_loss"] = float(np.mean(np.square(values - targets)))
+        metrics["explained_variance"] = explained_variance(values.reshape(-1), targets.reshape(-1))
+        metrics.update(staleness_metrics(log_rho, rollout.policy_version, iteration))
+        metrics["line_search_accepted"] = bool(metrics["line_search_accepted"])
+        metrics["line_search_steps"] = int(metrics["line_search_steps"])
+        metrics["skip_reason"] = int(metrics["skip_reason"])
+        return metrics
