@@ -32,6 +32,7 @@ import gymnasium as gym
 import numpy as np
 
 from trpo_tf.errors import TrpoTfError
+from trpo_tf.rollout.episodes import EpisodeCounter
 from trpo_tf.rollout.numpy_policy import EnvActionMap, PolicySnapshot, SnapshotPolicy
 from trpo_tf.rollout.sampler import NonFiniteGuard
 
@@ -165,8 +166,7 @@ class RolloutWorker:
         self.action_map = EnvActionMap(self.envs[0].action_space, self.policy.sampler)
         first = [self._reset(i, seed=self._env_seeds[i]) for i in range(spec.n_envs)]
         self.raw_obs = np.stack(first)
-        self.episode_return = np.zeros(spec.n_envs, np.float64)
-        self.episode_length = np.zeros(spec.n_envs, np.int64)
+        self.episodes = EpisodeCounter(spec.n_envs)
         self._errors: list[str] = []
         self._discarded = 0
         self._step_failures = np.zeros(spec.n_envs, np.int64)
@@ -230,8 +230,6 @@ class RolloutWorker:
         truncated = np.zeros((T, k), bool)
         behavior_log_prob = np.zeros((T, k), np.float32)
         actions = behavior_params = None
-        episode_returns: list[float] = []
-        episode_lengths: list[int] = []
         replaced_before = self.guard.replaced
         steps_before = self.env_steps
         row = np.zeros(k, np.int64)  # next row to fill, per env
@@ -261,7 +259,7 @@ class RolloutWorker:
                     self.env_steps += 1
                     self._discarded += int(row[i] - episode_start[i]) + 1
                     self.raw_obs[i] = self._rebuild(i, error, "step")
-                    self.episode_return[i], self.episode_length[i] = 0.0, 0
+                    self.episodes.discard(i)
                     row[i] = episode_start[i]
                     continue
                 self._step_failures[i] = 0
@@ -290,13 +288,10 @@ class RolloutWorker:
             raw_rewards[rows, envs_] = rewards
             terminated[rows, envs_] = term
             truncated[rows, envs_] = trunc
-            self.episode_return[envs_] += rewards
-            self.episode_length[envs_] += 1
+            self.episodes.add(rewards, envs_)
             for n in np.flatnonzero(term | trunc):
                 i, t = envs_[n], rows[n]
-                episode_returns.append(float(self.episode_return[i]))
-                episode_lengths.append(int(self.episode_length[i]))
-                self.episode_return[i], self.episode_length[i] = 0.0, 0
+                self.episodes.end(i)
                 if trunc[n]:  # without autoreset, the step's observation is the true s_{t+1}
                     final_observations[t, i] = policy.normalize(next_raw[n][None])[0]
                 try:
@@ -311,6 +306,7 @@ class RolloutWorker:
 
         errors, self._errors = self._errors, []
         discarded, self._discarded = self._discarded, 0
+        episode_returns, episode_lengths = self.episodes.drain()
         segment = Segment(
             worker=self.index,
             sequence=self.sequence,
@@ -325,8 +321,8 @@ class RolloutWorker:
             last_observations=policy.normalize(self.raw_obs),
             behavior_log_prob=behavior_log_prob,
             behavior_params=behavior_params,
-            episode_returns=np.asarray(episode_returns, np.float64),
-            episode_lengths=np.asarray(episode_lengths, np.int64),
+            episode_returns=episode_returns,
+            episode_lengths=episode_lengths,
             env_steps=self.env_steps - steps_before,
             discarded_steps=discarded,
             env_errors=errors,

@@ -12,6 +12,7 @@ from gymnasium.utils import EzPickle
 from trpo_tf.errors import NonFiniteEnvError
 from trpo_tf.interfaces import DistributionHead
 from trpo_tf.normalization import ObservationNormalizer, RewardNormalizer
+from trpo_tf.rollout.episodes import EpisodeCounter
 from trpo_tf.types import Rollout
 
 if TYPE_CHECKING:  # keeps this module (and NonFiniteGuard) free of TensorFlow imports
@@ -75,8 +76,7 @@ class SyncSampler:
         raw, _ = envs.reset(seed=seed)
         envs.action_space.seed(seed)
         self._raw_obs = self._flat(self.guard(raw, "observation", 0))
-        self._episode_return = np.zeros(self.n_envs, np.float64)
-        self._episode_length = np.zeros(self.n_envs, np.int64)
+        self.episodes = EpisodeCounter(self.n_envs)
 
     def _flat(self, observations: np.ndarray) -> np.ndarray:
         return np.asarray(observations, np.float64).reshape(self.n_envs, -1)
@@ -124,8 +124,6 @@ class SyncSampler:
         raw_rewards = np.zeros((T, N), np.float32)
         terminated = np.zeros((T, N), bool)
         truncated = np.zeros((T, N), bool)
-        episode_returns: list[float] = []
-        episode_lengths: list[int] = []
 
         obs = self.obs_norm(self._raw_obs, update=True)
         for t in range(T):
@@ -142,14 +140,10 @@ class SyncSampler:
             rewards[t] = self.reward_norm(reward, done)
             terminated[t], truncated[t] = term, trunc
 
-            self._episode_return += reward
-            self._episode_length += 1
+            self.episodes.add(reward)
             if done.any():
                 for i in np.flatnonzero(done):
-                    episode_returns.append(float(self._episode_return[i]))
-                    episode_lengths.append(int(self._episode_length[i]))
-                self._episode_return[done] = 0.0
-                self._episode_length[done] = 0
+                    self.episodes.end(i)
                 if trunc.any():
                     final = np.stack(
                         [
@@ -162,6 +156,7 @@ class SyncSampler:
             self._raw_obs = raw_next
             obs = self.obs_norm(raw_next, update=t + 1 < T)
 
+        episode_returns, episode_lengths = self.episodes.drain()
         return Rollout(
             observations=observations,
             actions=actions,
@@ -174,8 +169,8 @@ class SyncSampler:
             behavior_log_prob=behavior_log_prob,
             behavior_params=behavior_params,
             policy_version=np.full((T, N), policy_version, np.int64),
-            episode_returns=np.asarray(episode_returns, np.float64),
-            episode_lengths=np.asarray(episode_lengths, np.int64),
+            episode_returns=episode_returns,
+            episode_lengths=episode_lengths,
             nonfinite_replaced=self.guard.replaced,
         )
 
@@ -201,8 +196,7 @@ class SyncSampler:
                 envs = None
         return {
             "raw_obs": self._raw_obs,
-            "episode_return": self._episode_return,
-            "episode_length": self._episode_length,
+            **self.episodes.state(),
             "total_env_steps": self.total_env_steps,
             "nonfinite_replaced": self.guard.replaced,
             "envs": envs,
@@ -215,15 +209,13 @@ class SyncSampler:
         if state["envs"] is None:
             raw, _ = self.envs.reset(seed=self.seed + self.total_env_steps)
             self._raw_obs = self._flat(self.guard(raw, "observation", self.total_env_steps))
-            self._episode_return[:] = 0.0
-            self._episode_length[:] = 0
+            self.episodes.discard()
             return False
         for env in self.envs.envs:
             env.close()
         self.envs.envs = pickle.loads(state["envs"])
         self._raw_obs = state["raw_obs"]
-        self._episode_return = state["episode_return"]
-        self._episode_length = state["episode_length"]
+        self.episodes.load_state(state)
         return True
 
     def close(self) -> None:
