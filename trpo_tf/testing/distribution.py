@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -12,6 +11,18 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from trpo_tf.interfaces import DistributionHead
+from trpo_tf.testing.distribution_runtime import (
+    check_compiled,
+    check_env_actions,
+    check_numpy_sampler,
+    check_saved_model,
+)
+from trpo_tf.testing.head_checker import (
+    Z_SCORE,
+    HeadChecker,
+    float_dtype,
+    kl_tolerance,
+)
 
 tfd = tfp.distributions
 
@@ -30,78 +41,9 @@ _REQUIRED = (
 # The metrics.csv columns a head's diagnostics may fill: metrics.csv rejects unknown
 # names, and every other column belongs to the trainer or the training loop.
 HEAD_DIAGNOSTIC_COLUMNS = ("policy_std",)
-# Monte-Carlo agreement: |estimate − exact| ≤ Z · standard error + slack.
-_Z = 6.0
 
 
-class _Checker:
-    """Holds the head under test and formats failures."""
-
-    def __init__(self, factory: Callable[..., Any], action_space: gym.Space) -> None:
-        self.factory = factory
-        self.action_space = action_space
-        name = getattr(factory, "__qualname__", None) or repr(factory)
-        self.context = f"check_distribution({name}, {action_space})"
-
-    def fail(self, check: str, detail: str) -> None:
-        raise AssertionError(f"{self.context}: {check}: {detail}")
-
-    def expect(self, condition: Any, check: str, detail: str) -> None:
-        if not condition:
-            self.fail(check, detail)
-
-    def expect_tensor(
-        self, value: Any, check: str, shape: tuple[int, ...], dtype: tf.DType | None = None
-    ) -> np.ndarray:
-        """``value`` converts to a tensor of ``shape`` (and ``dtype``); returns numpy."""
-        try:
-            tensor = tf.convert_to_tensor(value)
-        except (TypeError, ValueError) as error:
-            self.fail(check, f"returned {type(value).__name__}, not a tensor ({error})")
-        self.expect(
-            tuple(tensor.shape) == tuple(shape),
-            check,
-            f"shape {tuple(tensor.shape)}, expected {tuple(shape)}",
-        )
-        if dtype is not None:
-            self.expect(
-                tensor.dtype == dtype, check, f"dtype {tensor.dtype.name}, expected {dtype.name}"
-            )
-        return tensor.numpy()
-
-    def expect_finite(self, array: np.ndarray, check: str) -> None:
-        bad = ~np.isfinite(np.asarray(array, np.float64))
-        self.expect(not bad.any(), check, f"{int(bad.sum())} non-finite value(s): {array}")
-
-
-def _float_dtype(head: Any, kwargs: Mapping[str, Any]) -> tf.DType:
-    if "dtype" in kwargs:
-        return tf.as_dtype(kwargs["dtype"])
-    for variable in head.trainable_variables:
-        return variable.dtype
-    return tf.float32
-
-
-def _kl_tolerance(dtype: tf.DType) -> float:
-    return 1e-10 if dtype == tf.float64 else 2e-5
-
-
-def _env_contains(space: gym.Space, row: Any) -> bool:
-    """Whether ``env.step`` accepts ``row``: in the space, or a float Box row that
-    casts to the space's dtype without changing kind (float64 for float32)."""
-    if space.contains(row):
-        return True
-    if isinstance(space, gym.spaces.Box):
-        row = np.asarray(row)
-        return bool(
-            row.shape == space.shape
-            and np.can_cast(row.dtype, space.dtype, casting="same_kind")
-            and space.contains(row.astype(space.dtype))
-        )
-    return False
-
-
-def _build(checker: _Checker, kwargs: Mapping[str, Any]) -> Any:
+def _build(checker: HeadChecker, kwargs: Mapping[str, Any]) -> Any:
     try:
         head = checker.factory(checker.action_space, **kwargs)
     except Exception as error:
@@ -144,7 +86,7 @@ def _build(checker: _Checker, kwargs: Mapping[str, Any]) -> Any:
 
 
 def _check_basics(
-    checker: _Checker, head: Any, net_p: tf.Tensor, net_q: tf.Tensor, seed: int
+    checker: HeadChecker, head: Any, net_p: tf.Tensor, net_q: tf.Tensor, seed: int
 ) -> dict[str, Any]:
     """Shapes, dtypes and finiteness of params, sample, log_prob, mode, entropy and KL."""
     batch = int(net_p.shape[0])
@@ -189,7 +131,7 @@ def _check_basics(
         )
     entropy = checker.expect_tensor(entropy, "entropy()", (batch,))
     checker.expect_finite(entropy, "entropy()")
-    tolerance = _kl_tolerance(net_p.dtype)
+    tolerance = kl_tolerance(net_p.dtype)
     kl_pp = checker.expect_tensor(dist_p.kl_divergence(dist_p), "KL(p, p)", (batch,))
     checker.expect(
         np.all(np.abs(kl_pp) <= tolerance), "KL(p, p) = 0", f"got {kl_pp} (tolerance {tolerance})"
@@ -214,7 +156,7 @@ def _check_basics(
 
 
 def _check_monte_carlo(
-    checker: _Checker, head: Any, basics: Mapping[str, Any], num_samples: int, seed: int
+    checker: HeadChecker, head: Any, basics: Mapping[str, Any], num_samples: int, seed: int
 ) -> None:
     """log_prob agrees with sampling: −E[log p] = H(p) and E[log p − log q] = KL(p, q)."""
     dist_p, dist_q = basics["dist_p"], basics["dist_q"]
@@ -230,7 +172,7 @@ def _check_monte_carlo(
         estimate = draws.mean(axis=0)
         standard_error = draws.std(axis=0) / np.sqrt(num_samples)
         slack = 1e-3 * (1.0 + np.abs(exact))
-        bad = np.abs(estimate - exact) > _Z * standard_error + slack
+        bad = np.abs(estimate - exact) > Z_SCORE * standard_error + slack
         checker.expect(
             not bad.any(),
             label,
@@ -240,7 +182,7 @@ def _check_monte_carlo(
         )
 
 
-def _check_gradients(checker: _Checker, head: Any, basics: Mapping[str, Any], net_q) -> None:
+def _check_gradients(checker: HeadChecker, head: Any, basics: Mapping[str, Any], net_q) -> None:
     """log_prob and KL(p_old ‖ q_θ) are differentiable, to second order for the FVP."""
     variables = list(head.trainable_variables)
     sample = tf.constant(basics["sample"])
@@ -276,7 +218,7 @@ def _check_gradients(checker: _Checker, head: Any, basics: Mapping[str, Any], ne
     del inner, outer
 
 
-def _check_params_rebuild(checker: _Checker, head: Any, basics: Mapping[str, Any]) -> None:
+def _check_params_rebuild(checker: HeadChecker, head: Any, basics: Mapping[str, Any]) -> None:
     """distribution(params) depends on params alone, never on the head's variables."""
     variables = list(head.trainable_variables)
     if not variables:
@@ -299,188 +241,7 @@ def _check_params_rebuild(checker: _Checker, head: Any, basics: Mapping[str, Any
     )
 
 
-def _check_compiled(
-    checker: _Checker,
-    head: Any,
-    basics: Mapping[str, Any],
-    net_p: tf.Tensor,
-    net_q: tf.Tensor,
-    seed: int,
-    jit_compile: bool,
-) -> None:
-    """The same computations inside ``tf.function`` (XLA, as the trainer and actor do)."""
-
-    def graph(net_p, net_q, seed):
-        dist_p = head.distribution(head.params(net_p))
-        action = dist_p.sample(seed=seed)
-        fixed_p = head.distribution(tf.stop_gradient(head.params(net_p)))
-        # Differentiated as the update does.
-        with tf.GradientTape() as tape:
-            tape.watch(net_q)
-            dist_q = head.distribution(head.params(net_q))
-            objective = tf.reduce_sum(dist_q.log_prob(action)) + tf.reduce_sum(
-                fixed_p.kl_divergence(dist_q)
-            )
-        gradient = tape.gradient(objective, net_q)
-        return (
-            action,
-            dist_p.log_prob(action),
-            dist_p.kl_divergence(dist_q),
-            dist_p.entropy(),
-            head.mode(head.params(net_p)),
-            gradient,
-        )
-
-    where = "tf.function(jit_compile=True)" if jit_compile else "tf.function"
-    # The trainer traces without autograph (faster start): heads must use TF control
-    # flow (tf.where, tf.cond), not Python ``if``/``for`` on tensors.
-    compiled = tf.function(graph, jit_compile=jit_compile, autograph=False)
-    try:
-        action, log_prob, kl, entropy, mode, gradient = compiled(
-            net_p, net_q, tf.constant([seed, 3], tf.int32)
-        )
-    except Exception as error:
-        hint = (
-            " (traced without autograph, as the trainer does: use tf.where/tf.cond, not "
-            "Python if/for on tensors"
-            + (
-                "; with trainer.jit_compile: true and in the TensorFlow actor, under XLA)"
-                if jit_compile
-                else ")"
-            )
-        )
-        raise AssertionError(
-            f"{checker.context}: {where}: sample/log_prob/KL/entropy/mode failed{hint}: "
-            f"{type(error).__name__}: {' '.join(str(error).split())[:500]}"
-        ) from error
-    checker.expect_finite(np.asarray(gradient), f"{where} gradient of log_prob and KL")
-    batch = int(net_p.shape[0])
-    checker.expect_tensor(
-        action, f"{where} sample()", (batch, *head.action_shape), head.action_dtype
-    )
-    eager_log_prob = np.asarray(basics["dist_p"].log_prob(action))
-    for label, graph_value, eager_value in (
-        ("log_prob", log_prob, eager_log_prob),
-        ("KL(p, q)", kl, basics["kl_pq"]),
-        ("entropy", entropy, basics["entropy"]),
-        ("mode", mode, basics["mode"]),
-    ):
-        graph_value = np.asarray(graph_value, np.float64)
-        eager_value = np.asarray(eager_value, np.float64)
-        checker.expect(
-            np.allclose(graph_value, eager_value, rtol=1e-4, atol=1e-4),
-            f"{where} {label} equals eager",
-            f"{graph_value} vs {eager_value}",
-        )
-
-
-def _check_numpy_sampler(
-    checker: _Checker,
-    head: Any,
-    basics: Mapping[str, Any],
-    net_p: tf.Tensor,
-    num_samples: int,
-    seed: int,
-) -> None:
-    """The optional numpy twin samples the same distribution with the same log-probs."""
-    if not hasattr(head, "numpy_sampler"):
-        return
-    sampler = head.numpy_sampler()
-    rng = np.random.default_rng(seed)
-    net_np = np.asarray(net_p)
-    batch = net_np.shape[0]
-    actions, log_prob, params = sampler.sample(net_np, rng)
-    numpy_dtype = np.dtype(head.action_dtype.as_numpy_dtype)
-    actions = np.asarray(actions)
-    # The rollout copies them into an action_dtype buffer: the kind must match.
-    checker.expect(
-        actions.shape == (batch, *head.action_shape)
-        and np.can_cast(actions.dtype, numpy_dtype, casting="same_kind"),
-        "numpy_sampler().sample actions",
-        f"shape {actions.shape} dtype {actions.dtype}, expected "
-        f"{(batch, *head.action_shape)} {numpy_dtype}",
-    )
-    checker.expect(
-        np.asarray(log_prob).shape == (batch,),
-        "numpy_sampler().sample log_prob",
-        f"shape {np.asarray(log_prob).shape}, expected ({batch},)",
-    )
-    checker.expect(
-        np.allclose(params, np.asarray(basics["params_p"]), rtol=1e-5, atol=1e-5),
-        "numpy_sampler().sample params equal params(net_out)",
-        f"{params} vs {np.asarray(basics['params_p'])}",
-    )
-    expected = basics["dist_p"].log_prob(tf.constant(actions.astype(numpy_dtype)))
-    expected = np.asarray(expected, np.float64)
-    checker.expect(
-        np.allclose(log_prob, expected, rtol=1e-4, atol=1e-4),
-        "numpy_sampler() log_prob equals distribution(params).log_prob",
-        f"{log_prob} vs {expected}",
-    )
-    mode = np.asarray(sampler.mode(net_np))
-    checker.expect(
-        mode.shape == basics["mode"].shape
-        and np.allclose(mode, basics["mode"], rtol=1e-5, atol=1e-5),
-        "numpy_sampler().mode equals mode(params)",
-        f"{mode} vs {basics['mode']}",
-    )
-    # Its draws follow the distribution: −mean log π of the first row's draws ≈ H.
-    tiled = np.repeat(net_np[:1], num_samples, axis=0)
-    _, draws_log_prob, _ = sampler.sample(tiled, rng)
-    draws = -np.asarray(draws_log_prob, np.float64)
-    exact = float(basics["entropy"][0])
-    standard_error = draws.std() / np.sqrt(num_samples)
-    checker.expect(
-        abs(draws.mean() - exact) <= _Z * standard_error + 1e-3 * (1.0 + abs(exact)),
-        "numpy_sampler() draws match entropy()",
-        f"−mean log_prob {draws.mean():.4f} ± {standard_error:.4f} vs entropy {exact:.4f}",
-    )
-
-
-def _check_env_actions(checker: _Checker, head: Any, basics: Mapping[str, Any]) -> None:
-    """to_env_action maps samples and modes into the action space, without mutating them."""
-    space = checker.action_space
-    for label in ("sample", "mode"):
-        actions = np.asarray(basics[label])
-        original = actions.copy()
-        env_actions = head.to_env_action(actions)
-        checker.expect(
-            np.array_equal(actions, original),
-            f"to_env_action({label})",
-            "modified its input in place (the rollout stores the raw action)",
-        )
-        env_actions = np.asarray(env_actions)
-        checker.expect(
-            env_actions.shape[:1] == actions.shape[:1],
-            f"to_env_action({label})",
-            f"returned {env_actions.shape[0] if env_actions.ndim else 'a scalar'} rows for "
-            f"{actions.shape[0]} actions",
-        )
-        for index, row in enumerate(env_actions):
-            checker.expect(
-                _env_contains(space, row),
-                f"to_env_action({label}) inside the action space",
-                f"row {index} = {row!r} (dtype {np.asarray(row).dtype}) is not in {space}",
-            )
-        graph_twin = getattr(head, "to_env_action_graph", None)
-        if graph_twin is not None:
-            graph_actions = np.asarray(graph_twin(tf.constant(actions)))
-            checker.expect(
-                graph_actions.shape == env_actions.shape
-                and np.allclose(graph_actions, env_actions, rtol=1e-5, atol=1e-5),
-                f"to_env_action_graph({label})",
-                "differs from to_env_action (the exported SavedModel would act differently "
-                f"from training): max |Δ| = {_max_difference(graph_actions, env_actions)}",
-            )
-
-
-def _max_difference(a: np.ndarray, b: np.ndarray) -> str:
-    if a.shape != b.shape:
-        return f"shapes {a.shape} vs {b.shape}"
-    return f"{np.max(np.abs(a.astype(np.float64) - b.astype(np.float64)), initial=0.0):.3g}"
-
-
-def _check_diagnostics(checker: _Checker, head: Any, basics: Mapping[str, Any]) -> None:
+def _check_diagnostics(checker: HeadChecker, head: Any, basics: Mapping[str, Any]) -> None:
     from trpo_tf.tracking.run_dir import METRIC_COLUMNS
 
     diagnostics = head.diagnostics(basics["params_p"])
@@ -494,41 +255,6 @@ def _check_diagnostics(checker: _Checker, head: Any, basics: Mapping[str, Any]) 
         )
         value = checker.expect_tensor(value, f"diagnostics()[{key!r}]", ())
         checker.expect_finite(value, f"diagnostics()[{key!r}]")
-
-
-class _ModeModule(tf.Module):
-    def __init__(self, head: Any, num_inputs: int, dtype: tf.DType) -> None:
-        super().__init__(name="mode_module")
-        self.head = head
-        self.mode = tf.function(
-            self._mode, input_signature=[tf.TensorSpec([None, num_inputs], dtype)]
-        )
-
-    def _mode(self, net_out):
-        return self.head.mode(self.head.params(net_out))
-
-
-def _check_saved_model(
-    checker: _Checker, head: Any, basics: Mapping[str, Any], net_p: tf.Tensor
-) -> None:
-    """A tf.Module calling params() + mode() survives tf.saved_model.save/load."""
-    module = _ModeModule(head, head.num_inputs, net_p.dtype)
-    with tempfile.TemporaryDirectory(prefix="trpo_tf_check_") as directory:
-        try:
-            tf.saved_model.save(module, directory)
-            loaded = tf.saved_model.load(directory)
-            restored = np.asarray(loaded.mode(net_p))
-        except Exception as error:
-            raise AssertionError(
-                f"{checker.context}: tf.saved_model save/load of mode(params(net_out)) failed "
-                f"(make the head a tf.Module that tracks its variables): "
-                f"{type(error).__name__}: {' '.join(str(error).split())[:500]}"
-            ) from error
-    checker.expect(
-        np.allclose(restored, basics["mode"], rtol=1e-6, atol=1e-6),
-        "SavedModel mode equals in-memory mode",
-        f"{restored} vs {basics['mode']}",
-    )
 
 
 def check_distribution(
@@ -582,9 +308,9 @@ def check_distribution(
     Raises:
         AssertionError: a check failed; the message names the check and the values.
     """
-    checker = _Checker(factory, action_space)
+    checker = HeadChecker(factory, action_space)
     head = _build(checker, kwargs)
-    dtype = _float_dtype(head, kwargs)
+    dtype = float_dtype(head, kwargs)
     rng = np.random.default_rng(seed)
     net_p = tf.constant(rng.normal(size=(batch_size, head.num_inputs)), dtype)
     net_q = tf.constant(rng.normal(size=(batch_size, head.num_inputs)), dtype)
@@ -592,10 +318,10 @@ def check_distribution(
     _check_monte_carlo(checker, head, basics, num_samples, seed)
     _check_gradients(checker, head, basics, net_q)
     _check_params_rebuild(checker, head, basics)
-    _check_compiled(checker, head, basics, net_p, net_q, seed, jit_compile)
-    _check_numpy_sampler(checker, head, basics, net_p, num_samples, seed)
-    _check_env_actions(checker, head, basics)
+    check_compiled(checker, head, basics, net_p, net_q, seed, jit_compile)
+    check_numpy_sampler(checker, head, basics, net_p, num_samples, seed)
+    check_env_actions(checker, head, basics)
     _check_diagnostics(checker, head, basics)
     if saved_model:
-        _check_saved_model(checker, head, basics, net_p)
+        check_saved_model(checker, head, basics, net_p)
     return head
