@@ -141,6 +141,9 @@ class TrackingConfig:
     wandb: WandbConfig = field(default_factory=WandbConfig)
     tensorboard: bool = True
     """Also write TensorBoard event files to ``RUN_DIR/tensorboard``."""
+    plugins: dict[str, Any] = field(default_factory=dict)
+    """Tracker plug-ins (entry-point group ``trpo_tf.trackers``) by name, each with its
+    keyword arguments or empty, e.g. ``{mlflow: {uri: http://...}}``."""
 
 
 @dataclass(frozen=True)

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
+from trpo_tf import registry
+from trpo_tf.config.loader import to_dict
 from trpo_tf.config.schema import ExperimentConfig
+from trpo_tf.errors import ConfigError, TrpoTfError
 from trpo_tf.interfaces import Tracker
+from trpo_tf.tracking.safe import IsolatedTracker, describe_error, warn_disabled
 
 
 def build_trackers(config: ExperimentConfig, run_dir: Path) -> list[Tracker]:
@@ -13,7 +19,14 @@ def build_trackers(config: ExperimentConfig, run_dir: Path) -> list[Tracker]:
 
     Always a learning-curve PNG at the end; TensorBoard event files unless
     ``tracking.tensorboard: false``; a W&B run when ``tracking.wandb.enabled`` and
-    its mode is not ``disabled`` (last, so it finishes after the local files exist).
+    its mode is not ``disabled``; then each tracker plug-in named in
+    ``tracking.plugins`` (W&B and plug-ins last, so they finish after the local files
+    exist).
+
+    Raises:
+        ConfigError: a plug-in's keyword arguments are not a mapping or are rejected,
+            or it returns something without ``log``/``finish``.
+        RegistryError: an unknown or broken tracker plug-in name.
     """
     from trpo_tf.tracking.plots import CurvePlotTracker
 
@@ -28,4 +41,46 @@ def build_trackers(config: ExperimentConfig, run_dir: Path) -> list[Tracker]:
         from trpo_tf.tracking.wandb_tracker import WandbTracker
 
         trackers.append(WandbTracker(config, run_dir))
+    for name, kwargs in config.tracking.plugins.items():
+        tracker = plugin_tracker(name, kwargs, config, run_dir)
+        if tracker is not None:
+            trackers.append(tracker)
     return trackers
+
+
+def plugin_tracker(
+    name: str, kwargs: Any, config: ExperimentConfig, run_dir: Path
+) -> IsolatedTracker | None:
+    """``factory(run_dir=..., experiment=<resolved experiment as plain data>, **kwargs)``.
+
+    A factory that fails for a reason other than its arguments (a server down, say)
+    warns once and the run continues without it, like any tracker failure.
+    """
+    key = f"tracking.plugins.{name}"
+    if kwargs is None:
+        kwargs = {}
+    if not isinstance(kwargs, Mapping):
+        raise ConfigError(
+            f"{key} must be a mapping of the tracker's keyword arguments (or empty), "
+            f"got {kwargs!r}; write e.g. tracking.plugins: {{{name}: {{}}}}"
+        )
+    factory = registry.load(registry.TRACKERS, name)
+    try:
+        tracker = factory(run_dir=run_dir, experiment=to_dict(config), **kwargs)
+    except TypeError as error:
+        raise ConfigError(f"{key}: tracker '{name}' rejected {dict(kwargs)}: {error}") from error
+    except TrpoTfError:
+        raise
+    except Exception as error:  # noqa: BLE001 - a tracker must never end a run
+        warn_disabled(f"tracker '{name}'", describe_error(error))
+        return None
+    missing = [
+        method for method in ("log", "finish") if not callable(getattr(tracker, method, None))
+    ]
+    if missing:
+        raise ConfigError(
+            f"{key}: tracker '{name}' returned {type(tracker).__name__} without "
+            f"{', '.join(m + '()' for m in missing)}; a Tracker has log(row, step) and "
+            "finish(summary, run_dir)"
+        )
+    return IsolatedTracker(name, tracker)

@@ -59,3 +59,18 @@ class QuietOnFailure:
         if not self.failed:
             self.failed = True
             warn_disabled(self.sink, reason)
+
+
+class IsolatedTracker:
+    """A plug-in tracker whose first failure warns once and switches it off."""
+
+    def __init__(self, name: str, tracker: Any) -> None:
+        self.name = name
+        self.tracker = tracker
+        self._guard = QuietOnFailure(f"tracker '{name}'")
+
+    def log(self, row: Any, step: int) -> None:
+        self._guard.call(self.tracker.log, row, step)
+
+    def finish(self, summary: Any, run_dir: Any) -> None:
+        self._guard.call(self.tracker.finish, summary, run_dir)
