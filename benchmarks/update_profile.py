@@ -1,0 +1,135 @@
+"""Cost of the compiled update at the speed benchmark's settings: trace, first call, steady.
+
+For each env of ``benchmarks/speed.py`` (same batch, network, CG iterations, critic
+epochs/minibatch), builds the TRPO update on random data of the real shapes and times
+
+* trace: ``get_concrete_function`` (Python tracing of the graph),
+* first call: graph instantiation (and XLA compilation with ``--jit``),
+* steady: median wall and CPU time of later calls,
+
+for the policy step and the value fit separately, in a fresh process per setting::
+
+    python benchmarks/update_profile.py --envs CartPole-v1 HalfCheetah-v5 --reps 3
+
+Prints a markdown table (medians over the repetitions).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from speed import SETTINGS  # noqa: E402 - sibling module, needs sys.path
+
+
+def _measure(env_id: str, jit: bool, calls: int) -> dict:
+    from trpo_tf.agent import Agent
+    from trpo_tf.config import experiment_from_dict
+    from trpo_tf.envs.factory import describe, make_env_fn
+    from trpo_tf.learner import build_update
+    from trpo_tf.train import configure_tensorflow
+
+    s = SETTINGS[env_id]
+    config = experiment_from_dict(
+        {
+            "env": {"id": env_id, "n_envs": s["n_envs"]},
+            "value": {"epochs": s["critic_epochs"], "minibatch_size": s["minibatch"]},
+            "trainer": {
+                "steps_per_iteration": s["n_steps"] * s["n_envs"],
+                "max_kl": s["max_kl"],
+                "cg_iters": s["cg_iters"],
+                "cg_damping": s["cg_damping"],
+                "jit_compile": jit,
+            },
+        }
+    )
+    configure_tensorflow(config.trainer.threads, config.trainer.graph_optimizer)
+    spec = describe(env_id, make_env_fn(env_id, {}))
+    agent = Agent.build(config, spec.observation_dim, spec.action_space)
+    batch = config.trainer.steps_per_iteration
+    update = build_update(config, agent, batch, spec.observation_dim)
+    rng = np.random.default_rng(0)
+    obs = rng.normal(size=(batch, spec.observation_dim)).astype(np.float32)
+    distribution = agent.policy.distribution(agent.policy.dist_params(obs))
+    actions = distribution.sample(seed=3)
+    behavior_log_prob = distribution.log_prob(actions).numpy()
+    advantages = rng.normal(size=batch).astype(np.float32)
+    targets = rng.normal(size=batch).astype(np.float32)
+    result = {}
+    for name, function, args in (
+        ("policy", update.policy_update, (obs, actions, behavior_log_prob, advantages)),
+        ("value", update.value_update, (obs, targets)),
+    ):
+        start = time.perf_counter()
+        function.get_concrete_function(*args)
+        traced = time.perf_counter()
+        function(*args)
+        first = time.perf_counter()
+        walls, cpus = [], []
+        for _ in range(calls):
+            wall, cpu = time.perf_counter(), time.process_time()
+            function(*args)
+            walls.append(time.perf_counter() - wall)
+            cpus.append(time.process_time() - cpu)
+        result[name] = {
+            "trace_s": traced - start,
+            "first_call_s": first - traced,
+            "steady_ms": 1e3 * float(np.median(walls)),
+            "steady_cpu_ms": 1e3 * float(np.median(cpus)),
+        }
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--envs", nargs="+", default=list(SETTINGS))
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--calls", type=int, default=20)
+    parser.add_argument("--jit", action="store_true", help="also time XLA-compiled updates")
+    parser.add_argument("--worker", nargs=2, metavar=("ENV", "JIT"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        print(json.dumps(_measure(args.worker[0], args.worker[1] == "1", args.calls)))
+        return 0
+    env = dict(os.environ, CUDA_VISIBLE_DEVICES="", OMP_NUM_THREADS="1")
+    rows = [
+        "| env | XLA | part | trace (s) | first call (s) | steady wall (ms) | steady CPU (ms) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for env_id in args.envs:
+        for jit in (False, True) if args.jit else (False,):
+            runs = []
+            for _ in range(args.reps):
+                out = subprocess.run(
+                    [sys.executable, __file__, "--worker", env_id, str(int(jit))]
+                    + ["--calls", str(args.calls)],
+                    capture_output=True,
+                    text=True,
+                    env=env,
+                    check=True,
+                )
+                runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
+            for part in ("policy", "value"):
+                med = {
+                    key: float(np.median([run[part][key] for run in runs]))
+                    for key in ("trace_s", "first_call_s", "steady_ms", "steady_cpu_ms")
+                }
+                rows.append(
+                    f"| {env_id} | {'yes' if jit else 'no'} | {part} | {med['trace_s']:.2f} | "
+                    f"{med['first_call_s']:.2f} | {med['steady_ms']:.1f} | "
+                    f"{med['steady_cpu_ms']:.1f} |"
+                )
+    print("\n".join(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
