@@ -30,8 +30,6 @@ from trpo_tf.export import (
     METADATA_FILE,
     ExportError,
     LoadedExport,
-    _env_action_fn,
-    _space_action_fn,
     evaluate_export,
     export_metadata,
     export_savedmodel,
@@ -39,6 +37,7 @@ from trpo_tf.export import (
     space_from_json,
     space_to_json,
 )
+from trpo_tf.export.module import _env_action_fn, _space_action_fn
 from trpo_tf.video import VideoError, record_video
 
 BATCH = 32

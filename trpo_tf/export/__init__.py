@@ -1,0 +1,66 @@
+"""Export a trained agent as a SavedModel that needs nothing but TensorFlow to serve.
+
+The SavedModel holds one :class:`tf.Module` with four serving signatures. Each
+policy/value signature takes **raw** environment observations ``[batch, obs_dim]``
+float32 (already flattened to a vector, as :mod:`trpo_tf.envs` does) and bakes in
+everything between the environment and the networks:
+
+* ``action(observation) -> {"action"}``: the deterministic (mode) action, ready
+  for ``env.step`` — clipped to the Box bounds and reshaped to the Box shape, or
+  the Discrete index plus ``start`` as int64.
+* ``sample(observation) -> {"action", "log_prob"}``: a stochastic action, env-ready
+  like ``action``; ``log_prob`` ``[batch]`` is log π(a|s) of the raw (unclipped)
+  sample.
+* ``value(observation) -> {"value"}``: V(s) ``[batch]``.
+* ``metadata() -> {"metadata"}``: a JSON string (see below).
+
+Observation normalization o ↦ clip((o − μ) / √(σ² + ε), ±clip) is applied inside
+the graph with the run's frozen statistics as constants.
+
+The metadata JSON — the observation and action spaces, the experiment name and
+the environment id and kwargs — is also written as ``metadata.json`` next to
+``saved_model.pb``::
+
+    RUN_DIR/export/
+      saved_model.pb, variables/   the SavedModel
+      metadata.json                spaces, env id, experiment name
+      policy.tflite                with ``--format tflite``: the ``action`` signature
+
+Serving in a process without trpo_tf or TensorFlow Probability::
+
+    model = tf.saved_model.load("RUN_DIR/export")
+    actions = model.action(observations)["action"]
+"""
+
+from trpo_tf.export.loading import LoadedExport, evaluate_export, is_export_dir
+from trpo_tf.export.module import ExportedAgent
+from trpo_tf.export.spaces import space_from_json, space_to_json
+from trpo_tf.export.writer import (
+    FORMAT_VERSION,
+    FORMATS,
+    METADATA_FILE,
+    TFLITE_FILE,
+    ExportError,
+    export_metadata,
+    export_run,
+    export_savedmodel,
+    export_tflite,
+)
+
+__all__ = [
+    "FORMATS",
+    "FORMAT_VERSION",
+    "METADATA_FILE",
+    "TFLITE_FILE",
+    "ExportError",
+    "ExportedAgent",
+    "LoadedExport",
+    "evaluate_export",
+    "export_metadata",
+    "export_run",
+    "export_savedmodel",
+    "export_tflite",
+    "is_export_dir",
+    "space_from_json",
+    "space_to_json",
+]

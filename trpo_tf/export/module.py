@@ -1,0 +1,145 @@
+"""The exported ``tf.Module``: networks, frozen normalization, env-ready actions."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import tensorflow as tf
+
+from trpo_tf.errors import IncompatibleSpaceError
+
+
+def _env_action_fn(head: Any, action_space: gym.Space) -> Callable[[tf.Tensor], tf.Tensor]:
+    """The graph form of ``head.to_env_action`` for the exported signatures.
+
+    A head with its own ``to_env_action_graph`` uses it. The built-in heads map by
+    the action space (below). A plug-in head that overrides ``to_env_action`` without
+    a graph twin cannot be exported faithfully: that raises rather than exporting
+    actions the head would never send to ``env.step``.
+
+    Raises:
+        IncompatibleSpaceError: as above, or an unsupported action space.
+    """
+    graph_twin = getattr(head, "to_env_action_graph", None)
+    if graph_twin is not None:
+        return graph_twin
+    defined_in = getattr(type(head).to_env_action, "__module__", "")
+    if not defined_in.startswith("trpo_tf.distributions"):
+        raise IncompatibleSpaceError(
+            f"cannot export: distribution head {type(head).__name__} ({defined_in}) maps actions "
+            "in to_env_action() but has no to_env_action_graph(actions: tf.Tensor) -> tf.Tensor "
+            "twin; add one (docs/plugins.md) so the SavedModel returns the same env actions"
+        )
+    return _space_action_fn(action_space)
+
+
+def _space_action_fn(action_space: gym.Space) -> Callable[[tf.Tensor], tf.Tensor]:
+    """Graph twin of the built-in heads' ``to_env_action`` for ``action_space``.
+
+    Discrete: ``int64(a) + start``. Box: clip to ``[low, high]``, reshape to
+    ``[batch, *shape]`` and cast to the space's dtype. MultiDiscrete: indices plus
+    ``start``, reshaped and cast. MultiBinary: reshaped and cast.
+    """
+    if isinstance(action_space, gym.spaces.Discrete):
+        start = int(action_space.start)
+        return lambda actions: tf.cast(actions, tf.int64) + tf.constant(start, tf.int64)
+    if isinstance(action_space, gym.spaces.MultiDiscrete | gym.spaces.MultiBinary):
+        shape = [int(d) for d in action_space.shape]
+        dtype = tf.as_dtype(action_space.dtype)
+        start = np.asarray(getattr(action_space, "start", 0), np.int64).reshape(-1)
+
+        def to_env_multi(actions: tf.Tensor) -> tf.Tensor:
+            shifted = tf.cast(actions, tf.int64) + tf.constant(start)
+            return tf.cast(tf.reshape(shifted, [-1, *shape]), dtype)
+
+        return to_env_multi
+    if isinstance(action_space, gym.spaces.Box):
+        shape = [int(d) for d in action_space.shape]
+        dtype = tf.as_dtype(action_space.dtype)
+        low = np.asarray(action_space.low, np.float64).reshape(-1)
+        high = np.asarray(action_space.high, np.float64).reshape(-1)
+
+        def to_env(actions: tf.Tensor) -> tf.Tensor:
+            clipped = tf.clip_by_value(
+                actions, tf.constant(low, actions.dtype), tf.constant(high, actions.dtype)
+            )
+            return tf.cast(tf.reshape(clipped, [-1, *shape]), dtype)
+
+        return to_env
+    raise IncompatibleSpaceError(
+        f"export supports Box, Discrete, MultiDiscrete and MultiBinary action spaces, "
+        f"not {action_space}"
+    )
+
+
+class ExportedAgent(tf.Module):
+    """What the SavedModel holds: networks, head variables and frozen constants.
+
+    Args:
+        policy: the agent's :class:`~trpo_tf.policy.Policy` (network + head).
+        value_network: ``[batch, obs_dim] -> [batch, 1]``.
+        observation_mean, observation_var: ``[obs_dim]`` normalizer statistics,
+            or None when observation normalization is off.
+        observation_clip, epsilon: the normalizer's clip and ε.
+        action_space: the environment's action space (for the env-ready mapping).
+        metadata_json: the JSON string returned by :meth:`metadata`.
+    """
+
+    def __init__(
+        self,
+        policy: Any,
+        value_network: Any,
+        observation_dim: int,
+        observation_mean: np.ndarray | None,
+        observation_var: np.ndarray | None,
+        observation_clip: float,
+        epsilon: float,
+        action_space: gym.Space,
+        metadata_json: str,
+    ) -> None:
+        super().__init__(name="trpo_tf_export")
+        self.policy_network = policy.network
+        self.head = policy.head
+        self.value_network = value_network
+        self._normalize = observation_mean is not None
+        if self._normalize:
+            # μ and √(σ² + ε) are computed in float64 like the numpy normalizer,
+            # then rounded once to float32 for the graph.
+            self._mean = np.asarray(observation_mean, np.float64).astype(np.float32)
+            self._std = np.sqrt(np.asarray(observation_var, np.float64) + epsilon).astype(
+                np.float32
+            )
+            self._clip = float(observation_clip)
+        self._to_env = _env_action_fn(policy.head, action_space)
+        self._metadata_json = metadata_json
+        spec = tf.TensorSpec([None, observation_dim], tf.float32, name="observation")
+        self.action = tf.function(self._action, input_signature=[spec], autograph=False)
+        self.sample = tf.function(self._sample, input_signature=[spec], autograph=False)
+        self.value = tf.function(self._value, input_signature=[spec], autograph=False)
+        self.metadata = tf.function(self._metadata, input_signature=[], autograph=False)
+
+    def _normalized(self, observation: tf.Tensor) -> tf.Tensor:
+        if not self._normalize:
+            return observation
+        normalized = (observation - tf.constant(self._mean)) / tf.constant(self._std)
+        return tf.clip_by_value(normalized, -self._clip, self._clip)
+
+    def _params(self, observation: tf.Tensor) -> tf.Tensor:
+        return self.head.params(self.policy_network(self._normalized(observation)))
+
+    def _action(self, observation: tf.Tensor) -> dict[str, tf.Tensor]:
+        return {"action": self._to_env(self.head.mode(self._params(observation)))}
+
+    def _sample(self, observation: tf.Tensor) -> dict[str, tf.Tensor]:
+        distribution = self.head.distribution(self._params(observation))
+        raw = distribution.sample()
+        return {"action": self._to_env(raw), "log_prob": distribution.log_prob(raw)}
+
+    def _value(self, observation: tf.Tensor) -> dict[str, tf.Tensor]:
+        return {"value": tf.squeeze(self.value_network(self._normalized(observation)), -1)}
+
+    def _metadata(self) -> dict[str, tf.Tensor]:
+        return {"metadata": tf.constant(self._metadata_json)}

@@ -1,0 +1,104 @@
+"""Gymnasium spaces as JSON in the export metadata (infinite limits as strings)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from trpo_tf.errors import IncompatibleSpaceError
+
+
+def _json_number(value: float | int) -> float | int | str:
+    """JSON has no infinity: unbounded Box limits are written ``"inf"`` / ``"-inf"``."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "inf" if value > 0 else "-inf"
+    return value
+
+
+def _json_array(array: np.ndarray) -> Any:
+    if array.ndim == 0:
+        return _json_number(array.item())
+    return [_json_array(item) for item in array]
+
+
+def _from_json_array(data: Any, dtype: np.dtype) -> np.ndarray:
+    def convert(item: Any) -> Any:
+        if isinstance(item, list):
+            return [convert(x) for x in item]
+        return float(item) if isinstance(item, str) else item
+
+    return np.asarray(convert(data), dtype=dtype)
+
+
+def space_to_json(space: gym.Space) -> dict[str, Any]:
+    """A small JSON description of a Box, Discrete, MultiDiscrete or MultiBinary space.
+
+    Box: ``{"type": "Box", "shape", "dtype", "low", "high"}`` (nested lists with
+    the space's shape; infinite limits as ``"inf"``/``"-inf"``).
+    Discrete: ``{"type": "Discrete", "shape": [], "dtype", "n", "start"}``.
+    MultiDiscrete: ``{"type": "MultiDiscrete", "shape", "dtype", "nvec", "start"}``.
+    MultiBinary: ``{"type": "MultiBinary", "shape", "dtype"}``.
+
+    Raises:
+        IncompatibleSpaceError: any other space.
+    """
+    if isinstance(space, gym.spaces.MultiDiscrete):
+        return {
+            "type": "MultiDiscrete",
+            "shape": [int(d) for d in space.shape],
+            "dtype": np.dtype(space.dtype).name,
+            "nvec": np.asarray(space.nvec).tolist(),
+            "start": np.asarray(space.start).tolist(),
+        }
+    if isinstance(space, gym.spaces.MultiBinary):
+        return {
+            "type": "MultiBinary",
+            "shape": [int(d) for d in space.shape],
+            "dtype": np.dtype(space.dtype).name,
+        }
+    if isinstance(space, gym.spaces.Discrete):
+        return {
+            "type": "Discrete",
+            "shape": [],
+            "dtype": np.dtype(space.dtype).name,
+            "n": int(space.n),
+            "start": int(space.start),
+        }
+    if isinstance(space, gym.spaces.Box):
+        return {
+            "type": "Box",
+            "shape": [int(d) for d in space.shape],
+            "dtype": np.dtype(space.dtype).name,
+            "low": _json_array(np.asarray(space.low)),
+            "high": _json_array(np.asarray(space.high)),
+        }
+    raise IncompatibleSpaceError(
+        f"export supports Box, Discrete, MultiDiscrete and MultiBinary spaces, not {space}; "
+        "serve this policy from the run directory instead"
+    )
+
+
+def space_from_json(data: Mapping[str, Any]) -> gym.Space:
+    """Inverse of :func:`space_to_json`."""
+    dtype = np.dtype(data["dtype"])
+    if data["type"] == "Discrete":
+        return gym.spaces.Discrete(int(data["n"]), start=int(data["start"]))
+    if data["type"] == "Box":
+        return gym.spaces.Box(
+            _from_json_array(data["low"], dtype),
+            _from_json_array(data["high"], dtype),
+            tuple(data["shape"]),
+            dtype,
+        )
+    if data["type"] == "MultiDiscrete":
+        return gym.spaces.MultiDiscrete(
+            np.asarray(data["nvec"], dtype), dtype=dtype, start=np.asarray(data["start"], dtype)
+        )
+    if data["type"] == "MultiBinary":
+        shape = tuple(data["shape"])
+        return gym.spaces.MultiBinary(list(shape) if len(shape) > 1 else shape[0])
+    raise ValueError(f"unknown space type {data['type']!r} in export metadata")

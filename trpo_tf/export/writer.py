@@ -1,0 +1,185 @@
+"""Writing exports: the SavedModel with its metadata, the TFLite model, from a run."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from trpo_tf.errors import TrpoTfError
+from trpo_tf.export.module import ExportedAgent
+from trpo_tf.export.spaces import space_to_json
+
+METADATA_FILE = "metadata.json"
+TFLITE_FILE = "policy.tflite"
+FORMAT_VERSION = 1
+FORMATS = ("savedmodel", "tflite")
+
+
+class ExportError(TrpoTfError, RuntimeError):
+    """An export could not be written or failed its numerical check."""
+
+
+def export_metadata(config: Any, env_spec: Any, agent: Any) -> dict[str, Any]:
+    """The metadata dict stored in the SavedModel and in ``metadata.json``."""
+    from trpo_tf import __version__
+
+    normalizer = agent.observation_normalizer
+    return {
+        "format_version": FORMAT_VERSION,
+        "trpo_tf_version": __version__,
+        "name": config.name,
+        "seed": int(config.seed),
+        "env": {"id": config.env.id, "kwargs": dict(config.env.kwargs)},
+        "observation_dim": int(env_spec.observation_dim),
+        "observation_space": space_to_json(env_spec.observation_space),
+        "action_space": space_to_json(env_spec.action_space),
+        "distribution": config.policy.distribution,
+        "observation_normalization": {
+            "enabled": bool(normalizer.enabled),
+            "clip": float(normalizer.clip),
+        },
+        "signatures": {
+            "action": "raw observation [batch, obs_dim] float32 -> deterministic env action",
+            "sample": "raw observation -> stochastic env action, log_prob of the raw sample",
+            "value": "raw observation -> V(s) [batch]",
+            "metadata": "() -> this JSON",
+        },
+    }
+
+
+def export_savedmodel(agent: Any, config: Any, env_spec: Any, out_dir: str | Path) -> Path:
+    """Write ``agent`` as a TensorFlow-only SavedModel plus ``metadata.json``.
+
+    Args:
+        agent: a :class:`~trpo_tf.agent.Agent` (policy, value network, normalizer).
+        config: the run's :class:`~trpo_tf.config.ExperimentConfig`.
+        env_spec: :class:`~trpo_tf.envs.EnvSpec` of the training environment.
+        out_dir: the SavedModel directory (created; an existing export is replaced).
+
+    Returns:
+        ``out_dir`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        IncompatibleSpaceError: the observation or action space cannot be exported, or
+            the head maps actions in Python only (no ``to_env_action_graph``).
+    """
+    out_dir = Path(out_dir)
+    metadata = export_metadata(config, env_spec, agent)
+    normalizer = agent.observation_normalizer
+    module = ExportedAgent(
+        agent.policy,
+        agent.value_network,
+        observation_dim=int(env_spec.observation_dim),
+        observation_mean=normalizer.stats.mean if normalizer.enabled else None,
+        observation_var=normalizer.stats.var if normalizer.enabled else None,
+        observation_clip=normalizer.clip,
+        epsilon=normalizer.epsilon,
+        action_space=env_spec.action_space,
+        metadata_json=json.dumps(metadata, sort_keys=True),
+    )
+    signatures = {
+        "action": module.action.get_concrete_function(),
+        "sample": module.sample.get_concrete_function(),
+        "value": module.value.get_concrete_function(),
+        "metadata": module.metadata.get_concrete_function(),
+    }
+    signatures["serving_default"] = signatures["action"]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tf.saved_model.save(module, str(out_dir), signatures=signatures)
+    (out_dir / TFLITE_FILE).unlink(missing_ok=True)  # would be stale now
+    (out_dir / METADATA_FILE).write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n")
+    return out_dir
+
+
+def _check_observations(observation_dim: int, seed: int = 0) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [
+        rng.normal(0.0, 3.0, (batch, observation_dim)).astype(np.float32) for batch in (1, 7, 64)
+    ]
+
+
+def export_tflite(saved_model_dir: str | Path, out_path: str | Path) -> Path:
+    """Convert the SavedModel's ``action`` signature to TFLite and check it.
+
+    The converter reads the loaded SavedModel's concrete function (converting the
+    in-memory module would leave Keras 3 weights uninitialised and output NaN).
+    The TFLite model must then reproduce the SavedModel's actions on random
+    observations (batch 1, 7 and 64) to 1e-5 (exactly for Discrete actions).
+
+    Returns:
+        ``out_path`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        ExportError: the conversion failed, or its outputs are non-finite or differ.
+    """
+    saved_model_dir, out_path = Path(saved_model_dir), Path(out_path)
+    loaded = tf.saved_model.load(str(saved_model_dir))
+    action_fn = loaded.signatures["action"]
+    observation_dim = int(action_fn.structured_input_signature[1]["observation"].shape[-1])
+    try:
+        converter = tf.lite.TFLiteConverter.from_concrete_functions([action_fn], loaded)
+        flatbuffer = converter.convert()
+    except Exception as error:  # noqa: BLE001 - the converter raises many types
+        raise ExportError(f"TFLite conversion of {saved_model_dir} failed: {error}") from error
+    with warnings.catch_warnings():
+        # tf.lite.Interpreter warns that it moves to ai_edge_litert; it still works.
+        warnings.simplefilter("ignore", UserWarning)
+        interpreter = tf.lite.Interpreter(model_content=flatbuffer)
+    runner = interpreter.get_signature_runner()
+    for observations in _check_observations(observation_dim):
+        expected = action_fn(observation=tf.constant(observations))["action"].numpy()
+        got = runner(observation=observations)["action"]
+        if np.issubdtype(expected.dtype, np.floating) and not np.all(np.isfinite(got)):
+            raise ExportError(
+                f"TFLite model of {saved_model_dir} outputs NaN/inf actions; not written"
+            )
+        exact = not np.issubdtype(expected.dtype, np.floating)
+        if got.shape != expected.shape or not (
+            np.array_equal(got, expected)
+            if exact
+            else np.allclose(got, expected, rtol=1e-5, atol=1e-5)
+        ):
+            worst = np.max(np.abs(np.asarray(got, np.float64) - expected), initial=0.0)
+            raise ExportError(
+                f"TFLite model of {saved_model_dir} disagrees with the SavedModel "
+                f"(shape {got.shape} vs {expected.shape}, max |diff| {worst:.3g}); not written"
+            )
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path.write_bytes(flatbuffer)
+    return out_path
+
+
+def export_run(
+    run_dir: str | Path, out_dir: str | Path | None = None, format: str = "savedmodel"
+) -> Path:
+    """Export a finished run's final policy (what ``trpo-tf export`` runs).
+
+    Args:
+        run_dir: a run directory with ``config.yaml`` and ``policy/``.
+        out_dir: where the SavedModel goes (default ``RUN_DIR/export``).
+        format: ``savedmodel``, or ``tflite`` to also write ``OUT/policy.tflite``.
+
+    Returns:
+        The SavedModel directory, or the ``.tflite`` file for ``format="tflite"``.
+
+    Raises:
+        RunDirError: ``run_dir`` is not a finished run.
+        ExportError: ``format`` is unknown or the TFLite check failed.
+    """
+    from trpo_tf.envs import describe, make_env_fn
+    from trpo_tf.run_loading import load_run
+
+    if format not in FORMATS:
+        raise ExportError(f"export format must be one of {', '.join(FORMATS)}, got {format!r}")
+    run_dir = Path(run_dir)
+    config, agent = load_run(run_dir)
+    spec = describe(config.env.id, make_env_fn(config.env.id, config.env.kwargs))
+    out = export_savedmodel(agent, config, spec, Path(out_dir) if out_dir else run_dir / "export")
+    if format == "tflite":
+        return export_tflite(out, out / TFLITE_FILE)
+    return out
