@@ -21,7 +21,9 @@ reused, a run with checkpoints but no ``summary.json`` continues with
 sb3-contrib runs are cached the same way (``OUT/NAME/sb3_seedN/result.json``).
 The report is rewritten whenever a run finishes; ``--report-only`` rewrites it
 from what is on disk without training anything. One invocation at a time may
-train into an ``--out`` directory (``OUT/.learning.lock`` holds its pid).
+train into an ``--out`` directory (``OUT/.learning.lock`` holds its pid). Runs placed
+in ``OUT/NAME/seedN`` by other means count as finished; say where they came from in
+``OUT/PROVENANCE.md``, which the report quotes.
 """
 
 from __future__ import annotations
@@ -291,8 +293,9 @@ def render(
     report: Path,
     command: str,
     sb3: bool,
+    provenance: str = "",
 ) -> str:
-    """The markdown report."""
+    """The markdown report (``provenance``: where runs not trained by this command came from)."""
     versions = ", ".join(
         f"{name} {_version(package)}"
         for name, package in (
@@ -351,6 +354,8 @@ def render(
             f"{_fmt(entry['steps_per_s'], 0)} | {target_text} | {passed_text} |"
         )
 
+    if provenance.strip():
+        lines += ["", "## Where the runs come from", "", provenance.strip()]
     lines += [
         "",
         "## Side by side",
@@ -430,7 +435,9 @@ class Reporter:
             results = collect(self.experiments, args.seeds, args.out, sb3_seeds)
             where = args.plots or args.report.parent
             pngs = plot_curves(self.experiments, args.seeds, args.out, sb3_seeds, where)
-            text = render(results, pngs, args.report, self.command, args.sb3)
+            provenance_file = args.out / "PROVENANCE.md"
+            provenance = provenance_file.read_text() if provenance_file.is_file() else ""
+            text = render(results, pngs, args.report, self.command, args.sb3, provenance)
             args.out.mkdir(parents=True, exist_ok=True)
             (args.out / "results.json").write_text(json.dumps(results, indent=2))
             args.report.parent.mkdir(parents=True, exist_ok=True)
