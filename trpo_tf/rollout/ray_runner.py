@@ -25,9 +25,10 @@ import sys
 from typing import Any
 
 from trpo_tf.errors import ConfigError
-from trpo_tf.rollout.async_runner import AsyncRunner, Event
+from trpo_tf.rollout.async_runner import AsyncRunner
 from trpo_tf.rollout.async_worker import RolloutWorker, WorkerSpec
 from trpo_tf.rollout.numpy_policy import PolicySnapshot
+from trpo_tf.rollout.process_pool import Event
 
 
 def import_ray() -> Any:
