@@ -33,7 +33,12 @@ class RunningMeanStd:
     def update(self, batch: np.ndarray) -> None:
         """Fold in ``batch`` ``[n, *shape]``."""
         batch = np.asarray(batch, np.float64)
-        batch_mean, batch_var, batch_count = batch.mean(axis=0), batch.var(axis=0), batch.shape[0]
+        batch_count = batch.shape[0]
+        # np.mean/np.var's arithmetic without their per-call overhead (this runs every
+        # env step): sum / n, then the mean of squared deviations.
+        batch_mean = np.add.reduce(batch, axis=0) / batch_count
+        deviation = batch - batch_mean
+        batch_var = np.add.reduce(deviation * deviation, axis=0) / batch_count
         delta = batch_mean - self.mean
         total = self.count + batch_count
         self.mean = self.mean + delta * batch_count / total
