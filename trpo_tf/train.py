@@ -180,13 +180,13 @@ def train(
                 "episodes restart from reset"
             )
 
+    tf_state = _tf_state(agent, update, actor)
     if resume_from is not None:
         # Build every variable (Adam slots included) before restoring into it.
         update.value_optimizer.build(agent.value_network.trainable_variables)
-        CheckpointManager.load(resume_from, _tf_state(agent, update, actor), restore)
+        CheckpointManager.load(resume_from, tf_state, restore)
         actor.sync()
     value_fitter = learner.value_fitter
-    tf_state = _tf_state(agent, update, actor)
 
     def save_checkpoint(in_background: bool = False) -> Path:
         """Checkpoint the state after ``loop.iteration``.
