@@ -118,22 +118,35 @@ def fisher_of_linearization(
         gradients = forward.gradient(params, primals, output_gradients=cotangent)
         return flat_gradient(gradients, variables)
 
+    # Everything that does not depend on v is recorded once, outside conjugate
+    # gradient's loop: the backward pass Jᵀ·probe (linear in the probe, so its
+    # derivative w.r.t. the probe along v is J v) and ∇_p KL at p_old (whose
+    # derivative along w is H_p w). Each product then runs three linear passes.
+    probe = tf.zeros_like(params)
+    with tf.GradientTape(persistent=True) as linear:
+        linear.watch(probe)
+        jt_probe = transpose_product(probe)
+    with tf.GradientTape(persistent=True) as curvature:
+        curvature.watch(params)
+        with tf.GradientTape() as inner:
+            inner.watch(params)
+            kl = kl_of_params(old_params, params)
+        grad_p = inner.gradient(kl, params)
+
     def product(vector: tf.Tensor) -> tf.Tensor:
         vector = tf.stop_gradient(vector)
-        probe = tf.zeros_like(params)
-        with tf.GradientTape() as linear:
-            linear.watch(probe)
-            jt_probe = transpose_product(probe)
-            projection = tf.tensordot(jt_probe, vector, 1)
-        jv = linear.gradient(projection, probe, unconnected_gradients=tf.UnconnectedGradients.ZERO)
-        with tf.GradientTape() as outer:
-            outer.watch(params)
-            with tf.GradientTape() as inner:
-                inner.watch(params)
-                kl = kl_of_params(old_params, params)
-            grad_p = inner.gradient(kl, params)
-            grad_dot_jv = tf.reduce_sum(grad_p * tf.stop_gradient(jv))
-        h_jv = outer.gradient(grad_dot_jv, params)
+        jv = linear.gradient(
+            jt_probe,
+            probe,
+            output_gradients=vector,
+            unconnected_gradients=tf.UnconnectedGradients.ZERO,
+        )
+        h_jv = curvature.gradient(
+            grad_p,
+            params,
+            output_gradients=tf.stop_gradient(jv),
+            unconnected_gradients=tf.UnconnectedGradients.ZERO,
+        )
         return transpose_product(tf.stop_gradient(h_jv)) + damping * vector
 
     return product
