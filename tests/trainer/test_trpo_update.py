@@ -17,7 +17,12 @@ from trpo_tf.trainer import TrpoHyperparameters, TrpoUpdate
 from trpo_tf.trainer.cg import conjugate_gradient
 from trpo_tf.trainer.flat import get_flat
 from trpo_tf.trainer.fvp import fisher_vector_product
-from trpo_tf.trainer.trpo import SKIP_BAD_CURVATURE, SKIP_NONE, SKIP_ZERO_GRADIENT
+from trpo_tf.trainer.trpo import (
+    SKIP_BAD_CURVATURE,
+    SKIP_NONE,
+    SKIP_ZERO_GRADIENT,
+    random_subset,
+)
 
 BATCH, OBS_DIM, MINIBATCH = 256, 4, 64
 KINDS = ["categorical", "diag_gaussian"]
@@ -87,9 +92,12 @@ def _surrogate(policy: Policy, batch: dict) -> tf.Tensor:
     return tf.reduce_mean(tf.exp(log_prob - batch["behavior_log_prob"]) * batch["advantages"])
 
 
+@pytest.mark.parametrize("fvp_subsample", [1.0, 0.25], ids=["full-fvp", "subsampled-fvp"])
 @pytest.mark.parametrize("kind", KINDS)
-def test_accepted_steps_respect_trust_region_without_retracing(kind: str) -> None:
-    update = _build(kind)
+def test_accepted_steps_respect_trust_region_without_retracing(
+    kind: str, fvp_subsample: float
+) -> None:
+    update = _build(kind, fvp_subsample=fvp_subsample)
     policy = update.policy
     for seed in range(3):
         batch = _batch(update, seed=10 + seed)
@@ -272,3 +280,31 @@ def test_value_minibatch_larger_than_twice_the_batch() -> None:
         value_targets=tf.constant(rng.normal(size=batch_size)),
     )
     assert np.isfinite(metrics["value_loss"].numpy())
+
+
+def test_random_subset_is_distinct_sorted_and_fresh_each_draw() -> None:
+    generator = tf.random.Generator.from_seed(3)
+    draws = [random_subset(generator, 100, 20).numpy() for _ in range(3)]
+    for draw in draws:
+        assert draw.shape == (20,)
+        assert len(set(draw.tolist())) == 20
+        assert np.all(np.diff(draw) > 0) and draw.min() >= 0 and draw.max() < 100
+    assert not np.array_equal(draws[0], draws[1])
+    again = tf.random.Generator.from_seed(3)
+    assert np.array_equal(random_subset(again, 100, 20).numpy(), draws[0])
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_subsampled_fisher_changes_the_step_but_not_the_gradient(kind: str) -> None:
+    full, subsampled = _build(kind), _build(kind, fvp_subsample=0.25)
+    batch = _batch(full, seed=5)
+    metrics = [
+        _numpy(update.policy_update(**{k: v for k, v in batch.items() if k != "value_targets"}))
+        for update in (full, subsampled)
+    ]
+    # The gradient g uses the whole batch either way; only F (hence the step) differs.
+    assert metrics[0]["grad_norm"] == pytest.approx(metrics[1]["grad_norm"], rel=1e-12)
+    assert not np.allclose(
+        get_flat(full.policy.policy_variables).numpy(),
+        get_flat(subsampled.policy.policy_variables).numpy(),
+    )

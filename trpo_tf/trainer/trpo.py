@@ -55,7 +55,8 @@ class TrpoHyperparameters:
         cg_damping: λ added to the Fisher diagonal.
         line_search_steps: candidates tried by the backtracking line search.
         line_search_backtrack: step shrink factor per candidate.
-        fvp_subsample: fraction of the batch used for Fisher-vector products.
+        fvp_subsample: fraction of the batch used for Fisher-vector products, a
+            fresh uniformly random subset each update (1.0 = the whole batch).
         value_epochs: Adam epochs of the value fit.
         value_minibatch_size: samples per Adam step.
         grad_norm_eps: ‖g‖ below this skips the policy step.
@@ -179,7 +180,10 @@ class TrpoUpdate(tf.Module):
         policy, hp = self.policy, self.hp
         variables = policy.policy_variables
         full_batch_fvp = self.fvp_batch == self.batch_size
-        fvp_observations = observations[: self.fvp_batch]
+        fvp_observations = observations
+        if not full_batch_fvp:
+            fvp_indices = random_subset(self.generator, self.batch_size, self.fvp_batch)
+            fvp_observations = tf.gather(observations, fvp_indices)
 
         def surrogate_of(params: tf.Tensor) -> tf.Tensor:
             """J(θ) = mean[exp(log π_θ(a|s) − log β(a|s)) · Â] for p(s; θ) = ``params``."""
@@ -200,7 +204,7 @@ class TrpoUpdate(tf.Module):
             fvp_params = params if full_batch_fvp else policy.dist_params(fvp_observations)
         old_params = tf.stop_gradient(params)
         old_distribution = policy.distribution(old_params)
-        fvp_old_params = old_params[: self.fvp_batch]
+        fvp_old_params = old_params if full_batch_fvp else tf.gather(old_params, fvp_indices)
 
         def evaluate() -> tuple[tf.Tensor, tf.Tensor]:
             """(J(θ), mean KL(π_old‖π_θ)) at the current θ, from one forward pass."""
@@ -279,6 +283,12 @@ class TrpoUpdate(tf.Module):
         }
         metrics.update(policy.head.diagnostics(old_params))
         return metrics
+
+
+def random_subset(generator: tf.random.Generator, population: int, size: int) -> tf.Tensor:
+    """``size`` distinct indices of ``range(population)``, uniformly at random, sorted ``[size]``."""
+    keys = generator.uniform([population])
+    return tf.sort(tf.argsort(keys)[:size])
 
 
 def restore_policy(policy: Policy, theta: tf.Tensor) -> None:
