@@ -82,18 +82,52 @@ def _write_curve(out: Path, rows: list[dict[str, Any]], config: dict[str, Any]) 
     (out / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
 
 
+def _evaluate_on_trpo_tf_seeds(
+    model: Any, env_id: str, vec_normalize: Any, episodes: int, seed: int
+) -> list[float]:
+    """Deterministic returns of ``model`` from trpo_tf's evaluator and reset seeds."""
+    import gymnasium as gym
+
+    from trpo_tf.evaluation import evaluate
+
+    class Identity:
+        """Actions from ``model.predict`` are already what the env takes (clipped)."""
+
+        @staticmethod
+        def to_env_action(actions: np.ndarray) -> np.ndarray:
+            return actions
+
+    def normalize(raw: np.ndarray) -> np.ndarray:
+        return raw if vec_normalize is None else vec_normalize.normalize_obs(raw)
+
+    returns = evaluate(
+        lambda: gym.make(env_id),
+        lambda obs: model.predict(obs, deterministic=True)[0],
+        Identity(),
+        normalize,
+        episodes,
+        seed=seed,
+    )
+    return returns.tolist()
+
+
 def train_sb3(
     env_id: str,
     seed: int,
     total_steps: int,
     out: Path | None = None,
     eval_episodes: int = EVAL_EPISODES,
+    matched_eval_seed: int | None = None,
 ) -> dict[str, Any]:
     """Train sb3-contrib TRPO (zoo hyperparameters) on ``env_id``; evaluate deterministically.
 
     Torch uses one thread. With the zoo's ``normalize: true`` the env is wrapped in
     ``VecNormalize`` (γ from the zoo entry) and evaluation uses the frozen
-    observation statistics and raw rewards.
+    observation statistics and raw rewards. With ``matched_eval_seed`` the
+    evaluation runs through trpo_tf's own evaluator (episode i starts from
+    ``reset(seed=matched_eval_seed + i)``), so both libraries are scored on the
+    same initial states; otherwise sb3's ``evaluate_policy`` on one env seeded
+    ``seed + 10_000``.
 
     Returns:
         ``env_steps, wall_s, steps_per_s`` (training only, evaluation excluded),
@@ -162,17 +196,22 @@ def train_sb3(
     model.learn(total_timesteps=total_steps, callback=Curve())
     wall = time.perf_counter() - start
 
-    eval_env = make_vec_env(env_id, n_envs=1, seed=seed + 10_000)
-    if normalize:
-        eval_env = VecNormalize(eval_env, training=False, norm_reward=False, gamma=gamma)
-        eval_env.obs_rms = env.obs_rms
-    returns, _ = evaluate_policy(
-        model,
-        eval_env,
-        n_eval_episodes=eval_episodes,
-        deterministic=True,
-        return_episode_rewards=True,
-    )
+    if matched_eval_seed is not None:
+        returns = _evaluate_on_trpo_tf_seeds(
+            model, env_id, env if normalize else None, eval_episodes, matched_eval_seed
+        )
+    else:
+        eval_env = make_vec_env(env_id, n_envs=1, seed=seed + 10_000)
+        if normalize:
+            eval_env = VecNormalize(eval_env, training=False, norm_reward=False, gamma=gamma)
+            eval_env.obs_rms = env.obs_rms
+        returns, _ = evaluate_policy(
+            model,
+            eval_env,
+            n_eval_episodes=eval_episodes,
+            deterministic=True,
+            return_episode_rewards=True,
+        )
     result = {
         "env_id": env_id,
         "seed": seed,

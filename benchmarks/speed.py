@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import json
 import os
 import subprocess
@@ -80,6 +81,10 @@ SETTINGS = {
     ),
 }
 EVAL_EPISODES = 10
+# trpo_tf runs twice: with Fisher-vector products on the whole batch (as the peer
+# computes them), and on a random 20% of it each update (OpenAI Baselines' TRPO
+# computes them on every 5th sample; the gradient and line search keep the whole batch).
+TRPO_TF_VARIANTS = {"trpo_tf": 1.0, "trpo_tf_fvp20": 0.2}
 
 
 def _limits(env_id: str, seconds: float = 3.0) -> dict:
@@ -123,12 +128,19 @@ def _sb3(env_id: str, seed: int) -> dict:
     # Same zoo hyperparameters and evaluation as the learning benchmark's reference runs.
     from sb3_zoo import train_sb3
 
-    result = train_sb3(env_id, seed, SETTINGS[env_id]["budget"], eval_episodes=EVAL_EPISODES)
+    # Scored on the same initial states as trpo_tf's evaluation (config.seed + 10_000).
+    result = train_sb3(
+        env_id,
+        seed,
+        SETTINGS[env_id]["budget"],
+        eval_episodes=EVAL_EPISODES,
+        matched_eval_seed=seed + 10_000,
+    )
     keys = ("env_steps", "wall_s", "steps_per_s", "rollout_s", "update_s", "eval_return")
     return {key: result[key] for key in keys}
 
 
-def _trpo_tf(env_id: str, seed: int) -> dict:
+def _trpo_tf(env_id: str, seed: int, fvp_subsample: float = 1.0) -> dict:
     from trpo_tf.config import experiment_from_dict
     from trpo_tf.train import train
 
@@ -155,6 +167,7 @@ def _trpo_tf(env_id: str, seed: int) -> dict:
                 "max_kl": s["max_kl"],
                 "cg_iters": s["cg_iters"],
                 "cg_damping": s["cg_damping"],
+                "fvp_subsample": fvp_subsample,
                 "threads": 1,
             },
             "policy": {"distribution_kwargs": {"log_std_init": s["log_std_init"]}}
@@ -189,7 +202,13 @@ def _trpo_tf(env_id: str, seed: int) -> dict:
     }
 
 
-WORKERS = {"sb3": _sb3, "trpo_tf": _trpo_tf}
+WORKERS = {
+    "sb3": _sb3,
+    **{
+        name: functools.partial(_trpo_tf, fvp_subsample=fraction)
+        for name, fraction in TRPO_TF_VARIANTS.items()
+    },
+}
 
 
 def _spawn(kind: str, env_id: str, seed: int) -> dict:
@@ -215,37 +234,44 @@ def _report(results: dict, out_dir: Path) -> None:
         "Shared hyperparameters: the zoo's n_envs, steps per iteration, CG iterations, damping, "
         "critic epochs and minibatch, γ, λ, max_kl, budget, seed. trpo_tf keeps its defaults "
         "otherwise (checkpoints every 10 iterations included); on HalfCheetah its policy std "
-        "starts at exp(-0.5) as in its shipped experiment. Update share: update time over "
-        "wall time (steps/s and shares exclude the final evaluation); trpo_tf's steady share "
-        "is that of a median iteration, its compile time the excess of its first two "
-        "iterations (tracing the compiled functions) over two median ones.",
+        "starts at exp(-0.5) as in its shipped experiment. trpo_tf runs twice: Fisher-vector "
+        "products on the whole batch (FVP 100%, as sb3-contrib computes them) and on a fresh "
+        "random 20% of it each update (FVP 20%, `trainer.fvp_subsample: 0.2`; the gradient and "
+        "the line search use the whole batch). Both libraries are evaluated "
+        f"deterministically on the same {EVAL_EPISODES} initial states (reset seeds "
+        "seed + 10,000 + i). Update share: update time over wall time (steps/s and shares "
+        "exclude the final evaluation); trpo_tf's steady share is that of a median iteration, "
+        "its compile time the excess of its first two iterations (tracing the compiled "
+        "functions) over two median ones.",
         "",
-        "| env | budget | sb3-contrib steps/s | trpo_tf steps/s | ratio | sb3 eval return | "
-        "trpo_tf eval return | sb3 update share | trpo_tf update share | trpo_tf steady "
-        "update share | trpo_tf compile (s) | env-only limit | numpy-MLP limit |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| env | budget | trpo_tf FVP | sb3-contrib steps/s | trpo_tf steps/s | ratio | "
+        "sb3 eval return | trpo_tf eval return | sb3 update share | trpo_tf update share | "
+        "trpo_tf steady update share | trpo_tf compile (s) | env-only limit | numpy-MLP limit |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+
+    def med(rows, key):
+        return float(np.median([row[key] for row in rows]))
+
+    def share(rows):
+        return float(np.median([row["update_s"] / row["wall_s"] for row in rows]))
+
     for env_id, r in results["envs"].items():
-        sb3, ours = r["sb3"], r["trpo_tf"]
-
-        def med(rows, key):
-            return float(np.median([row[key] for row in rows]))
-
-        def share(rows):
-            return med([{"x": row["update_s"] / row["wall_s"]} for row in rows], "x")
-
-        ratios = [o["steps_per_s"] / b["steps_per_s"] for o, b in zip(ours, sb3, strict=True)]
-        lines.append(
-            f"| {env_id} | {SETTINGS[env_id]['budget']:,d} | {med(sb3, 'steps_per_s'):,.0f} | "
-            f"{med(ours, 'steps_per_s'):,.0f} | {np.median(ratios):.2f}x | "
-            f"{med(sb3, 'eval_return'):.1f} | {med(ours, 'eval_return'):.1f} | "
-            f"{share(sb3):.0%} | {share(ours):.0%} | {med(ours, 'steady_update_share'):.0%} | "
-            f"{med(ours, 'compile_s'):.1f} | {r['limits']['env_only']:,.0f} | "
-            f"{r['limits']['numpy_mlp']:,.0f} |"
-        )
+        sb3 = r["sb3"]
+        for kind, fraction in TRPO_TF_VARIANTS.items():
+            ours = r[kind]
+            ratios = [o["steps_per_s"] / b["steps_per_s"] for o, b in zip(ours, sb3, strict=True)]
+            lines.append(
+                f"| {env_id} | {SETTINGS[env_id]['budget']:,d} | {fraction:.0%} | "
+                f"{med(sb3, 'steps_per_s'):,.0f} | {med(ours, 'steps_per_s'):,.0f} | "
+                f"{np.median(ratios):.2f}x | {med(sb3, 'eval_return'):.1f} | "
+                f"{med(ours, 'eval_return'):.1f} | {share(sb3):.0%} | {share(ours):.0%} | "
+                f"{med(ours, 'steady_update_share'):.0%} | {med(ours, 'compile_s'):.1f} | "
+                f"{r['limits']['env_only']:,.0f} | {r['limits']['numpy_mlp']:,.0f} |"
+            )
     lines += ["", "Per repetition (steps/s, eval return):", ""]
     for env_id, r in results["envs"].items():
-        for kind in ("sb3", "trpo_tf"):
+        for kind in WORKERS:
             cells = ", ".join(f"{x['steps_per_s']:,.0f} ({x['eval_return']:.0f})" for x in r[kind])
             lines.append(f"- {env_id} {kind}: {cells}")
     (out_dir / "speed_results.md").write_text("\n".join(lines) + "\n")
@@ -259,13 +285,14 @@ def _report(results: dict, out_dir: Path) -> None:
         envs = list(results["envs"])
         x = np.arange(len(envs))
         fig, ax = plt.subplots(figsize=(7, 4))
-        for offset, kind in ((-0.2, "sb3"), (0.2, "trpo_tf")):
+        labels = {"sb3": "sb3-contrib TRPO"}
+        labels.update({k: f"trpo_tf, FVP {f:.0%}" for k, f in TRPO_TF_VARIANTS.items()})
+        width = 0.8 / len(labels)
+        for index, (kind, label) in enumerate(labels.items()):
             values = [
                 np.median([row["steps_per_s"] for row in results["envs"][e][kind]]) for e in envs
             ]
-            ax.bar(
-                x + offset, values, width=0.4, label="sb3-contrib TRPO" if kind == "sb3" else kind
-            )
+            ax.bar(x + (index - (len(labels) - 1) / 2) * width, values, width=width, label=label)
         ax.set_xticks(x, envs)
         ax.set_ylabel("env steps / s (median)")
         ax.set_title("TRPO training throughput, 1 thread")
@@ -293,9 +320,10 @@ def main() -> int:
         return 0
     results: dict = {"reps": args.reps, "envs": {}}
     for env_id in args.envs:
-        entry = {"sb3": [], "trpo_tf": [], "limits": _spawn("limits", env_id, 0)}
+        entry: dict = {kind: [] for kind in WORKERS}
+        entry["limits"] = _spawn("limits", env_id, 0)
         for rep in range(args.reps):
-            order = ("sb3", "trpo_tf") if rep % 2 == 0 else ("trpo_tf", "sb3")
+            order = list(WORKERS) if rep % 2 == 0 else list(WORKERS)[::-1]
             for kind in order:
                 entry[kind].append(_spawn(kind, env_id, args.seed + rep))
                 print(f"{env_id} rep {rep} {kind}: {entry[kind][-1]}", flush=True)

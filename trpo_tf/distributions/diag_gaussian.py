@@ -66,9 +66,15 @@ class DiagGaussianHead(tf.Module):
         return params[..., : self.num_inputs], params[..., self.num_inputs :]
 
     def distribution(self, params: tf.Tensor) -> tfd.Distribution:
-        """MultivariateNormalDiag with batch shape ``[batch]``, event ``[d]``."""
+        """Independent Normals with batch shape ``[batch]``, event ``[d]``.
+
+        (Equal to ``MultivariateNormalDiag``; its linear-operator machinery made
+        tracing the update ~2× slower.)
+        """
         mean, log_std = self._split(params)
-        return tfd.MultivariateNormalDiag(loc=mean, scale_diag=tf.exp(log_std))
+        return tfd.Independent(
+            tfd.Normal(loc=mean, scale=tf.exp(log_std)), reinterpreted_batch_ndims=1
+        )
 
     def mode(self, params: tf.Tensor) -> tf.Tensor:
         """The mean, ``[batch, d]``."""
