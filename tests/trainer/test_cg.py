@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from trpo_tf.trainer.cg import conjugate_gradient
+from trpo_tf.trainer.cg import conjugate_gradient, conjugate_gradient_with_residual
 
 
 def _spd(n: int, seed: int, condition: float = 10.0) -> np.ndarray:
@@ -133,3 +133,14 @@ def test_float32() -> None:
     x = conjugate_gradient(lambda v: tf.linalg.matvec(a32, v), tf.constant(b, tf.float32), 8)
     assert x.dtype == tf.float32
     np.testing.assert_allclose(x.numpy(), np.linalg.solve(a, b), rtol=1e-3, atol=1e-4)
+
+
+def test_residual_gives_the_product_of_the_solution() -> None:
+    # sᵀFs is read as sᵀ(b − r); r must equal b − F x up to rounding, converged or not.
+    a = _spd(20, seed=4, condition=1e3)
+    b = np.random.default_rng(4).normal(size=20)
+    matvec, _ = _matvec(a)
+    for iterations in (3, 20):
+        x, r = conjugate_gradient_with_residual(matvec, tf.constant(b), iterations, 1e-30)
+        np.testing.assert_allclose(r.numpy(), b - a @ x.numpy(), atol=1e-10)
+        assert float(x.numpy() @ (b - r.numpy())) == pytest.approx(x.numpy() @ a @ x.numpy())

@@ -13,6 +13,16 @@ def conjugate_gradient(
     iterations: int,
     residual_tol: float = 1e-10,
 ) -> tf.Tensor:
+    """x ≈ F⁻¹ b; see :func:`conjugate_gradient_with_residual`."""
+    return conjugate_gradient_with_residual(matvec, b, iterations, residual_tol)[0]
+
+
+def conjugate_gradient_with_residual(
+    matvec: Callable[[tf.Tensor], tf.Tensor],
+    b: tf.Tensor,
+    iterations: int,
+    residual_tol: float = 1e-10,
+) -> tuple[tf.Tensor, tf.Tensor]:
     """Approximately solve ``F x = b`` using only products ``F v``.
 
     Standard CG from x₀ = 0: r₀ = p₀ = b; each iteration
@@ -29,7 +39,8 @@ def conjugate_gradient(
         residual_tol: early-exit threshold on the squared residual norm.
 
     Returns:
-        x ``[n]``.
+        x ``[n]`` and the residual r = b − F x ``[n]`` as CG updates it (equal to
+        b − F x up to rounding), so F x = b − r costs no further product.
     """
     b = tf.convert_to_tensor(b)
     tol = tf.constant(residual_tol, b.dtype)
@@ -46,10 +57,10 @@ def conjugate_gradient(
         p = r + (rr_new / rr) * p
         return i + 1, x, r, p, rr_new
 
-    _, x, _, _, _ = tf.while_loop(
+    _, x, r, _, _ = tf.while_loop(
         cond,
         body,
         (tf.constant(0), tf.zeros_like(b), b, b, tf.tensordot(b, b, 1)),
         maximum_iterations=iterations,
     )
-    return x
+    return x, r

@@ -7,7 +7,8 @@ Algorithm (Schulman et al., 2015, with an importance-sampled surrogate):
     J(θ)  = mean[ π_θ(a|s) / β(a|s) · Â ]
     g     = ∇_θ J(θ_old)
     if ‖g‖ ≈ 0: skip
-    s     = CG(F, g)                     F v = ∇²_θ mean KL(π_old‖π_θ) v + λ v
+    s, r  = CG(F, g)                     F v = ∇²_θ mean KL(π_old‖π_θ) v + λ v, r = g − F s
+    sᵀFs  = sᵀ(g − r)
     if sᵀFs ≤ 0 or non-finite: skip
     step  = √(2δ / sᵀFs) · s
     θ     = line_search(θ_old, step)     accept iff KL ≤ δ and J improved, else θ_old
@@ -25,7 +26,7 @@ import keras
 import tensorflow as tf
 
 from trpo_tf.policy import Policy
-from trpo_tf.trainer.cg import conjugate_gradient
+from trpo_tf.trainer.cg import conjugate_gradient_with_residual
 from trpo_tf.trainer.flat import assign_flat, flat_gradient, get_flat
 from trpo_tf.trainer.fvp import (
     fisher_of_linearization,
@@ -242,8 +243,11 @@ class TrpoUpdate(tf.Module):
 
         def natural_gradient_step():
             fisher_product = fisher_product_fn()
-            direction = conjugate_gradient(fisher_product, gradient, hp.cg_iters)
-            curvature = tf.tensordot(direction, fisher_product(direction), 1)
+            direction, residual = conjugate_gradient_with_residual(
+                fisher_product, gradient, hp.cg_iters
+            )
+            # sᵀ(F + λI)s with (F + λI)s = g − r from CG itself: no extra product.
+            curvature = tf.tensordot(direction, gradient - residual, 1)
             curvature_ok = tf.logical_and(curvature > 0, tf.math.is_finite(curvature))
 
             def search():
@@ -286,7 +290,7 @@ class TrpoUpdate(tf.Module):
 
 
 def random_subset(generator: tf.random.Generator, population: int, size: int) -> tf.Tensor:
-    """``size`` distinct indices of ``range(population)``, uniformly at random, sorted ``[size]``."""
+    """``size`` distinct indices of ``range(population)``, uniformly drawn, sorted ``[size]``."""
     keys = generator.uniform([population])
     return tf.sort(tf.argsort(keys)[:size])
 
