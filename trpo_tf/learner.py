@@ -10,6 +10,7 @@ Given a rollout collected by β (π_old itself when sampling is synchronous):
 
 from __future__ import annotations
 
+import queue
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -123,12 +124,16 @@ class ValueFitter:
     synchronous checkpoints and at the end. TensorFlow releases the GIL while it
     computes, so on a machine with two cores the fit costs the learner almost no
     wall time. :meth:`then` queues more work behind the fit (a checkpoint write).
+
+    One worker thread, started on first use, runs the queued tasks in order
+    (handing a task to it costs ~15 µs; starting a thread per fit cost ~1 ms).
     """
 
     def __init__(self, update: TrpoUpdate, overlap: bool) -> None:
         self.update = update
         self.overlap = overlap
-        self._thread: threading.Thread | None = None
+        self._tasks: queue.Queue[Callable[[], Any] | None] = queue.Queue()
+        self._worker: threading.Thread | None = None
         self._error: BaseException | None = None
 
     def launch(self, observations: np.ndarray, targets: np.ndarray) -> None:
@@ -140,29 +145,36 @@ class ValueFitter:
         if not self.overlap:
             task()
             return
-        previous = self._thread
+        if self._worker is None:
+            self._worker = threading.Thread(target=self._run, name="value-fit", daemon=True)
+            self._worker.start()
+        self._tasks.put(task)
 
-        def run() -> None:
-            if previous is not None:
-                previous.join()
-            if self._error is not None:
-                return
+    def _run(self) -> None:
+        while (task := self._tasks.get()) is not None:
             try:
-                task()
+                if self._error is None:  # after a failure, skip the rest until wait()
+                    task()
             except BaseException as error:  # noqa: BLE001 - re-raised in wait()
                 self._error = error
-
-        self._thread = threading.Thread(target=run, name="value-fit", daemon=True)
-        self._thread.start()
+            finally:
+                self._tasks.task_done()
+        self._tasks.task_done()
 
     def wait(self) -> None:
         """Block until the queued work is done; re-raise its error."""
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
+        if self._worker is not None:
+            self._tasks.join()
         if self._error is not None:
             error, self._error = self._error, None
             raise error
+
+    def close(self) -> None:
+        """Finish the queued work and stop the worker thread; an error stays for :meth:`wait`."""
+        if self._worker is not None:
+            self._tasks.put(None)
+            self._worker.join()
+            self._worker = None
 
 
 def build_update(

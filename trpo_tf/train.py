@@ -272,6 +272,7 @@ def train(
     finally:
         interrupt.restore()
         progress.close()
+        value_fitter.close()
         sampler.close()
         run.close()
     assert completed
