@@ -37,6 +37,7 @@ def backtracking_line_search(
     max_kl: float,
     max_steps: int,
     backtrack: float,
+    enabled: tf.Tensor | bool = True,
 ) -> LineSearchResult:
     """Try θ = θ_old + βᵏ·step for k = 0, 1, …; keep the first acceptable one.
 
@@ -53,12 +54,16 @@ def backtracking_line_search(
         max_kl: δ (Python float).
         max_steps: number of candidates (Python int).
         backtrack: β ∈ (0, 1) (Python float).
+        enabled: scalar bool; when False no candidate is tried (``steps`` = 0) and
+            θ stays θ_old — how a skipped update runs without a ``tf.cond``.
     """
     dtype = theta_old.dtype
     zero = tf.zeros((), dtype)
 
+    enabled = tf.convert_to_tensor(enabled, tf.bool)
+
     def cond(k, accepted, kl, improvement, fraction):
-        return tf.logical_and(k < max_steps, tf.logical_not(accepted))
+        return tf.logical_and(tf.logical_and(k < max_steps, tf.logical_not(accepted)), enabled)
 
     def body(k, accepted, kl, improvement, fraction):
         fraction = tf.pow(tf.constant(backtrack, dtype), tf.cast(k, dtype))

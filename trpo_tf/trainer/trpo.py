@@ -230,51 +230,39 @@ class TrpoUpdate(tf.Module):
             forward.gradient(surrogate_old, primal_variables(variables)), variables
         )
         grad_norm = tf.norm(gradient)
-        zero = tf.zeros((), self.dtype)
-
-        def skip(reason: int):
-            return (
-                tf.constant(False),
-                tf.constant(0),
-                zero,
-                zero,
-                tf.constant(reason),
-            )
-
-        def natural_gradient_step():
-            fisher_product = fisher_product_fn()
-            direction, residual = conjugate_gradient_with_residual(
-                fisher_product, gradient, hp.cg_iters
-            )
-            # sᵀ(F + λI)s with (F + λI)s = g − r from CG itself: no extra product.
-            curvature = tf.tensordot(direction, gradient - residual, 1)
-            curvature_ok = tf.logical_and(curvature > 0, tf.math.is_finite(curvature))
-
-            def search():
-                full_step = tf.sqrt(2.0 * hp.max_kl / curvature) * direction
-                result = backtracking_line_search(
-                    variables,
-                    theta_old,
-                    full_step,
-                    surrogate_old,
-                    evaluate,
-                    hp.max_kl,
-                    hp.line_search_steps,
-                    hp.line_search_backtrack,
-                )
-                return (
-                    result.accepted,
-                    result.steps,
-                    result.kl,
-                    result.improvement,
-                    tf.constant(SKIP_NONE),
-                )
-
-            return tf.cond(curvature_ok, search, lambda: skip(SKIP_BAD_CURVATURE))
-
+        # Straight-line graph, no tf.cond: a skipped update runs CG on g = 0 (it stops
+        # before its first product) and a line search with no candidates.
         has_gradient = tf.logical_and(grad_norm > hp.grad_norm_eps, tf.math.is_finite(grad_norm))
-        accepted, steps, kl, improvement, skip_reason = tf.cond(
-            has_gradient, natural_gradient_step, lambda: skip(SKIP_ZERO_GRADIENT)
+        rhs = tf.where(has_gradient, gradient, tf.zeros_like(gradient))
+        direction, residual = conjugate_gradient_with_residual(
+            fisher_product_fn(), rhs, hp.cg_iters
+        )
+        # sᵀ(F + λI)s with (F + λI)s = g − r from CG itself: no extra product.
+        curvature = tf.tensordot(direction, rhs - residual, 1)
+        curvature_ok = tf.logical_and(curvature > 0, tf.math.is_finite(curvature))
+        proceed = tf.logical_and(has_gradient, curvature_ok)
+        scale = tf.sqrt(2.0 * hp.max_kl / tf.where(proceed, curvature, tf.ones_like(curvature)))
+        result = backtracking_line_search(
+            variables,
+            theta_old,
+            scale * direction,
+            surrogate_old,
+            evaluate,
+            hp.max_kl,
+            hp.line_search_steps,
+            hp.line_search_backtrack,
+            enabled=proceed,
+        )
+        skip_reason = tf.where(
+            has_gradient,
+            tf.where(curvature_ok, SKIP_NONE, SKIP_BAD_CURVATURE),
+            SKIP_ZERO_GRADIENT,
+        )
+        accepted, steps, kl, improvement = (
+            result.accepted,
+            result.steps,
+            result.kl,
+            result.improvement,
         )
         metrics = {
             "kl": kl,
