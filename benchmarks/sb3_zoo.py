@@ -118,6 +118,7 @@ def train_sb3(
     out: Path | None = None,
     eval_episodes: int = EVAL_EPISODES,
     matched_eval_seed: int | None = None,
+    without_sde: bool = False,
 ) -> dict[str, Any]:
     """Train sb3-contrib TRPO (zoo hyperparameters) on ``env_id``; evaluate deterministically.
 
@@ -127,7 +128,8 @@ def train_sb3(
     evaluation runs through trpo_tf's own evaluator (episode i starts from
     ``reset(seed=matched_eval_seed + i)``), so both libraries are scored on the
     same initial states; otherwise sb3's ``evaluate_policy`` on one env seeded
-    ``seed + 10_000``.
+    ``seed + 10_000``. ``without_sde`` drops the zoo's gSDE settings (``use_sde``,
+    ``sde_sample_freq``): plain Gaussian exploration, as trpo_tf's ``diag_gaussian``.
 
     Returns:
         ``env_steps, wall_s, steps_per_s`` (training only, evaluation excluded),
@@ -145,6 +147,8 @@ def train_sb3(
 
     torch.set_num_threads(1)
     zoo_key, hp = zoo_hyperparameters(env_id)
+    if without_sde:
+        hp = {k: v for k, v in hp.items() if k not in ("use_sde", "sde_sample_freq")}
     if "policy_kwargs" in hp:
         raise NotImplementedError(f"zoo entry {zoo_key} sets policy_kwargs; not supported here")
     normalize = hp.get("normalize", False)
@@ -283,9 +287,24 @@ def main() -> int:
     parser.add_argument("--steps", type=int, required=True)
     parser.add_argument("--out", type=Path)
     parser.add_argument("--episodes", type=int, default=EVAL_EPISODES)
+    parser.add_argument(
+        "--matched-eval",
+        action="store_true",
+        help="evaluate on trpo_tf's start states (reset seeds seed + 10,000 + i)",
+    )
+    parser.add_argument("--no-sde", action="store_true", help="drop the zoo's gSDE settings")
     args = parser.parse_args()
-    out = args.out or ROOT / "benchmarks" / "results" / "sb3" / f"{_slug(args.env)}_s{args.seed}"
-    result = train_sb3(args.env, args.seed, args.steps, out, args.episodes)
+    slug = f"{_slug(args.env)}_s{args.seed}" + ("_nosde" if args.no_sde else "")
+    out = args.out or ROOT / "benchmarks" / "results" / "sb3" / slug
+    result = train_sb3(
+        args.env,
+        args.seed,
+        args.steps,
+        out,
+        args.episodes,
+        matched_eval_seed=args.seed + 10_000 if args.matched_eval else None,
+        without_sde=args.no_sde,
+    )
     print(json.dumps(result))
     return 0
 

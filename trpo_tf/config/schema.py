@@ -82,6 +82,9 @@ class TrainerConfig:
     cg_damping: float = _bounded(0.1, min=0.0)
     line_search_steps: int = _bounded(10, min=1)
     line_search_backtrack: float = _bounded(0.8, gt=0.0, lt=1.0)
+    # Fraction of the batch the Fisher-vector products see: a fresh random subset each
+    # update (0.2 makes the policy step ~2.5x faster at 1-2k samples; gradient and line
+    # search always use the whole batch).
     fvp_subsample: float = _bounded(1.0, gt=0.0, max=1.0)
     jit_compile: bool = False
     """Compile the update with XLA: ~1.3x faster per update on CPU, but the first call
