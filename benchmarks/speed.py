@@ -276,31 +276,26 @@ def _report(results: dict, out_dir: Path) -> None:
             lines.append(f"- {env_id} {kind}: {cells}")
     (out_dir / "speed_results.md").write_text("\n".join(lines) + "\n")
     (out_dir / "speed.json").write_text(json.dumps(results, indent=2))
-    try:
-        import matplotlib
+    import matplotlib  # a trpo_tf dependency: a missing chart is an error, not a skip
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
 
-        envs = list(results["envs"])
-        x = np.arange(len(envs))
-        fig, ax = plt.subplots(figsize=(7, 4))
-        labels = {"sb3": "sb3-contrib TRPO"}
-        labels.update({k: f"trpo_tf, FVP {f:.0%}" for k, f in TRPO_TF_VARIANTS.items()})
-        width = 0.8 / len(labels)
-        for index, (kind, label) in enumerate(labels.items()):
-            values = [
-                np.median([row["steps_per_s"] for row in results["envs"][e][kind]]) for e in envs
-            ]
-            ax.bar(x + (index - (len(labels) - 1) / 2) * width, values, width=width, label=label)
-        ax.set_xticks(x, envs)
-        ax.set_ylabel("env steps / s (median)")
-        ax.set_title("TRPO training throughput, 1 thread")
-        ax.legend()
-        fig.tight_layout()
-        fig.savefig(out_dir / "speed.png", dpi=120)
-    except ImportError:
-        pass
+    envs = list(results["envs"])
+    x = np.arange(len(envs))
+    fig, ax = plt.subplots(figsize=(7, 4))
+    labels = {"sb3": "sb3-contrib TRPO"}
+    labels.update({k: f"trpo_tf, FVP {f:.0%}" for k, f in TRPO_TF_VARIANTS.items()})
+    width = 0.8 / len(labels)
+    for index, (kind, label) in enumerate(labels.items()):
+        values = [np.median([row["steps_per_s"] for row in results["envs"][e][kind]]) for e in envs]
+        ax.bar(x + (index - (len(labels) - 1) / 2) * width, values, width=width, label=label)
+    ax.set_xticks(x, envs)
+    ax.set_ylabel("env steps / s (median)")
+    ax.set_title("TRPO training throughput, 1 thread")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out_dir / "speed.png", dpi=120)
     print("\n".join(lines))
 
 
@@ -311,7 +306,13 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("docs/benchmarks"))
     parser.add_argument("--worker", choices=[*WORKERS, "limits"])
+    parser.add_argument(
+        "--report-only", action="store_true", help="rewrite the table and chart from OUT/speed.json"
+    )
     args = parser.parse_args()
+    if args.report_only:
+        _report(json.loads((args.out / "speed.json").read_text()), args.out)
+        return 0
     if args.worker == "limits":
         print(json.dumps(_limits(args.envs[0])))
         return 0
