@@ -13,6 +13,7 @@ from trpo_tf.distributions import (
     auto_distribution_name,
     make_categorical,
     make_diag_gaussian,
+    make_state_std_gaussian,
 )
 from trpo_tf.errors import IncompatibleSpaceError, TrpoTfError
 from trpo_tf.interfaces import DistributionHead
@@ -251,3 +252,37 @@ def test_auto_picks_builtin_by_space() -> None:
 def test_auto_rejects_unsupported_spaces(space: gym.Space) -> None:
     with pytest.raises(IncompatibleSpaceError, match="auto"):
         auto_distribution_name(space)
+
+
+def test_state_std_gaussian_log_std_follows_the_network_within_bounds() -> None:
+    head = make_state_std_gaussian(
+        gym.spaces.Box(-1.0, 1.0, (2,), np.float32), log_std_init=0.5, log_std_max=1.0
+    )
+    assert head.num_inputs == 4 and head.param_dim == 4 and head.trainable_variables == ()
+    net_out = tf.constant([[0.1, -0.2, 0.0, -0.3], [0.4, 0.5, 9.0, -9.0]])
+    params = head.params(net_out).numpy()
+    np.testing.assert_allclose(params[:, :2], [[0.1, -0.2], [0.4, 0.5]])
+    # log σ = clip(0.5 + ℓ, -5, 1): two states, two different stds
+    np.testing.assert_allclose(params[:, 2:], [[0.5, 0.2], [1.0, -5.0]], rtol=1e-6)
+    distribution = head.distribution(params)
+    np.testing.assert_allclose(distribution.stddev().numpy(), np.exp(params[:, 2:]), rtol=1e-6)
+
+
+def test_state_std_gaussian_numpy_sampler_matches_the_distribution() -> None:
+    head = make_state_std_gaussian(gym.spaces.Box(-2.0, 2.0, (3,), np.float32), log_std_init=-0.5)
+    net_out = np.random.default_rng(0).normal(size=(5, 6)).astype(np.float32)
+    actions, log_prob, params = head.numpy_sampler().sample(net_out, np.random.default_rng(1))
+    np.testing.assert_allclose(params, head.params(tf.constant(net_out)).numpy(), rtol=1e-6)
+    expected = head.distribution(tf.constant(params)).log_prob(actions).numpy()
+    np.testing.assert_allclose(log_prob, expected, rtol=1e-5)
+    np.testing.assert_array_equal(head.numpy_sampler().mode(net_out), net_out[:, :3])
+
+
+def test_state_std_gaussian_rejects_bad_settings() -> None:
+    box = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
+    with pytest.raises(IncompatibleSpaceError, match="gaussian_state_std.*float Box"):
+        make_state_std_gaussian(gym.spaces.Discrete(3))
+    with pytest.raises(IncompatibleSpaceError, match="log_std_min <= log_std_init"):
+        make_state_std_gaussian(box, log_std_init=3.0)
+    with pytest.raises(IncompatibleSpaceError, match="log_std_max must be a number"):
+        make_state_std_gaussian(box, log_std_max="big")
