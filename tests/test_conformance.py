@@ -70,6 +70,13 @@ BUILTIN_DISTRIBUTIONS = [
         {"dtype": tf.float64, "log_std_init": 0.5},
         FAST,
     ),
+    ("gsde", gym.spaces.Box(-1.0, 1.0, (2,), np.float32), {"num_features": 5}, {}),
+    (
+        "gsde",
+        gym.spaces.Box(-2.0, 2.0, (3, 1), np.float64),
+        {"dtype": tf.float64, "num_features": 4, "log_std_init": -1.0},
+        FAST,
+    ),
     ("multi_categorical", gym.spaces.MultiDiscrete([2, 3, 5], start=[0, -1, 2]), {}, {}),
     ("multi_categorical", gym.spaces.MultiDiscrete([3, 3]), {}, FAST),
     ("multi_categorical", gym.spaces.MultiDiscrete([[2, 4], [3, 1]]), {}, FAST),

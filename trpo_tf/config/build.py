@@ -61,14 +61,23 @@ def build_estimator(config: AdvantageConfig) -> AdvantageEstimator:
 def build_policy(config: ExperimentConfig, observation_dim: int, action_space: gym.Space) -> Policy:
     """π_θ: MLP (``policy.hidden``/``activation``) + distribution head."""
     head = build_distribution(config.policy, action_space)
+    # A head that reads the last hidden features (gsde) gets them appended to the outputs.
+    num_features = int(getattr(head, "num_features", 0))
+    if num_features and (not config.policy.hidden or config.policy.hidden[-1] != num_features):
+        raise ConfigError(
+            f"policy.distribution '{config.policy.distribution}' reads {num_features} hidden "
+            f"features but policy.hidden is {list(config.policy.hidden)}; set "
+            "policy.distribution_kwargs.num_features to the last hidden width"
+        )
     network = build_mlp(
         observation_dim,
         config.policy.hidden,
-        head.num_inputs,
+        head.num_inputs - num_features,
         activation=config.policy.activation,
         output_gain=0.01,
         seed=config.seed,
         name="policy_network",
+        append_features=bool(num_features),
     )
     return Policy(network, head)
 

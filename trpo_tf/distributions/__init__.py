@@ -10,6 +10,7 @@ from trpo_tf.distributions.diag_gaussian import (
     make_diag_gaussian,
     make_state_std_gaussian,
 )
+from trpo_tf.distributions.gsde import GsdeHead, make_gsde
 from trpo_tf.distributions.multi_categorical import (
     MultiCategoricalHead,
     make_multi_categorical,
@@ -20,6 +21,7 @@ __all__ = [
     "BetaHead",
     "CategoricalHead",
     "DiagGaussianHead",
+    "GsdeHead",
     "MultiCategoricalHead",
     "StateStdGaussianHead",
     "auto_distribution_name",
@@ -27,6 +29,7 @@ __all__ = [
     "make_beta",
     "make_categorical",
     "make_diag_gaussian",
+    "make_gsde",
     "make_multi_categorical",
     "make_state_std_gaussian",
 ]

@@ -32,7 +32,7 @@ from trpo_tf.errors import IncompatibleSpaceError
 tfd = tfp.distributions
 
 
-class _BoxGaussian(tf.Module):
+class BoxGaussianBase(tf.Module):
     """What both Gaussian heads share: ``params = [mean, log_std]`` ``[batch, 2d]``."""
 
     def __init__(
@@ -78,7 +78,7 @@ class _BoxGaussian(tf.Module):
         return clipped.reshape((actions.shape[0], *self.env_shape))
 
 
-class DiagGaussianHead(_BoxGaussian):
+class DiagGaussianHead(BoxGaussianBase):
     """Gaussian head with a state-independent, trainable log-std."""
 
     def __init__(
@@ -113,7 +113,7 @@ class DiagGaussianHead(_BoxGaussian):
         return DiagGaussianNumpySampler(np.asarray(self.log_std.numpy(), np.float32))
 
 
-class StateStdGaussianHead(_BoxGaussian):
+class StateStdGaussianHead(BoxGaussianBase):
     """Gaussian head whose log-std comes from the network: ``[μ(s), ℓ(s)]`` ``[batch, 2d]``.
 
     log σ(s) = clip(log_std_init + ℓ(s), log_std_min, log_std_max); the policy
@@ -214,7 +214,7 @@ class DiagGaussianNumpySampler:
         return mean
 
 
-def _check_box(name: str, action_space: gym.Space, **numbers: Any) -> None:
+def check_float_box(name: str, action_space: gym.Space, **numbers: Any) -> None:
     if not isinstance(action_space, gym.spaces.Box) or not np.issubdtype(
         action_space.dtype, np.floating
     ):
@@ -233,7 +233,7 @@ def make_diag_gaussian(
     action_space: gym.Space, log_std_init: float = 0.0, dtype: tf.DType = tf.float32
 ) -> DiagGaussianHead:
     """Entry point ``diag_gaussian``: a :class:`DiagGaussianHead` for a float Box."""
-    _check_box("diag_gaussian", action_space, log_std_init=log_std_init)
+    check_float_box("diag_gaussian", action_space, log_std_init=log_std_init)
     return DiagGaussianHead(
         action_space.low,
         action_space.high,
@@ -252,7 +252,7 @@ def make_state_std_gaussian(
     dtype: tf.DType = tf.float32,
 ) -> StateStdGaussianHead:
     """Entry point ``gaussian_state_std``: a :class:`StateStdGaussianHead` for a float Box."""
-    _check_box(
+    check_float_box(
         "gaussian_state_std",
         action_space,
         log_std_init=log_std_init,

@@ -1,5 +1,5 @@
 """Keras networks: MLPs that output tensors, never distributions."""
 
-from trpo_tf.networks.mlp import build_mlp
+from trpo_tf.networks.mlp import DenseWithFeatures, build_mlp
 
-__all__ = ["build_mlp"]
+__all__ = ["DenseWithFeatures", "build_mlp"]

@@ -8,6 +8,20 @@ import keras
 import numpy as np
 
 
+class DenseWithFeatures(keras.layers.Dense):
+    """A linear Dense layer that also passes its input on: ``x -> [x W + b, x]``.
+
+    Output ``[batch, units + input_dim]``. As a policy's last layer it hands the
+    last hidden features φ(s) to a distribution head that needs them (``gsde``).
+    """
+
+    def call(self, inputs):  # noqa: D102 - see the class docstring
+        return keras.ops.concatenate([super().call(inputs), inputs], axis=-1)
+
+    def compute_output_shape(self, input_shape):  # noqa: D102
+        return (*input_shape[:-1], self.units + input_shape[-1])
+
+
 def build_mlp(
     input_dim: int,
     hidden: Sequence[int],
@@ -17,12 +31,15 @@ def build_mlp(
     seed: int = 0,
     dtype: str = "float32",
     name: str = "mlp",
+    append_features: bool = False,
 ) -> keras.Sequential:
     """An MLP ``[batch, input_dim] -> [batch, output_dim]``, built (weights exist).
 
     Hidden layers use orthogonal initialization with gain √2 and zero biases; the
     output layer uses ``output_gain`` (0.01 for policy heads keeps the initial
-    policy close to uniform / zero-mean, 1.0 for values).
+    policy close to uniform / zero-mean, 1.0 for values). With ``append_features``
+    the output is ``[batch, output_dim + hidden[-1]]``: the last hidden activations
+    follow the outputs (:class:`DenseWithFeatures`).
     """
     layers: list[keras.layers.Layer] = [keras.Input(shape=(input_dim,), dtype=dtype)]
     for index, width in enumerate(hidden):
@@ -36,8 +53,9 @@ def build_mlp(
                 name=f"hidden_{index}",
             )
         )
+    output_layer = DenseWithFeatures if append_features else keras.layers.Dense
     layers.append(
-        keras.layers.Dense(
+        output_layer(
             int(output_dim),
             kernel_initializer=keras.initializers.Orthogonal(output_gain, seed=seed + 1000),
             bias_initializer="zeros",

@@ -16,9 +16,11 @@ from typing import Any, Protocol
 import keras
 import numpy as np
 
+from trpo_tf.networks import DenseWithFeatures
 from trpo_tf.policy import Policy
 from trpo_tf.rollout.numpy_policy import (
     ACTIVATIONS,
+    APPEND_INPUT,
     Layer,
     PolicySnapshot,
     dumps_by_value,
@@ -39,14 +41,22 @@ class NumpySampler(Protocol):
 
 
 def mirror_layers(network: keras.Model) -> list[tuple[str, Any]] | None:
-    """``[(activation, layer)]`` if ``network`` is Dense layers only, else None."""
+    """``[(activation, layer)]`` if ``network`` is Dense layers only, else None.
+
+    A linear :class:`~trpo_tf.networks.DenseWithFeatures` is mirrored as
+    :data:`~trpo_tf.rollout.numpy_policy.APPEND_INPUT`.
+    """
     layers = []
     for layer in network.layers:
         if not isinstance(layer, keras.layers.Dense):
             return None
         name = keras.activations.serialize(layer.activation)
         name = name if isinstance(name, str) else name.get("config", name)
-        if name not in ACTIVATIONS:
+        if isinstance(layer, DenseWithFeatures):
+            if name != "linear":
+                return None
+            name = APPEND_INPUT
+        elif name not in ACTIVATIONS:
             return None
         layers.append((name, layer))
     return layers

@@ -31,12 +31,21 @@ ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 Layer = tuple[str, np.ndarray, np.ndarray]
 """``(activation name, kernel [in, out] float32, bias [out] float32)``."""
 
+APPEND_INPUT = "linear+input"
+"""Activation name of a linear layer that also passes its input on: ``[h W + b, h]``."""
+
 
 def mlp_forward(layers: list[Layer] | tuple[Layer, ...], observations: np.ndarray) -> np.ndarray:
-    """``h ← act(h @ kernel + bias)`` through ``layers``; ``[n, in]`` → ``[n, out]``."""
+    """``h ← act(h @ kernel + bias)`` through ``layers``; ``[n, in]`` → ``[n, out]``.
+
+    A layer named :data:`APPEND_INPUT` outputs ``[h @ kernel + bias, h]``.
+    """
     hidden = np.asarray(observations, np.float32)
     for activation, kernel, bias in layers:
-        hidden = ACTIVATIONS[activation](hidden @ kernel + bias)
+        if activation == APPEND_INPUT:
+            hidden = np.concatenate([hidden @ kernel + bias, hidden], axis=-1)
+        else:
+            hidden = ACTIVATIONS[activation](hidden @ kernel + bias)
     return hidden
 
 
