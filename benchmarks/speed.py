@@ -61,6 +61,9 @@ SETTINGS = {
         max_kl=0.01,
         normalize=False,
         lr=1e-3,
+        # The zoo explores Pendulum with gSDE (use_sde, sde_sample_freq 4): trpo_tf uses
+        # its gsde distribution with the same sampling interval.
+        gsde_resample_every=4,
     ),
     "HalfCheetah-v5": dict(
         budget=200_000,
@@ -140,6 +143,15 @@ def _sb3(env_id: str, seed: int) -> dict:
     return {key: result[key] for key in keys}
 
 
+def _policy_settings(s: dict) -> dict:
+    if "gsde_resample_every" in s:
+        kwargs = {"resample_every": s["gsde_resample_every"]}
+        return {"distribution": "gsde", "distribution_kwargs": kwargs}
+    if "log_std_init" in s:
+        return {"distribution_kwargs": {"log_std_init": s["log_std_init"]}}
+    return {}
+
+
 def _trpo_tf(env_id: str, seed: int, fvp_subsample: float = 1.0) -> dict:
     from trpo_tf.config import experiment_from_dict
     from trpo_tf.train import train
@@ -170,9 +182,7 @@ def _trpo_tf(env_id: str, seed: int, fvp_subsample: float = 1.0) -> dict:
                 "fvp_subsample": fvp_subsample,
                 "threads": 1,
             },
-            "policy": {"distribution_kwargs": {"log_std_init": s["log_std_init"]}}
-            if "log_std_init" in s
-            else {},
+            "policy": _policy_settings(s),
             "eval": {"every": 10**6, "episodes": EVAL_EPISODES},
             "tracking": {"tensorboard": False},
         }
@@ -234,7 +244,9 @@ def _report(results: dict, out_dir: Path) -> None:
         "Shared hyperparameters: the zoo's n_envs, steps per iteration, CG iterations, damping, "
         "critic epochs and minibatch, γ, λ, max_kl, budget, seed. trpo_tf keeps its defaults "
         "otherwise (checkpoints every 10 iterations included); on HalfCheetah its policy std "
-        "starts at exp(-0.5) as in its shipped experiment. trpo_tf runs twice: Fisher-vector "
+        "starts at exp(-0.5) as in its shipped experiment; on Pendulum, where the zoo explores "
+        "with gSDE (noise resampled every 4 steps), trpo_tf uses its gsde distribution "
+        "with the same interval. trpo_tf runs twice: Fisher-vector "
         "products on the whole batch (FVP 100%, as sb3-contrib computes them) and on a fresh "
         "random 20% of it each update (FVP 20%, `trainer.fvp_subsample: 0.2`; the gradient and "
         "the line search use the whole batch). Both libraries are evaluated "
@@ -307,6 +319,9 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=Path("docs/benchmarks"))
     parser.add_argument("--worker", choices=[*WORKERS, "limits"])
     parser.add_argument(
+        "--merge", action="store_true", help="replace only these envs in OUT/speed.json"
+    )
+    parser.add_argument(
         "--report-only", action="store_true", help="rewrite the table and chart from OUT/speed.json"
     )
     args = parser.parse_args()
@@ -320,6 +335,10 @@ def main() -> int:
         print(json.dumps(WORKERS[args.worker](args.envs[0], args.seed)))
         return 0
     results: dict = {"reps": args.reps, "envs": {}}
+    if args.merge:
+        results = json.loads((args.out / "speed.json").read_text())
+        if results["reps"] != args.reps:
+            raise SystemExit(f"--merge: {args.out}/speed.json has {results['reps']} repetitions")
     for env_id in args.envs:
         entry: dict = {kind: [] for kind in WORKERS}
         entry["limits"] = _spawn("limits", env_id, 0)
