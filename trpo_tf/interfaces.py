@@ -32,7 +32,12 @@ class DistributionHead(Protocol):
     """
 
     num_inputs: int
-    """Width of the policy network's last layer."""
+    """Width of the policy network's last layer (including ``num_features``, if set).
+
+    Optional attribute ``num_features: int``: a head that sets it to the last hidden
+    width receives those activations after the outputs (the network then ends in
+    :class:`~trpo_tf.networks.DenseWithFeatures`); see docs/plugins.md.
+    """
 
     param_dim: int
     """Width of the distribution parameter vector."""
