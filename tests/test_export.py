@@ -94,7 +94,12 @@ def _spec_of(env_id: str, action_space: gym.Space | None, obs_dim: int) -> EnvSp
 
 
 def _build_case(
-    name: str, env_id: str, root: Path, action_space: gym.Space | None = None, obs_dim: int = 0
+    name: str,
+    env_id: str,
+    root: Path,
+    action_space: gym.Space | None = None,
+    obs_dim: int = 0,
+    policy: dict | None = None,
 ) -> Case:
     spec = _spec_of(env_id, action_space, obs_dim)
     config = experiment_from_dict(
@@ -102,7 +107,7 @@ def _build_case(
             "name": f"export-{name}",
             "seed": 3,
             "env": {"id": env_id, "normalize_obs": True, "clip_obs": 2.5},
-            "policy": {"hidden": [16, 16]},
+            "policy": {"hidden": [16, 16], **(policy or {})},
             "value": {"hidden": [16]},
         }
     )
@@ -131,6 +136,13 @@ def cases(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Case]:
     built = [
         _build_case("cartpole", "CartPole-v1", root),
         _build_case("pendulum", "Pendulum-v1", root),
+        # the policy network ends in DenseWithFeatures: [μ(s), φ(s)] reach the head
+        _build_case(
+            "pendulum_gsde",
+            "Pendulum-v1",
+            root,
+            policy={"distribution": "gsde", "distribution_kwargs": {"num_features": 16}},
+        ),
         _build_case(
             "box2",
             NO_RENDER_ENV_ID,
@@ -214,7 +226,7 @@ def _in_memory(case: Case) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return normalized, params, actions
 
 
-CASE_NAMES = ["cartpole", "pendulum", "box2", "discrete_start"]
+CASE_NAMES = ["cartpole", "pendulum", "pendulum_gsde", "box2", "discrete_start"]
 
 
 @pytest.mark.parametrize("name", CASE_NAMES)
