@@ -85,6 +85,7 @@ class GsdeNumpySampler:
         self.std = np.exp(log_std)  # [k, d]
         self.variance = np.square(self.std)
         self.resample_every = resample_every
+        self.log_norm = 0.5 * np.log(2.0 * np.pi) * size
         self._calls = 0
         self._theta: np.ndarray | None = None
 
@@ -98,13 +99,13 @@ class GsdeNumpySampler:
             noise = rng.standard_normal((n, *self.std.shape), dtype=np.float32)
             self._theta = noise * self.std
         self._calls += 1
-        log_std = 0.5 * np.log(np.square(features) @ self.variance + VARIANCE_FLOOR)
-        exploration = np.einsum("nk,nkd->nd", features, self._theta)
+        variance = np.square(features) @ self.variance + VARIANCE_FLOOR
+        log_std = 0.5 * np.log(variance)
+        exploration = np.matmul(features[:, None, :], self._theta)[:, 0, :]
         # The density is the per-step Gaussian; its standardized noise is ε = (a − μ)/σ.
         actions = (mean + exploration).astype(np.float32)
-        standardized = (actions - mean) / np.exp(log_std)
-        log_prob = -0.5 * np.sum(standardized**2, axis=-1) - (
-            np.sum(log_std, axis=-1) + 0.5 * np.log(2.0 * np.pi) * self.size
+        log_prob = -0.5 * np.sum(np.square(actions - mean) / variance, axis=-1) - (
+            np.sum(log_std, axis=-1) + self.log_norm
         )
         params = np.concatenate([mean, log_std], axis=-1).astype(np.float32)
         return actions, log_prob.astype(np.float32), params
