@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -9,6 +11,7 @@ import pytest
 from trpo_tf.config import experiment_from_dict
 from trpo_tf.config.build import build_policy
 from trpo_tf.rollout.numpy_actor import NumpyActor, can_mirror
+from trpo_tf.rollout.numpy_policy import SnapshotPolicy
 
 
 @pytest.mark.parametrize(
@@ -58,3 +61,27 @@ def test_sampling_statistics_match_the_distribution() -> None:
     frequencies = np.bincount(actions, minlength=3) / actions.size
     expected = np.exp([1.0, 0.0, -1.0]) / np.exp([1.0, 0.0, -1.0]).sum()
     np.testing.assert_allclose(frequencies, expected, atol=0.015)
+
+
+def test_worker_snapshot_of_a_gsde_policy_acts_like_the_learner_mirror() -> None:
+    # Rollout workers rebuild β from a pickled snapshot: the features-passing output
+    # layer and the held-noise sampler must survive it.
+    config = experiment_from_dict(
+        {
+            "policy": {
+                "distribution": "gsde",
+                "hidden": [16, 8],
+                "distribution_kwargs": {"num_features": 8},
+            }
+        }
+    )
+    policy = build_policy(config, 4, gym.spaces.Box(-2.0, 2.0, (2,), np.float32))
+    for variable in policy.policy_variables:
+        variable.assign(np.random.default_rng(3).normal(size=variable.shape) * 0.3)
+    actor = NumpyActor(policy, seed=0)
+    worker = SnapshotPolicy(pickle.loads(pickle.dumps(actor.snapshot().with_version(1, None))))
+    obs = np.random.default_rng(4).normal(size=(3, 4)).astype(np.float32)
+    actions, log_prob, params = worker.sample(obs, np.random.default_rng(5))
+    np.testing.assert_allclose(params, policy.dist_params(obs).numpy(), rtol=1e-5, atol=1e-5)
+    expected = np.asarray(policy.distribution(params).log_prob(actions))
+    np.testing.assert_allclose(log_prob, expected, rtol=1e-5, atol=1e-5)
