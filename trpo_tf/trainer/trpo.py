@@ -258,17 +258,11 @@ class TrpoUpdate(tf.Module):
             tf.where(curvature_ok, SKIP_NONE, SKIP_BAD_CURVATURE),
             SKIP_ZERO_GRADIENT,
         )
-        accepted, steps, kl, improvement = (
-            result.accepted,
-            result.steps,
-            result.kl,
-            result.improvement,
-        )
         metrics = {
-            "kl": kl,
-            "surrogate_improvement": improvement,
-            "line_search_steps": steps,
-            "line_search_accepted": accepted,
+            "kl": result.kl,
+            "surrogate_improvement": result.improvement,
+            "line_search_steps": result.steps,
+            "line_search_accepted": result.accepted,
             "skip_reason": skip_reason,
             "grad_norm": grad_norm,
             "entropy": tf.reduce_mean(old_distribution.entropy()),
