@@ -193,21 +193,19 @@ def _trpo_tf(env_id: str, seed: int, fvp_subsample: float = 1.0) -> dict:
         with open(Path(tmp) / "run" / "metrics.csv", newline="") as handle:
             rows = list(csv.DictReader(handle))
     wall = result.wall_time_s - summary["eval_time_s"]
+    update = np.array([float(r["update_time_s"]) for r in rows])
+    rollout = np.array([float(r["rollout_time_s"]) for r in rows])
     return {
         "env_steps": result.env_steps,
         "wall_s": wall,
         "steps_per_s": result.env_steps / wall,
-        "rollout_s": sum(float(r["rollout_time_s"]) for r in rows),
-        "update_s": sum(float(r["update_time_s"]) for r in rows),
+        "rollout_s": float(rollout.sum()),
+        "update_s": float(update.sum()),
         # The first two iterations trace and instantiate the compiled functions (the
         # value fit's first call lands in the second): their excess over a steady
         # iteration is the one-time compile cost.
-        "compile_s": sum(float(r["update_time_s"]) for r in rows[:2])
-        - 2 * float(np.median([float(r["update_time_s"]) for r in rows])),
-        "steady_update_share": float(
-            np.median([float(r["update_time_s"]) for r in rows])
-            / np.median([float(r["update_time_s"]) + float(r["rollout_time_s"]) for r in rows])
-        ),
+        "compile_s": float(update[:2].sum() - 2 * np.median(update)),
+        "steady_update_share": float(np.median(update) / np.median(update + rollout)),
         "eval_return": result.final_eval_return,
     }
 
