@@ -21,6 +21,7 @@ from trpo_tf.envs import describe, make_env_fn
 from trpo_tf.errors import IncompatibleSpaceError, RunDirError
 from trpo_tf.evaluation import evaluate
 from trpo_tf.export import export_savedmodel
+from trpo_tf.heap import frozen_heap
 from trpo_tf.interfaces import Tracker
 from trpo_tf.learner import Learner
 from trpo_tf.rollout.actor import Actor
@@ -144,6 +145,18 @@ def train(
         RunDirError: ``resume`` without a checkpoint in ``run_dir``.
         KeyboardInterrupt: after saving a checkpoint, when interrupted.
     """
+    with frozen_heap():  # imports' objects out of the collector's way (trpo_tf/heap.py)
+        return _train(config, run_dir, quiet, progress_every, trackers, resume)
+
+
+def _train(
+    config: ExperimentConfig,
+    run_dir: str | Path,
+    quiet: bool,
+    progress_every: int,
+    trackers: list[Tracker] | None,
+    resume: bool,
+) -> TrainResult:
     configure_tensorflow(config.trainer.threads, config.trainer.graph_optimizer)
     tf.random.set_seed(config.seed)
     np.random.seed(config.seed)

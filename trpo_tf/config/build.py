@@ -6,8 +6,6 @@ through :mod:`trpo_tf.registry`.
 
 from __future__ import annotations
 
-from typing import Any
-
 import gymnasium as gym
 import keras
 
@@ -18,6 +16,7 @@ from trpo_tf.errors import ConfigError, IncompatibleSpaceError
 from trpo_tf.interfaces import AdvantageEstimator, DistributionHead
 from trpo_tf.networks import build_mlp
 from trpo_tf.policy import Policy
+from trpo_tf.trainer.adam import FusedAdam
 
 
 def build_distribution(config: PolicyConfig, action_space: gym.Space) -> DistributionHead:
@@ -82,7 +81,7 @@ def build_policy(config: ExperimentConfig, observation_dim: int, action_space: g
     return Policy(network, head)
 
 
-def build_value(config: ExperimentConfig, observation_dim: int) -> tuple[keras.Model, Any]:
+def build_value(config: ExperimentConfig, observation_dim: int) -> tuple[keras.Model, FusedAdam]:
     """V_φ network and its Adam optimizer."""
     network = build_mlp(
         observation_dim,
@@ -93,4 +92,4 @@ def build_value(config: ExperimentConfig, observation_dim: int) -> tuple[keras.M
         seed=config.seed + 7919,
         name="value_network",
     )
-    return network, keras.optimizers.Adam(learning_rate=config.value.learning_rate)
+    return network, FusedAdam(learning_rate=config.value.learning_rate)

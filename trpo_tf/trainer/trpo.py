@@ -26,6 +26,7 @@ import keras
 import tensorflow as tf
 
 from trpo_tf.policy import Policy
+from trpo_tf.trainer.adam import FusedAdam
 from trpo_tf.trainer.cg import conjugate_gradient_with_residual
 from trpo_tf.trainer.flat import assign_flat, flat_gradient, get_flat
 from trpo_tf.trainer.fvp import (
@@ -94,7 +95,7 @@ class TrpoUpdate(tf.Module):
         self,
         policy: Policy,
         value_network: keras.Model,
-        value_optimizer: keras.optimizers.Optimizer,
+        value_optimizer: FusedAdam | keras.optimizers.Optimizer,
         hyperparameters: TrpoHyperparameters,
         batch_size: int,
         observation_dim: int,

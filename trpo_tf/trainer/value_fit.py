@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any, Protocol
+
 import keras
 import tensorflow as tf
 
 
+class GradientOptimizer(Protocol):
+    """What the value fit needs of an optimizer (``FusedAdam``, any Keras optimizer)."""
+
+    def apply_gradients(self, grads_and_vars: Iterable[tuple[tf.Tensor, tf.Variable]]) -> Any:
+        """Apply one step of ``(gradient, variable)`` pairs."""
+
+
 def fit_value(
     value_network: keras.Model,
-    optimizer: keras.optimizers.Optimizer,
+    optimizer: GradientOptimizer,
     generator: tf.random.Generator,
     observations: tf.Tensor,
     targets: tf.Tensor,
@@ -24,7 +34,7 @@ def fit_value(
 
     Args:
         value_network: ``[batch, obs_dim] -> [batch, 1]``.
-        optimizer: a built Keras optimizer over ``value_network.trainable_variables``.
+        optimizer: built over ``value_network.trainable_variables`` (``FusedAdam`` or Keras).
         generator: source of the per-epoch permutations (checkpointable).
         observations: ``[batch, obs_dim]``.
         targets: ``[batch]``.
