@@ -55,7 +55,8 @@ class BoxGaussianBase(tf.Module):
         self.high = np.asarray(high, dtype=np.float64).reshape(-1)
 
     def _split(self, params: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        return params[..., : self.size], params[..., self.size :]
+        mean, rest = tf.split(params, [self.size, -1], axis=-1)  # one op; slicing traces ~8
+        return mean, rest
 
     def distribution(self, params: tf.Tensor) -> tfd.Distribution:
         """Independent Normals with batch shape ``[batch]``, event ``[d]``.

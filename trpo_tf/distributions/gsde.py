@@ -59,7 +59,8 @@ class GsdeHead(BoxGaussianBase):
 
     def params(self, net_out: tf.Tensor) -> tf.Tensor:
         """``[batch, d + k]`` = ``[μ, φ]`` -> ``[batch, 2d]`` = ``[μ, log σ(s)]``."""
-        mean, features = net_out[..., : self.size], tf.stop_gradient(net_out[..., self.size :])
+        mean, features = self._split(net_out)
+        features = tf.stop_gradient(features)
         variance = tf.matmul(tf.square(features), tf.exp(2.0 * self.log_std)) + VARIANCE_FLOOR
         return tf.concat([mean, 0.5 * tf.math.log(variance)], axis=-1)
 

@@ -6,6 +6,8 @@ from collections.abc import Callable
 
 import tensorflow as tf
 
+from trpo_tf.trainer.flat import dot
+
 
 def conjugate_gradient(
     matvec: Callable[[tf.Tensor], tf.Tensor],
@@ -50,17 +52,17 @@ def conjugate_gradient_with_residual(
 
     def body(i, x, r, p, rr):
         fp = matvec(p)
-        alpha = rr / tf.tensordot(p, fp, 1)
+        alpha = rr / dot(p, fp)
         x = x + alpha * p
         r = r - alpha * fp
-        rr_new = tf.tensordot(r, r, 1)
+        rr_new = dot(r, r)
         p = r + (rr_new / rr) * p
         return i + 1, x, r, p, rr_new
 
     _, x, r, _, _ = tf.while_loop(
         cond,
         body,
-        (tf.constant(0), tf.zeros_like(b), b, b, tf.tensordot(b, b, 1)),
+        (tf.constant(0), tf.zeros_like(b), b, b, dot(b, b)),
         maximum_iterations=iterations,
     )
     return x, r

@@ -7,7 +7,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from trpo_tf.trainer.flat import flat_gradient
+from trpo_tf.trainer.flat import dot, flat_gradient
 
 
 def fisher_vector_product(
@@ -36,7 +36,7 @@ def fisher_vector_product(
         with tf.GradientTape() as inner:
             kl = mean_kl()
         grad = flat_gradient(inner.gradient(kl, variables), variables)
-        grad_dot_vector = tf.tensordot(grad, vector, 1)
+        grad_dot_vector = dot(grad, vector)
     hvp = flat_gradient(outer.gradient(grad_dot_vector, variables), variables)
     return hvp + damping * vector
 

@@ -28,7 +28,7 @@ import tensorflow as tf
 from trpo_tf.policy import Policy
 from trpo_tf.trainer.adam import FusedAdam
 from trpo_tf.trainer.cg import conjugate_gradient_with_residual
-from trpo_tf.trainer.flat import assign_flat, flat_gradient, get_flat
+from trpo_tf.trainer.flat import assign_flat, dot, flat_gradient, get_flat
 from trpo_tf.trainer.fvp import (
     fisher_of_linearization,
     fisher_vector_product,
@@ -239,7 +239,7 @@ class TrpoUpdate(tf.Module):
             fisher_product_fn(), rhs, hp.cg_iters
         )
         # sᵀ(F + λI)s with (F + λI)s = g − r from CG itself: no extra product.
-        curvature = tf.tensordot(direction, rhs - residual, 1)
+        curvature = dot(direction, rhs - residual)
         curvature_ok = tf.logical_and(curvature > 0, tf.math.is_finite(curvature))
         proceed = tf.logical_and(has_gradient, curvature_ok)
         scale = tf.sqrt(2.0 * hp.max_kl / tf.where(proceed, curvature, tf.ones_like(curvature)))
@@ -273,9 +273,13 @@ class TrpoUpdate(tf.Module):
 
 
 def random_subset(generator: tf.random.Generator, population: int, size: int) -> tf.Tensor:
-    """``size`` distinct indices of ``range(population)``, uniformly drawn, sorted ``[size]``."""
+    """``size`` distinct indices of ``range(population)``, uniformly drawn ``[size]``.
+
+    The indices of the ``size`` largest of ``population`` iid uniform keys: every
+    subset of that size is equally likely (one ``TopKV2`` op).
+    """
     keys = generator.uniform([population])
-    return tf.sort(tf.argsort(keys)[:size])
+    return tf.math.top_k(keys, k=size, sorted=False).indices
 
 
 def restore_policy(policy: Policy, theta: tf.Tensor) -> None:
