@@ -173,3 +173,25 @@ def test_sigkill_while_writing_a_checkpoint_keeps_the_previous_one(tmp_path: Pat
     iterations = [int(r["iteration"]) for r in _rows(run_dir / "metrics.csv")]
     assert iterations == list(range(1, 9))
     assert (run_dir / "summary.json").exists()
+
+
+def test_a_checkpoint_that_does_not_fit_the_run_is_a_one_line_error(tmp_path: Path) -> None:
+    from trpo_tf.errors import RunDirError
+    from trpo_tf.networks import build_mlp
+    from trpo_tf.trainer.adam import FusedAdam
+
+    network = build_mlp(3, [8], 1, name="value")
+    manager = CheckpointManager(tmp_path / "checkpoints", keep=1)
+    manager.save(1, {"value_network": network}, manager.snapshot({"loop": 1}))
+    # This run also has an optimizer whose moments the checkpoint does not hold.
+    optimizer = FusedAdam(1e-3)
+    optimizer.build(network.trainable_variables)
+    restored: list[dict] = []
+    with pytest.raises(RunDirError, match="does not fit this run's model or optimizer") as error:
+        CheckpointManager.load(
+            manager.latest(),
+            {"value_network": network, "value_optimizer": optimizer},
+            restored.append,
+        )
+    assert "\n" not in str(error.value)
+    assert restored == []

@@ -26,6 +26,8 @@ from typing import Any
 
 import tensorflow as tf
 
+from trpo_tf.errors import RunDirError
+
 _PREFIX = "iter_"
 _TMP = ".tmp-"
 # Fault-injection hook for tests: seconds to sleep between writing the TF and
@@ -90,7 +92,20 @@ class CheckpointManager:
     def load(
         path: Path, tf_objects: dict[str, Any], restore: Callable[[dict[str, Any]], None]
     ) -> None:
-        """Restore TF objects in place and pass the Python state to ``restore``."""
-        tf.train.Checkpoint(**tf_objects).read(str(path / "tf")).assert_existing_objects_matched()
+        """Restore TF objects in place and pass the Python state to ``restore``.
+
+        Raises:
+            RunDirError: the checkpoint lacks variables this run has (written for
+                another network shape, distribution or optimizer).
+        """
+        status = tf.train.Checkpoint(**tf_objects).read(str(path / "tf"))
+        try:
+            status.assert_existing_objects_matched()
+        except AssertionError as error:
+            detail = str(error).strip().splitlines()[0][:300]
+            raise RunDirError(
+                f"checkpoint {path} does not fit this run's model or optimizer (written by "
+                f"another configuration or trpo_tf version?); start a new run instead: {detail}"
+            ) from None
         with open(path / "state.pkl", "rb") as handle:
             restore(pickle.load(handle))
