@@ -35,8 +35,8 @@ def _numpy_adam(values: list[np.ndarray], steps: int, lr: float) -> list[np.ndar
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("compiled", [False, True])
-def test_steps_match_adam_reference_and_keras(dtype: str, compiled: bool) -> None:
+@pytest.mark.parametrize("compiled", [False, True, "xla"])
+def test_steps_match_adam_reference_and_keras(dtype: str, compiled: bool | str) -> None:
     fused_vars, keras_vars = _pair(dtype)
     initial = [v.numpy() for v in fused_vars]
     fused, reference = FusedAdam(0.05), keras.optimizers.Adam(0.05)
@@ -46,7 +46,9 @@ def test_steps_match_adam_reference_and_keras(dtype: str, compiled: bool) -> Non
     def step(optimizer, variables, gradients):
         optimizer.apply_gradients(zip(gradients, variables, strict=True))
 
-    fused_step = tf.function(step, autograph=False) if compiled else step
+    fused_step = (
+        tf.function(step, autograph=False, jit_compile=compiled == "xla") if compiled else step
+    )
     for t in range(6):
         gradients = [tf.constant(g) for g in _gradients(t, dtype)]
         fused_step(fused, fused_vars, gradients)
