@@ -18,8 +18,8 @@ class FusedAdam(tf.Module):
 
     — the same update, with ε in the same place, as ``keras.optimizers.Adam``
     (tests/trainer/test_adam.py compares them). Keras builds ~10 ops per variable
-    per step through its distribution-strategy plumbing; here it is one op, so the
-    value fit traces ~0.1 s faster and each Adam step dispatches a sixth of the ops.
+    per step through its distribution-strategy plumbing; here it is one op, which
+    took the value fit's trace from 0.16 to 0.09–0.10 s (CartPole settings).
 
     Call :meth:`build` with the variables before the first step (a checkpoint
     restores into the slots it creates).
@@ -45,7 +45,7 @@ class FusedAdam(tf.Module):
         self.iterations = tf.Variable(0, dtype=tf.int64, trainable=False, name="iterations")
         self.m: list[tf.Variable] = []
         self.v: list[tf.Variable] = []
-        self._slot_of: dict[object, int] = {}
+        self._slot_of: dict[int, int] = {}  # id(variable) -> slot index
 
     def build(self, variables: Sequence[tf.Variable]) -> None:
         """Create the zero-initialized moment slots of ``variables`` (once each)."""

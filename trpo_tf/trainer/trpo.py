@@ -26,7 +26,6 @@ import keras
 import tensorflow as tf
 
 from trpo_tf.policy import Policy
-from trpo_tf.trainer.adam import FusedAdam
 from trpo_tf.trainer.cg import conjugate_gradient_with_residual
 from trpo_tf.trainer.flat import assign_flat, dot, flat_gradient, get_flat
 from trpo_tf.trainer.fvp import (
@@ -35,7 +34,7 @@ from trpo_tf.trainer.fvp import (
     primal_variables,
 )
 from trpo_tf.trainer.line_search import backtracking_line_search
-from trpo_tf.trainer.value_fit import fit_value
+from trpo_tf.trainer.value_fit import GradientOptimizer, fit_value
 
 SKIP_NONE = 0
 SKIP_ZERO_GRADIENT = 1
@@ -95,7 +94,7 @@ class TrpoUpdate(tf.Module):
         self,
         policy: Policy,
         value_network: keras.Model,
-        value_optimizer: FusedAdam | keras.optimizers.Optimizer,
+        value_optimizer: GradientOptimizer,
         hyperparameters: TrpoHyperparameters,
         batch_size: int,
         observation_dim: int,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
 import keras
@@ -11,6 +11,9 @@ import tensorflow as tf
 
 class GradientOptimizer(Protocol):
     """What the value fit needs of an optimizer (``FusedAdam``, any Keras optimizer)."""
+
+    def build(self, variables: Sequence[tf.Variable]) -> Any:
+        """Create the optimizer's state for ``variables`` (before the first step)."""
 
     def apply_gradients(self, grads_and_vars: Iterable[tuple[tf.Tensor, tf.Variable]]) -> Any:
         """Apply one step of ``(gradient, variable)`` pairs."""
