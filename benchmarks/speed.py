@@ -192,7 +192,9 @@ def _trpo_tf(env_id: str, seed: int, fvp_subsample: float = 1.0) -> dict:
         summary = json.loads((Path(tmp) / "run" / "summary.json").read_text())
         with open(Path(tmp) / "run" / "metrics.csv", newline="") as handle:
             rows = list(csv.DictReader(handle))
-    wall = result.wall_time_s - summary["eval_time_s"]
+    # Training only, as for sb3-contrib (whose timer stops when learn() returns): without
+    # the evaluations and the final checkpoint, policy save and SavedModel export.
+    wall = summary["train_time_s"] - summary["eval_time_s"]
     update = np.array([float(r["update_time_s"]) for r in rows])
     rollout = np.array([float(r["rollout_time_s"]) for r in rows])
     return {
@@ -249,8 +251,10 @@ def _report(results: dict, out_dir: Path) -> None:
         "random 20% of it each update (FVP 20%, `trainer.fvp_subsample: 0.2`; the gradient and "
         "the line search use the whole batch). Both libraries are evaluated "
         f"deterministically on the same {EVAL_EPISODES} initial states (reset seeds "
-        "seed + 10,000 + i). Update share: update time over wall time (steps/s and shares "
-        "exclude the final evaluation); trpo_tf's steady share is that of a median iteration, "
+        "seed + 10,000 + i). Wall time is training only: from the first rollout to the end "
+        "of the last update (for trpo_tf: of its last value fit), without the final "
+        "evaluation, checkpoint, save or export. Update share: update time over wall time; "
+        "trpo_tf's steady share is that of a median iteration, "
         "its compile time the excess of its first two iterations (tracing the compiled "
         "functions) over two median ones. Limits: env-only (random actions) and a bare numpy "
         "64×64 MLP policy stepping the same vector env, the best of one 3-s measurement "

@@ -176,6 +176,15 @@ def test_train_writes_summary_and_policy(trained):
     assert math.isfinite(summary["final_eval_return"])
     assert summary["final_eval_return_std"] >= 0
     assert summary["update_retraces"] == 0  # each compiled function was traced once
+    # Training time stops before the final checkpoint/export; both parts add up to the wall.
+    assert 0 < summary["eval_time_s"] < summary["train_time_s"] < summary["wall_time_s"]
+    assert summary["finalize_time_s"] > 0
+    assert summary["train_time_s"] + summary["finalize_time_s"] == pytest.approx(
+        summary["wall_time_s"], abs=2e-3
+    )
+    assert summary["train_steps_per_s"] == pytest.approx(
+        summary["env_steps"] / (summary["train_time_s"] - summary["eval_time_s"]), rel=1e-2
+    )
     with open(run_dir / "metrics.csv", newline="") as handle:
         last = list(csv.DictReader(handle))[-1]
     assert summary["final_eval_return"] == pytest.approx(float(last["eval_return"]))

@@ -263,6 +263,8 @@ def _train(
             if interrupt.requested:
                 raise KeyboardInterrupt
         completed = True
+        value_fitter.wait()  # the last value fit is part of training
+        train_time = time.perf_counter() - start
         save_checkpoint()
         agent.save(run.policy_dir)
         try:
@@ -309,7 +311,11 @@ def _train(
         "iterations": iterations,
         "update_retraces": update.retrace_count(),
         "eval_time_s": round(loop.eval_time, 3),
-        "train_steps_per_s": round(result.env_steps / max(wall - loop.eval_time, 1e-9), 1),
+        # Training alone: the loop up to the last value fit, without its evaluations and
+        # without the final checkpoint, policy save and SavedModel export.
+        "train_time_s": round(train_time, 3),
+        "finalize_time_s": round(wall - train_time, 3),
+        "train_steps_per_s": round(result.env_steps / max(train_time - loop.eval_time, 1e-9), 1),
     }
     run.write_summary(summary)
     for tracker in trackers:
