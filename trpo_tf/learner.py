@@ -23,7 +23,7 @@ from trpo_tf.agent import Agent
 from trpo_tf.config.build import build_estimator
 from trpo_tf.config.schema import ExperimentConfig
 from trpo_tf.interfaces import AdvantageEstimator, AdvantageInputs
-from trpo_tf.rollout.numpy_actor import mirror_layers
+from trpo_tf.rollout.numpy_actor import mirror_layers, read_weights
 from trpo_tf.rollout.numpy_policy import mlp_forward
 from trpo_tf.trainer import TrpoHyperparameters, TrpoUpdate
 from trpo_tf.types import Rollout
@@ -49,15 +49,14 @@ def compute_advantages(
     """
     T, N = rollout.rewards.shape
     obs = rollout.observations.reshape(T * N, -1)
-    stacked = np.concatenate(
-        [obs, rollout.last_observations, rollout.final_observations.reshape(T * N, -1)]
-    )
-    all_values = value_fn(stacked)
+    # Final observations matter only where an episode was truncated.
+    truncated = np.flatnonzero(rollout.truncated.reshape(-1))
+    final_obs = rollout.final_observations.reshape(T * N, -1)[truncated]
+    all_values = value_fn(np.concatenate([obs, rollout.last_observations, final_obs]))
     values = all_values[: T * N].reshape(T, N)
     last_values = all_values[T * N : T * N + N]
-    final_values = all_values[T * N + N :].reshape(T, N)
     next_values = np.concatenate([values[1:], last_values[None]], axis=0)
-    next_values = np.where(rollout.truncated, final_values, next_values)
+    next_values.reshape(-1)[truncated] = all_values[T * N + N :]
     episode_end = np.logical_or(rollout.terminated, rollout.truncated)
     inputs = AdvantageInputs(
         rewards=rollout.rewards.astype(np.float32),
@@ -103,8 +102,7 @@ def value_predictor(
     if layers is not None:
 
         def forward(observations: np.ndarray) -> np.ndarray:
-            weights = [(name, layer.kernel.numpy(), layer.bias.numpy()) for name, layer in layers]
-            return mlp_forward(weights, observations)[:, 0]
+            return mlp_forward(read_weights(layers), observations)[:, 0]
 
         return forward
     compiled = tf.function(

@@ -6,6 +6,12 @@ import numpy as np
 import pytest
 
 from trpo_tf.advantages import make_gae, make_mc
+from trpo_tf.advantages.gae import (
+    PYTHON_LOOP_MAX_ENVS,
+    discounted_reverse_sum,
+    reverse_sum_by_env,
+    reverse_sum_by_step,
+)
 from trpo_tf.errors import ConfigError
 from trpo_tf.interfaces import AdvantageInputs
 
@@ -79,6 +85,24 @@ def test_gae_matches_plain_loop(gamma: float, lam: float) -> None:
     expected = _gae_oracle(inputs, gamma, lam)
     np.testing.assert_allclose(result.advantages, expected, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(result.value_targets, expected + inputs.values, atol=1e-5)
+
+
+def test_reverse_sum_loops_agree_bitwise_on_both_sides_of_the_threshold() -> None:
+    rng = np.random.default_rng(5)
+    for n_envs in (1, PYTHON_LOOP_MAX_ENVS, PYTHON_LOOP_MAX_ENVS + 1):
+        deltas = rng.normal(size=(300, n_envs)).astype(np.float32)
+        ends = rng.random((300, n_envs)) < 0.02
+        carry = 0.97 * (1.0 - ends.astype(np.float64))
+        by_env = reverse_sum_by_env(deltas.astype(np.float64), carry)
+        by_step = reverse_sum_by_step(deltas.astype(np.float64), carry)
+        assert np.array_equal(by_env, by_step)
+        result = discounted_reverse_sum(deltas, 0.97, ends)
+        assert result.dtype == np.float32
+        np.testing.assert_array_equal(result, by_step.astype(np.float32))
+        # Spot-check against the definition: x_t = δ_t + 0.97 (1 − end_t) x_{t+1}.
+        t = 100
+        expected = deltas[t] + 0.97 * (1.0 - ends[t]) * by_step[t + 1]
+        np.testing.assert_allclose(result[t], expected, rtol=1e-6)
 
 
 def test_gae_truncation_bootstraps_but_termination_does_not() -> None:

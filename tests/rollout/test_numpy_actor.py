@@ -5,12 +5,14 @@ from __future__ import annotations
 import pickle
 
 import gymnasium as gym
+import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from trpo_tf.config import experiment_from_dict
 from trpo_tf.config.build import build_policy
-from trpo_tf.rollout.numpy_actor import NumpyActor, can_mirror
+from trpo_tf.rollout.numpy_actor import NumpyActor, can_mirror, read_variable
 from trpo_tf.rollout.numpy_policy import SnapshotPolicy
 
 
@@ -51,6 +53,22 @@ def test_numpy_actor_follows_weight_changes_after_sync() -> None:
     np.testing.assert_allclose(actor.mode(obs), before + np.array([1.0, -1.0]), atol=1e-6)
     _, _, params = actor.sample(obs)
     np.testing.assert_allclose(params[:, 2:], [[0.5, -0.5]] * 2)
+
+
+def test_read_variable_returns_the_value_at_the_time_of_the_read() -> None:
+    keras_variable = keras.Variable(np.arange(6.0).reshape(2, 3), dtype="float32")
+    tf_variable = tf.Variable([1.0, 2.0], dtype=tf.float64)
+    assign_in_graph = tf.function(lambda v, x: v.assign(x), autograph=False)
+    for variable, value in ((keras_variable, np.arange(6.0).reshape(2, 3)), (tf_variable, [1, 2])):
+        read = read_variable(variable)
+        assert read.dtype == tf.as_dtype(variable.dtype).as_numpy_dtype
+        np.testing.assert_array_equal(read, value)
+        # Later writes, eager or compiled (as the TRPO step writes θ), leave the read alone.
+        variable.assign(np.full(read.shape, 7.0))
+        resource = variable.value if isinstance(variable, keras.Variable) else variable
+        assign_in_graph(resource, np.full(read.shape, 9.0, read.dtype))
+        np.testing.assert_array_equal(read, value)
+        np.testing.assert_array_equal(read_variable(variable), np.full(read.shape, 9.0))
 
 
 def test_sampling_statistics_match_the_distribution() -> None:

@@ -11,17 +11,49 @@ from trpo_tf.errors import ConfigError
 from trpo_tf.interfaces import AdvantageInputs, AdvantageOutputs
 
 
+# Up to this many environments a Python loop over floats beats per-step numpy ops
+# (512 steps × 2 envs: 0.10 vs 0.66 ms). Both paths do the same float64 operations in
+# the same order, so they agree bitwise (tests/advantages/test_estimators.py).
+PYTHON_LOOP_MAX_ENVS = 8
+
+
 def discounted_reverse_sum(
     deltas: np.ndarray, discount: float, episode_end: np.ndarray
 ) -> np.ndarray:
-    """x_t = δ_t + discount · (1 − end_t) · x_{t+1}, with x_T = 0; arrays ``[T, n_envs]``."""
-    out = np.empty_like(deltas)
-    running = np.zeros(deltas.shape[1:], dtype=deltas.dtype)
-    carry = discount * (1.0 - episode_end)  # one array op instead of two per step
-    for t in range(deltas.shape[0] - 1, -1, -1):
-        running = deltas[t] + carry[t] * running
+    """x_t = δ_t + discount · (1 − end_t) · x_{t+1}, with x_T = 0; arrays ``[T, n_envs]``.
+
+    Accumulated in float64, returned in ``deltas``' dtype.
+    """
+    values = np.asarray(deltas, np.float64)
+    carry = discount * (1.0 - np.asarray(episode_end, np.float64))
+    if values.shape[1] <= PYTHON_LOOP_MAX_ENVS:
+        out = reverse_sum_by_env(values, carry)
+    else:
+        out = reverse_sum_by_step(values, carry)
+    return out.astype(np.asarray(deltas).dtype, copy=False)
+
+
+def reverse_sum_by_step(values: np.ndarray, carry: np.ndarray) -> np.ndarray:
+    """x_t = v_t + c_t · x_{t+1} (x_T = 0), one vector operation over the envs per step."""
+    out = np.empty_like(values)
+    running = np.zeros(values.shape[1:], dtype=values.dtype)
+    for t in range(values.shape[0] - 1, -1, -1):
+        running = values[t] + carry[t] * running
         out[t] = running
     return out
+
+
+def reverse_sum_by_env(values: np.ndarray, carry: np.ndarray) -> np.ndarray:
+    """The same recursion as :func:`reverse_sum_by_step`, a Python float loop per env."""
+    columns = []
+    for value_column, carry_column in zip(values.T.tolist(), carry.T.tolist()):
+        running = 0.0
+        column = [0.0] * len(value_column)
+        for t in range(len(value_column) - 1, -1, -1):
+            running = value_column[t] + carry_column[t] * running
+            column[t] = running
+        columns.append(column)
+    return np.array(columns, dtype=np.float64).T.reshape(values.shape)
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from trpo_tf.networks import DenseWithFeatures
 from trpo_tf.policy import Policy
@@ -62,6 +63,34 @@ def mirror_layers(network: keras.Model) -> list[tuple[str, Any]] | None:
     return layers
 
 
+def read_variable(variable: Any) -> np.ndarray:
+    """The current value of a Keras or TensorFlow variable as a numpy array.
+
+    One eager ``ReadVariableOp`` (~9 µs; ``.numpy()`` on a Keras variable costs ~30 µs
+    on its way through Keras' and TensorFlow's read paths). TensorFlow copies on the
+    next assignment, so the array keeps the value it was read with.
+    """
+    resource = variable.value if isinstance(variable, keras.Variable) else variable
+    if not hasattr(resource, "handle"):  # e.g. an autocast view: read it the usual way
+        return np.asarray(resource)
+    return tf.raw_ops.ReadVariableOp(resource=resource.handle, dtype=resource.dtype).numpy()
+
+
+def read_weights(layers: list[tuple[str, Any]], dtype: Any = None) -> list[Layer]:
+    """``[(activation, kernel, bias)]`` for :func:`mirror_layers`' output, read now.
+
+    ``dtype`` casts the arrays (``None``: the variables' own dtype).
+    """
+    return [
+        (
+            name,
+            np.asarray(read_variable(layer.kernel), dtype),
+            np.asarray(read_variable(layer.bias), dtype),
+        )
+        for name, layer in layers
+    ]
+
+
 def can_mirror(policy: Policy) -> bool:
     """Whether :class:`NumpyActor` supports this policy."""
     return mirror_layers(policy.network) is not None and hasattr(policy.head, "numpy_sampler")
@@ -81,14 +110,7 @@ class NumpyActor:
 
     def sync(self) -> None:
         """Copy the current weights of π_θ (call after every update or restore)."""
-        self._weights: list[Layer] = [
-            (
-                name,
-                np.asarray(layer.kernel.numpy(), np.float32),
-                np.asarray(layer.bias.numpy(), np.float32),
-            )
-            for name, layer in self._layers
-        ]
+        self._weights: list[Layer] = read_weights(self._layers, np.float32)
         self._sampler: NumpySampler = self.policy.head.numpy_sampler()
 
     def _forward(self, observations: np.ndarray) -> np.ndarray:
