@@ -55,8 +55,9 @@ def compute_advantages(
     all_values = value_fn(np.concatenate([obs, rollout.last_observations, final_obs]))
     values = all_values[: T * N].reshape(T, N)
     last_values = all_values[T * N : T * N + N]
-    next_values = np.concatenate([values[1:], last_values[None]], axis=0)
-    next_values.reshape(-1)[truncated] = all_values[T * N + N :]
+    next_values = np.concatenate([values[1:], last_values[None]], axis=0).reshape(-1)
+    next_values[truncated] = all_values[T * N + N :]
+    next_values = next_values.reshape(T, N)
     episode_end = np.logical_or(rollout.terminated, rollout.truncated)
     inputs = AdvantageInputs(
         rewards=rollout.rewards.astype(np.float32),
