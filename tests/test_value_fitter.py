@@ -19,6 +19,10 @@ class _FakeUpdate:
         time.sleep(0.01)  # long enough for the caller to run ahead
         self.calls.append((threading.current_thread().name, int(targets[0])))
 
+    def prepare_value_fit(self) -> None:
+        time.sleep(0.3)
+        self.calls.append((threading.current_thread().name, -1))
+
 
 def test_fits_run_in_order_in_one_background_thread_and_wait_blocks() -> None:
     update = _FakeUpdate()
@@ -60,3 +64,24 @@ def test_without_overlap_work_runs_inline() -> None:
     fitter.launch(np.zeros((2, 1)), np.full(2, 7))
     assert update.calls == [(threading.current_thread().name, 7)]
     fitter.close()
+
+
+def test_wait_does_not_wait_for_prepare_but_the_first_fit_queues_behind_it() -> None:
+    update = _FakeUpdate()
+    fitter = ValueFitter(update, overlap=True)
+    fitter.prepare()
+    start = time.perf_counter()
+    fitter.wait()  # only the state-free build is queued: nothing to wait for
+    assert time.perf_counter() - start < 0.2
+    assert update.calls == []
+    fitter.launch(np.zeros((2, 1)), np.full(2, 4))
+    fitter.wait()
+    assert update.calls == [("value-fit", -1), ("value-fit", 4)]
+    fitter.close()
+
+
+def test_without_overlap_prepare_does_nothing() -> None:
+    update = _FakeUpdate()
+    fitter = ValueFitter(update, overlap=False)
+    fitter.prepare()
+    assert update.calls == []

@@ -122,7 +122,8 @@ class ValueFitter:
     overlapping the two is exact: :meth:`wait` is called before V is used, before
     synchronous checkpoints and at the end. TensorFlow releases the GIL while it
     computes, so on a machine with two cores the fit costs the learner almost no
-    wall time. :meth:`then` queues more work behind the fit (a checkpoint write).
+    wall time. :meth:`then` queues more work behind the fit (a checkpoint write);
+    :meth:`prepare` builds the compiled fit ahead of the first one.
 
     One worker thread, started on first use, runs the queued tasks in order
     (handing a task to it costs ~15 µs; starting a thread per fit cost ~1 ms).
@@ -134,6 +135,16 @@ class ValueFitter:
         self._tasks: queue.Queue[Callable[[], Any] | None] = queue.Queue()
         self._worker: threading.Thread | None = None
         self._error: BaseException | None = None
+        self._pending = False  # fits or writes queued since the last wait()
+
+    def prepare(self) -> None:
+        """Build the compiled fit in the background (nothing inline).
+
+        It changes no state, so :meth:`wait` does not wait for it; the first fit
+        queues behind it.
+        """
+        if self.overlap:
+            self._submit(self.update.prepare_value_fit)
 
     def launch(self, observations: np.ndarray, targets: np.ndarray) -> None:
         self.wait()
@@ -144,6 +155,10 @@ class ValueFitter:
         if not self.overlap:
             task()
             return
+        self._pending = True
+        self._submit(task)
+
+    def _submit(self, task: Callable[[], Any]) -> None:
         if self._worker is None:
             self._worker = threading.Thread(target=self._run, name="value-fit", daemon=True)
             self._worker.start()
@@ -161,9 +176,10 @@ class ValueFitter:
         self._tasks.task_done()
 
     def wait(self) -> None:
-        """Block until the queued work is done; re-raise its error."""
-        if self._worker is not None:
+        """Block until the queued fits and writes are done; re-raise a worker's error."""
+        if self._worker is not None and self._pending:
             self._tasks.join()
+            self._pending = False
         if self._error is not None:
             error, self._error = self._error, None
             raise error
@@ -221,6 +237,7 @@ class Learner:
         self.update = build_update(config, agent, batch_size, observation_dim)
         self.estimator: AdvantageEstimator = build_estimator(config.advantage)
         self.value_fitter = ValueFitter(self.update, overlap=config.trainer.overlap_value_fit)
+        self._prepared = False
         policy = agent.policy
         observation_spec = tf.TensorSpec([None, observation_dim], tf.float32)
         self._value = value_predictor(agent.value_network, observation_dim)
@@ -260,14 +277,20 @@ class Learner:
         # correction off (an ablation) treats stale data as if π_old had collected it.
         correct = self.config.trainer.behavior_correction
         denominator = rollout.behavior_log_prob if correct else old_log_prob
+        arguments = (
+            observations,
+            actions,
+            denominator.reshape(-1).astype(np.float32),
+            flat_adv.astype(np.float32),
+        )
+        if not self._prepared:
+            # Trace the policy step here; while its graph is instantiated (TensorFlow
+            # releases the GIL there) the worker traces and builds the value fit.
+            self.update.policy_update.get_concrete_function(*arguments)
+            self.value_fitter.prepare()
+            self._prepared = True
         metrics: dict[str, Any] = {
-            k: float(v)
-            for k, v in self.update.policy_update(
-                observations,
-                actions,
-                denominator.reshape(-1).astype(np.float32),
-                flat_adv.astype(np.float32),
-            ).items()
+            k: float(v) for k, v in self.update.policy_update(*arguments).items()
         }
         self.value_fitter.launch(observations, targets.reshape(-1).astype(np.float32))
         # Reported before fitting (so it is the same whether or not the fit overlaps

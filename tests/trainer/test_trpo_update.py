@@ -263,6 +263,34 @@ def test_value_loss_decreases_on_fixed_targets(kind: str) -> None:
     assert update.trace_count() == 1
 
 
+@pytest.mark.parametrize("jit_compile", [False, True], ids=["graph", "xla"])
+def test_prepare_value_fit_builds_the_fit_and_changes_no_state(jit_compile: bool) -> None:
+    update, twin = (_build("diag_gaussian", jit_compile=jit_compile) for _ in range(2))
+    batch = _batch(update, seed=8)
+    optimizer_state = [v.numpy().copy() for v in update.value_optimizer.variables]
+    phi = [v.numpy().copy() for v in update.value_network.trainable_variables]
+    generator_state = update.generator.state.numpy().copy()
+    update.prepare_value_fit()
+    assert int(update.value_fit.experimental_get_tracing_count()) == 1
+    for before, variable in zip(phi, update.value_network.trainable_variables, strict=True):
+        np.testing.assert_array_equal(before, variable.numpy())
+    for before, variable in zip(optimizer_state, update.value_optimizer.variables, strict=True):
+        np.testing.assert_array_equal(before, variable.numpy())
+    np.testing.assert_array_equal(generator_state, update.generator.state.numpy())
+    # The real fit then reuses that graph and does what a fresh update's does.
+    losses = [
+        float(u.value_update(batch["observations"], batch["value_targets"])) for u in (update, twin)
+    ]
+    assert int(update.value_fit.experimental_get_tracing_count()) == 1
+    assert losses[0] == pytest.approx(losses[1], rel=1e-6)
+    for a, b in zip(
+        update.value_network.trainable_variables,
+        twin.value_network.trainable_variables,
+        strict=True,
+    ):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-6, atol=1e-9)
+
+
 def test_value_minibatch_larger_than_twice_the_batch() -> None:
     """A batch smaller than half a value minibatch still trains (every sample used).
 

@@ -133,35 +133,54 @@ class TrpoUpdate(tf.Module):
             jit_compile=jit_compile,
             autograph=False,
         )
-        self.value_update = tf.function(
+        # The epoch count is an input so that a call with none builds the function
+        # without touching φ, Adam or the generator (prepare_value_fit).
+        self.value_fit = tf.function(
             self._value_fit,
-            input_signature=[signature[0], signature[4]],
+            input_signature=[signature[0], signature[4], tf.TensorSpec([], tf.int32, "epochs")],
             jit_compile=jit_compile,
             autograph=False,
         )
+        self._value_fit_shapes = (signature[0].shape, signature[4].shape)
 
     def trace_count(self) -> int:
         """Traces of the compiled functions so far (1 per function that was called)."""
         return sum(
             int(f.experimental_get_tracing_count())
-            for f in (self.update, self.policy_update, self.value_update)
+            for f in (self.update, self.policy_update, self.value_fit)
         )
 
     def retrace_count(self) -> int:
         """Traces beyond the first of each compiled function (0 when shapes are fixed)."""
         return sum(
             max(0, int(f.experimental_get_tracing_count()) - 1)
-            for f in (self.update, self.policy_update, self.value_update)
+            for f in (self.update, self.policy_update, self.value_fit)
         )
 
-    def _value_fit(self, observations, value_targets):
+    def value_update(self, observations: tf.Tensor, value_targets: tf.Tensor) -> tf.Tensor:
+        """Fit V_φ to ``value_targets`` ``[batch]`` for ``value_epochs``; the last epoch's MSE."""
+        return self.value_fit(observations, value_targets, tf.constant(self.hp.value_epochs))
+
+    def prepare_value_fit(self) -> None:
+        """Trace and instantiate the compiled value fit, changing no state.
+
+        Calls it for zero epochs: no Adam step, no draw from the generator.
+        """
+        observations_shape, targets_shape = self._value_fit_shapes
+        self.value_fit(
+            tf.zeros(observations_shape, self.dtype),
+            tf.zeros(targets_shape, self.dtype),
+            tf.constant(0),
+        )
+
+    def _value_fit(self, observations, value_targets, epochs=None):
         return fit_value(
             self.value_network,
             self.value_optimizer,
             self.generator,
             observations,
             value_targets,
-            self.hp.value_epochs,
+            self.hp.value_epochs if epochs is None else epochs,
             self.hp.value_minibatch_size,
         )
 

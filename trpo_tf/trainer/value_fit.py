@@ -25,7 +25,7 @@ def fit_value(
     generator: tf.random.Generator,
     observations: tf.Tensor,
     targets: tf.Tensor,
-    epochs: int,
+    epochs: int | tf.Tensor,
     minibatch_size: int,
 ) -> tf.Tensor:
     """Minimize ½·mean((V_φ(s) − target)²) with Adam over shuffled minibatches.
@@ -41,11 +41,11 @@ def fit_value(
         generator: source of the per-epoch permutations (checkpointable).
         observations: ``[batch, obs_dim]``.
         targets: ``[batch]``.
-        epochs: passes over the data (Python int).
+        epochs: passes over the data (Python int or int32 scalar tensor).
         minibatch_size: samples per Adam step (Python int).
 
     Returns:
-        Mean squared error of the last epoch, scalar.
+        Mean squared error of the last epoch, scalar (0 after zero epochs).
     """
     batch = int(observations.shape[0])
     n_minibatches = -(-batch // minibatch_size)
