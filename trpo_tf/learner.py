@@ -237,7 +237,6 @@ class Learner:
         self.update = build_update(config, agent, batch_size, observation_dim)
         self.estimator: AdvantageEstimator = build_estimator(config.advantage)
         self.value_fitter = ValueFitter(self.update, overlap=config.trainer.overlap_value_fit)
-        self._prepared = False
         policy = agent.policy
         observation_spec = tf.TensorSpec([None, observation_dim], tf.float32)
         self._value = value_predictor(agent.value_network, observation_dim)
@@ -283,12 +282,11 @@ class Learner:
             denominator.reshape(-1).astype(np.float32),
             flat_adv.astype(np.float32),
         )
-        if not self._prepared:
+        if self.update.policy_update.experimental_get_tracing_count() == 0:
             # Trace the policy step here; while its graph is instantiated (TensorFlow
             # releases the GIL there) the worker traces and builds the value fit.
             self.update.policy_update.get_concrete_function(*arguments)
             self.value_fitter.prepare()
-            self._prepared = True
         metrics: dict[str, Any] = {
             k: float(v) for k, v in self.update.policy_update(*arguments).items()
         }

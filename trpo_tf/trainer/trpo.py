@@ -141,7 +141,6 @@ class TrpoUpdate(tf.Module):
             jit_compile=jit_compile,
             autograph=False,
         )
-        self._value_fit_shapes = (signature[0].shape, signature[4].shape)
 
     def trace_count(self) -> int:
         """Traces of the compiled functions so far (1 per function that was called)."""
@@ -166,10 +165,10 @@ class TrpoUpdate(tf.Module):
 
         Calls it for zero epochs: no Adam step, no draw from the generator.
         """
-        observations_shape, targets_shape = self._value_fit_shapes
+        observations, targets, _ = self.value_fit.input_signature
         self.value_fit(
-            tf.zeros(observations_shape, self.dtype),
-            tf.zeros(targets_shape, self.dtype),
+            tf.zeros(observations.shape, observations.dtype),
+            tf.zeros(targets.shape, targets.dtype),
             tf.constant(0),
         )
 
