@@ -15,6 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from trpo_tf.agent import Agent
+from trpo_tf.blas import blas_threads
 from trpo_tf.checkpoint import CheckpointManager
 from trpo_tf.config.schema import ExperimentConfig
 from trpo_tf.envs import describe, make_env_fn
@@ -145,7 +146,9 @@ def train(
         RunDirError: ``resume`` without a checkpoint in ``run_dir``.
         KeyboardInterrupt: after saving a checkpoint, when interrupted.
     """
-    with frozen_heap():  # imports' objects out of the collector's way (trpo_tf/heap.py)
+    # The imports' objects out of the collector's way (trpo_tf/heap.py), and numpy's BLAS
+    # held to the thread budget TensorFlow gets (trpo_tf/blas.py).
+    with frozen_heap(), blas_threads(config.trainer.threads):
         return _train(config, run_dir, quiet, progress_every, trackers, resume)
 
 

@@ -93,6 +93,8 @@ class TrainerConfig:
     overlap_value_fit: bool = True
     fvp: str = _bounded("gauss_newton", choices=("gauss_newton", "hessian"))
     threads: int = _bounded(1, min=0)
+    """Threads for TensorFlow (intra- and inter-op) and numpy's BLAS during training;
+    0 keeps the libraries' defaults. Small MLP updates run fastest on one."""
     graph_optimizer: bool = False
     """TensorFlow's graph optimizer (grappler) on the compiled functions. Off: it cost
     0.3–0.5 s on each function's first call and did not make the update faster."""
