@@ -337,6 +337,7 @@ def _report(results: dict, out_dir: Path) -> None:
         ax.bar(x + (index - (len(labels) - 1) / 2) * width, values, width=width, label=label)
     ax.set_xticks(x, envs)
     ax.set_ylabel("env steps / s (median)")
+    ax.set_ylim(top=ax.get_ylim()[1] * 1.35)  # room for the legend above the bars
     ax.set_title("TRPO training throughput, 1 thread")
     ax.legend()
     fig.tight_layout()
