@@ -160,3 +160,18 @@ def test_normalizer_state_round_trips_through_npz(tmp_path):
     eval_obs = ObservationNormalizer((4,), enabled=True, clip=7.0)
     load_normalizer_state(normalizer_state(obs, reward), eval_obs, None)
     np.testing.assert_array_equal(eval_obs(probe), obs(probe))
+
+
+@pytest.mark.parametrize("batch_size", [1, 2, 7, 8, 19])
+def test_scalar_statistics_match_the_array_path_bit_for_bit(batch_size):
+    # Scalar statistics (the reward's) fold small batches in with Python floats; a
+    # one-element shape takes the numpy path. Both must give the same bits.
+    scalar, vector = RunningMeanStd(()), RunningMeanStd((1,))
+    rng = np.random.default_rng(batch_size)
+    for _ in range(200):
+        batch = rng.normal(size=batch_size) * 10.0 ** rng.uniform(-3, 4)
+        scalar.update(batch)
+        vector.update(batch[:, None])
+        assert scalar.mean == vector.mean[0] and scalar.var == vector.var[0]
+        assert scalar.count == vector.count
+    assert scalar.mean.dtype == scalar.var.dtype == np.float64

@@ -207,9 +207,18 @@ class DiagGaussianNumpySampler:
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         noise = rng.standard_normal(mean.shape, dtype=np.float32)
         actions = mean + self.std * noise
-        log_prob = -0.5 * np.sum(noise * noise, axis=-1) - self.log_norm
-        params = np.concatenate([mean, np.broadcast_to(self.log_std, mean.shape)], axis=-1)
-        return actions.astype(np.float32), log_prob.astype(np.float32), params
+        log_prob = -0.5 * np.add.reduce(noise * noise, axis=-1) - self.log_norm
+        # [μ, log σ] written into one array (this runs every env step; broadcasting and
+        # concatenating cost ~5 µs more).
+        size = mean.shape[-1]
+        params = np.empty((*mean.shape[:-1], 2 * size), np.result_type(mean, self.log_std))
+        params[..., :size] = mean
+        params[..., size:] = self.log_std
+        return (
+            actions.astype(np.float32, copy=False),
+            log_prob.astype(np.float32, copy=False),
+            params,
+        )
 
     def mode(self, mean: np.ndarray) -> np.ndarray:
         return mean
