@@ -16,8 +16,8 @@ def blas_threads(threads: int) -> Iterator[None]:
     libraries' defaults. The learner's numpy matrix products are small (V_φ over
     1–2k states, ``[n, 64] @ [64, 64]``), yet OpenBLAS splits them over every core, and
     its idle threads then spin for a while on the cores the background value fit and
-    the rollout use: with two CPUs and no limit, 100k-step CartPole runs took ~15%
-    longer (docs/benchmarks/speed.md). The previous limits are restored on exit.
+    the rollout use: with two CPUs and no limit, 100k-step CartPole runs took 1.12–1.30x
+    as long (docs/benchmarks/speed.md). The previous limits are restored on exit.
     """
     if threads <= 0:
         yield
