@@ -269,7 +269,7 @@ def _report(results: dict, out_dir: Path) -> None:
         "otherwise (checkpoints every 10 iterations included); on HalfCheetah its policy std "
         "starts at exp(-0.5) as in its shipped experiment; on Pendulum, where the zoo explores "
         "with gSDE (noise resampled every 4 steps), trpo_tf uses its gsde distribution "
-        "with the same interval. trpo_tf runs twice: Fisher-vector "
+        "with the same interval. trpo_tf runs three ways: Fisher-vector "
         "products on the whole batch (FVP 100%, as sb3-contrib computes them) and on a fresh "
         "random 20% of it each update (FVP 20%, `trainer.fvp_subsample: 0.2`; the gradient and "
         "the line search use the whole batch), and once more on the whole batch with its "
