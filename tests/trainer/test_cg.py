@@ -144,3 +144,60 @@ def test_residual_gives_the_product_of_the_solution() -> None:
         x, r = conjugate_gradient_with_residual(matvec, tf.constant(b), iterations, 1e-30)
         np.testing.assert_allclose(r.numpy(), b - a @ x.numpy(), atol=1e-10)
         assert float(x.numpy() @ (b - r.numpy())) == pytest.approx(x.numpy() @ a @ x.numpy())
+
+
+def test_without_early_exit_runs_every_product_and_keeps_the_converged_result() -> None:
+    # A = 3·I converges in one iteration; the remaining ones must change nothing.
+    a, b = 3.0 * np.eye(7), tf.constant(np.arange(1.0, 8.0))
+    matvec, calls = _matvec(a)
+    x_stop, r_stop = conjugate_gradient_with_residual(matvec, b, 10)
+    assert len(calls) == 1
+    x_all, r_all = conjugate_gradient_with_residual(matvec, b, 10, early_exit=False)
+    assert len(calls) == 1 + 10
+    assert np.array_equal(x_all.numpy(), x_stop.numpy())
+    assert np.array_equal(r_all.numpy(), r_stop.numpy())
+
+
+def test_without_early_exit_a_zero_rhs_stays_zero() -> None:
+    # rᵀr = 0 from the start: every α and β is 0/0, and none of it may leak into x.
+    matvec, calls = _matvec(_spd(6, seed=1))
+    x, r = conjugate_gradient_with_residual(matvec, tf.zeros([6], tf.float64), 4, early_exit=False)
+    assert len(calls) == 4
+    assert np.array_equal(x.numpy(), np.zeros(6))
+    assert np.array_equal(r.numpy(), np.zeros(6))
+
+
+@pytest.mark.parametrize("k", [1, 5, 13])
+def test_without_early_exit_iterates_match_textbook_cg(k: int) -> None:
+    a = _spd(20, seed=21, condition=20.0)
+    b = np.random.default_rng(22).normal(size=20)
+    matvec, _ = _matvec(a)
+    x = conjugate_gradient(matvec, tf.constant(b), k, residual_tol=1e-30, early_exit=False)
+    np.testing.assert_allclose(x.numpy(), _reference_cg(a, b, k), rtol=1e-9, atol=1e-12)
+
+
+def _loop_predicate_dtypes(early_exit: bool) -> set[str]:
+    """dtypes the compiled CG loop's condition computes with."""
+
+    @tf.function(input_signature=[tf.TensorSpec([4], tf.float32)], autograph=False)
+    def solve(b):
+        return conjugate_gradient(lambda v: 2.0 * v, b, 5, early_exit=early_exit)
+
+    graph_def = solve.get_concrete_function().graph.as_graph_def()
+    loops = [node for node in graph_def.node if node.op in ("While", "StatelessWhile")]
+    assert len(loops) == 1
+    cond_name = loops[0].attr["cond"].func.name
+    (cond,) = [f for f in graph_def.library.function if f.signature.name == cond_name]
+    return {
+        tf.dtypes.as_dtype(attr.type).name
+        for node in cond.node_def
+        for attr in node.attr.values()
+        if attr.type
+    }
+
+
+def test_without_early_exit_the_loop_predicate_needs_no_device_value() -> None:
+    # On a GPU an int32 predicate stays in host memory; a float one (rᵀr ≥ tol) is a
+    # device-to-host read every iteration.
+    assert _loop_predicate_dtypes(early_exit=False) <= {"int32", "bool"}
+    assert "float32" in _loop_predicate_dtypes(early_exit=True)

@@ -14,6 +14,7 @@ from trpo_tf.distributions import make_categorical, make_diag_gaussian
 from trpo_tf.networks import build_mlp
 from trpo_tf.policy import Policy
 from trpo_tf.trainer import TrpoHyperparameters, TrpoUpdate
+from trpo_tf.trainer import trpo as trpo_module
 from trpo_tf.trainer.cg import conjugate_gradient
 from trpo_tf.trainer.flat import get_flat
 from trpo_tf.trainer.fvp import fisher_vector_product
@@ -139,6 +140,30 @@ def test_zero_advantages_skip_and_leave_theta_unchanged(kind: str) -> None:
     assert metrics["kl"] == 0.0 and metrics["surrogate_improvement"] == 0.0
     assert np.isfinite(metrics["value_loss"])  # the value fit still runs
     _assert_same(before, _theta(update))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("advantage_scale", [1.0, 0.0], ids=["step", "skip"])
+def test_policy_step_as_built_for_a_gpu_equals_the_cpu_one(
+    kind: str, advantage_scale: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # With θ on a GPU, CG runs every iteration instead of stopping once converged (no
+    # device-to-host read of its residual); θ and the metrics must come out identical.
+    batch = _batch(_build(kind), seed=5)
+    batch["advantages"] = batch["advantages"] * advantage_scale
+    del batch["value_targets"]
+    results = {}
+    for accelerator in (False, True):
+        monkeypatch.setattr(trpo_module, "on_accelerator", lambda _, a=accelerator: a)
+        update = _build(kind, cg_iters=30)  # more than converging in float64 needs
+        metrics = _numpy(update.policy_update(**batch))
+        results[accelerator] = (metrics, _theta(update))
+    (cpu_metrics, cpu_theta), (gpu_metrics, gpu_theta) = results[False], results[True]
+    _assert_same(cpu_theta, gpu_theta)
+    assert cpu_metrics.keys() == gpu_metrics.keys()
+    for key, value in cpu_metrics.items():
+        assert np.array_equal(value, gpu_metrics[key]), key
+    assert cpu_metrics["skip_reason"] == (SKIP_NONE if advantage_scale else SKIP_ZERO_GRADIENT)
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -14,9 +14,10 @@ def conjugate_gradient(
     b: tf.Tensor,
     iterations: int,
     residual_tol: float = 1e-10,
+    early_exit: bool = True,
 ) -> tf.Tensor:
     """x ≈ F⁻¹ b; see :func:`conjugate_gradient_with_residual`."""
-    return conjugate_gradient_with_residual(matvec, b, iterations, residual_tol)[0]
+    return conjugate_gradient_with_residual(matvec, b, iterations, residual_tol, early_exit)[0]
 
 
 def conjugate_gradient_with_residual(
@@ -24,6 +25,7 @@ def conjugate_gradient_with_residual(
     b: tf.Tensor,
     iterations: int,
     residual_tol: float = 1e-10,
+    early_exit: bool = True,
 ) -> tuple[tf.Tensor, tf.Tensor]:
     """Approximately solve ``F x = b`` using only products ``F v``.
 
@@ -34,11 +36,20 @@ def conjugate_gradient_with_residual(
     Runs as a ``tf.while_loop`` whose body calls ``matvec`` (a plain function, so
     second-order gradients inside it are not taken through the loop).
 
+    With ``early_exit=False`` the loop's predicate is the iteration counter alone
+    (an int32 that TensorFlow keeps in host memory), so on a GPU the host never
+    waits for the device inside CG: it enqueues all ``iterations`` products at once.
+    Iterations after convergence still compute their product but change nothing
+    (x, r and p are selected unchanged), so x and r equal the early-exit result
+    bit for bit; only the products after convergence are extra work.
+
     Args:
         matvec: v ``[n]`` -> F v ``[n]``.
         b: right-hand side ``[n]``.
         iterations: maximum number of CG iterations (Python int, fixed at trace).
-        residual_tol: early-exit threshold on the squared residual norm.
+        residual_tol: convergence threshold on the squared residual norm.
+        early_exit: leave the loop once converged (on a GPU, a device-to-host read of
+            rᵀr every iteration) instead of running all ``iterations``.
 
     Returns:
         x ``[n]`` and the residual r = b − F x ``[n]`` as CG updates it (equal to
@@ -48,16 +59,23 @@ def conjugate_gradient_with_residual(
     tol = tf.constant(residual_tol, b.dtype)
 
     def cond(i, x, r, p, rr):
-        return tf.logical_and(i < iterations, rr >= tol)
+        if early_exit:
+            return tf.logical_and(i < iterations, rr >= tol)
+        return i < iterations
 
     def body(i, x, r, p, rr):
         fp = matvec(p)
         alpha = rr / dot(p, fp)
-        x = x + alpha * p
-        r = r - alpha * fp
-        rr_new = dot(r, r)
-        p = r + (rr_new / rr) * p
-        return i + 1, x, r, p, rr_new
+        x_new = x + alpha * p
+        r_new = r - alpha * fp
+        rr_new = dot(r_new, r_new)
+        p_new = r_new + (rr_new / rr) * p
+        if early_exit:
+            return i + 1, x_new, r_new, p_new, rr_new
+        # Converged: keep every state as it is (α and β may be 0/0 there).
+        active = rr >= tol
+        keep = [tf.where(active, new, old) for new, old in ((x_new, x), (r_new, r), (p_new, p))]
+        return i + 1, *keep, tf.where(active, rr_new, rr)
 
     _, x, r, _, _ = tf.while_loop(
         cond,

@@ -34,6 +34,7 @@ from trpo_tf.trainer.fvp import (
     primal_variables,
 )
 from trpo_tf.trainer.line_search import backtracking_line_search
+from trpo_tf.trainer.placement import on_accelerator
 from trpo_tf.trainer.value_fit import GradientOptimizer, fit_value
 
 SKIP_NONE = 0
@@ -248,12 +249,14 @@ class TrpoUpdate(tf.Module):
             forward.gradient(surrogate_old, primal_variables(variables)), variables
         )
         grad_norm = tf.norm(gradient)
-        # Straight-line graph, no tf.cond: a skipped update runs CG on g = 0 (it stops
-        # before its first product) and a line search with no candidates.
+        # Straight-line graph, no tf.cond: a skipped update runs CG on g = 0 (on the CPU
+        # it stops before its first product) and a line search with no candidates.
         has_gradient = tf.logical_and(grad_norm > hp.grad_norm_eps, tf.math.is_finite(grad_norm))
         rhs = tf.where(has_gradient, gradient, tf.zeros_like(gradient))
+        # On a GPU, CG runs all cg_iters products with no device-to-host read of its
+        # residual (bit-identical result); on the CPU it stops once converged.
         direction, residual = conjugate_gradient_with_residual(
-            fisher_product_fn(), rhs, hp.cg_iters
+            fisher_product_fn(), rhs, hp.cg_iters, early_exit=not on_accelerator(variables)
         )
         # sᵀ(F + λI)s with (F + λI)s = g − r from CG itself: no extra product.
         curvature = dot(direction, rhs - residual)
