@@ -4,7 +4,9 @@ Humanoid-sized problem by default: 376-dim observations, 17-dim Gaussian actions
 256×256 tanh policy and value networks, 50,000 samples, CG 10, value fit 5 epochs
 of 1,000-sample minibatches. The policy step (gradient, CG on Gauss-Newton
 Fisher-vector products, line search) and the value fit are timed separately;
-the whole update stays on the device (no host round-trips inside CG).
+the whole update stays on the device (no host round-trips inside CG: with θ on a
+GPU its loop predicate is the iteration counter alone). Each result also records
+the ops of either compiled function that have no GPU kernel (expected: none).
 
     python benchmarks/gpu_update.py --repeats 5 --out docs/benchmarks/gpu_update.json
 """
@@ -26,6 +28,7 @@ from trpo_tf.distributions import make_diag_gaussian
 from trpo_tf.networks import build_mlp
 from trpo_tf.policy import Policy
 from trpo_tf.trainer import TrpoHyperparameters, TrpoUpdate
+from trpo_tf.trainer.placement import on_accelerator, ops_without_kernel
 
 
 def time_update(device: str, args: argparse.Namespace) -> dict:
@@ -61,7 +64,21 @@ def time_update(device: str, args: argparse.Namespace) -> dict:
         def value_fit() -> None:
             float(update.value_update(obs, advantages))
 
-        result = {"device": device}
+        result = {
+            "device": device,
+            "variables_on": policy.policy_variables[0].value.device,
+            # Where θ lives decides CG's loop: all cg_iters with no device-to-host read
+            # of the residual on a GPU, stopping once converged on the CPU.
+            "cg_early_exit": not on_accelerator(policy.policy_variables),
+            # Ops the GPU could not run (the host would, with copies each way): none expected.
+            "ops_without_gpu_kernel": {
+                name: ops_without_kernel(function.get_concrete_function(*function.input_signature))
+                for name, function in (
+                    ("policy_step", update.policy_update),
+                    ("value_fit", update.value_fit),
+                )
+            },
+        }
         for name, fn in (("policy_step", policy_step), ("value_fit", value_fit)):
             start = time.perf_counter()
             fn()
