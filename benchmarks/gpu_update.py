@@ -9,6 +9,10 @@ GPU its loop predicate is the iteration counter alone). Each result also records
 the ops of either compiled function that have no GPU kernel (expected: none).
 
     python benchmarks/gpu_update.py --repeats 5 --out docs/benchmarks/gpu_update.json
+
+Both compilation modes by default (``--modes xla graph``): XLA fuses the many small
+ops of FVP/CG/line search, graph mode launches them one by one; which one a GPU
+prefers is what ``trainer.jit_compile`` should default to there.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from trpo_tf.trainer import TrpoHyperparameters, TrpoUpdate
 from trpo_tf.trainer.placement import on_accelerator, ops_without_kernel
 
 
-def time_update(device: str, args: argparse.Namespace) -> dict:
+def time_update(device: str, jit_compile: bool, args: argparse.Namespace) -> dict:
     with tf.device(device):
         head = make_diag_gaussian(gym.spaces.Box(-1.0, 1.0, (args.act_dim,), np.float32))
         policy = Policy(
@@ -49,7 +53,7 @@ def time_update(device: str, args: argparse.Namespace) -> dict:
             ),
             batch_size=args.batch,
             observation_dim=args.obs_dim,
-            jit_compile=not args.no_jit,
+            jit_compile=jit_compile,
         )
         rng = np.random.default_rng(0)
         obs = tf.constant(rng.normal(size=(args.batch, args.obs_dim)).astype(np.float32))
@@ -66,6 +70,7 @@ def time_update(device: str, args: argparse.Namespace) -> dict:
 
         result = {
             "device": device,
+            "mode": "xla" if jit_compile else "graph",
             "variables_on": policy.policy_variables[0].value.device,
             # Where θ lives decides CG's loop: all cg_iters with no device-to-host read
             # of the residual on a GPU, stopping once converged on the CPU.
@@ -103,14 +108,22 @@ def main() -> int:
     parser.add_argument("--value-epochs", type=int, default=5)
     parser.add_argument("--minibatch", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--no-jit", action="store_true")
+    parser.add_argument(
+        "--modes",
+        nargs="+",
+        choices=["xla", "graph"],
+        default=["xla", "graph"],
+        help="compile the update with XLA (trainer.jit_compile: true) and/or without",
+    )
     parser.add_argument("--skip-cpu", action="store_true")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
 
     gpus = tf.config.list_physical_devices("GPU")
     devices = ([] if args.skip_cpu else ["/CPU:0"]) + (["/GPU:0"] if gpus else [])
-    results = [time_update(device, args) for device in devices]
+    results = [
+        time_update(device, mode == "xla", args) for mode in args.modes for device in devices
+    ]
     report = {
         "config": vars(args) | {"out": str(args.out) if args.out else None},
         "tensorflow": tf.__version__,
@@ -118,15 +131,17 @@ def main() -> int:
         "gpus": [g.name for g in gpus],
         "results": results,
     }
-    cpu = next((r for r in results if "CPU" in r["device"]), None)
-    gpu = next((r for r in results if "GPU" in r["device"]), None)
-    if cpu and gpu:
-        report["gpu_speedup"] = cpu["update_median_s"] / gpu["update_median_s"]
+    for mode in args.modes:
+        cpu = next((r for r in results if "CPU" in r["device"] and r["mode"] == mode), None)
+        gpu = next((r for r in results if "GPU" in r["device"] and r["mode"] == mode), None)
+        if cpu and gpu:
+            report[f"gpu_speedup_{mode}"] = cpu["update_median_s"] / gpu["update_median_s"]
     for r in results:
         print(
-            f"{r['device']}: policy step {r['policy_step_median_s'] * 1000:.1f} ms "
+            f"{r['device']} ({r['mode']}): policy step {r['policy_step_median_s'] * 1000:.1f} ms "
             f"(first call {r['policy_step_first_s']:.1f} s), value fit "
             f"{r['value_fit_median_s'] * 1000:.1f} ms, update {r['update_median_s'] * 1000:.1f} ms"
+            f"; ops without a GPU kernel: {r['ops_without_gpu_kernel']}"
         )
     if not gpus:
         print("no GPU visible: CPU only")
