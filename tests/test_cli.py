@@ -176,6 +176,7 @@ def test_train_writes_summary_and_policy(trained):
     assert math.isfinite(summary["final_eval_return"])
     assert summary["final_eval_return_std"] >= 0
     assert summary["update_retraces"] == 0  # each compiled function was traced once
+    assert summary["update_devices"] == ["CPU:0"]  # where θ and so the policy step lived
     # Training time stops before the final checkpoint/export; both parts add up to the wall.
     assert 0 < summary["eval_time_s"] < summary["train_time_s"] < summary["wall_time_s"]
     assert summary["finalize_time_s"] > 0

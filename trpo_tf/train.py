@@ -30,6 +30,7 @@ from trpo_tf.rollout.numpy_actor import NumpyActor, can_mirror
 from trpo_tf.rollout.runners import Runner, build_runner
 from trpo_tf.tracking import Progress, RunDirectory, build_trackers
 from trpo_tf.trainer import TrpoUpdate
+from trpo_tf.trainer.placement import devices_of
 
 
 @dataclass(frozen=True)
@@ -313,6 +314,8 @@ def _train(
         "eval_episodes": result.eval_episodes,
         "iterations": iterations,
         "update_retraces": update.retrace_count(),
+        # Where θ lives, so where the compiled policy step ran (e.g. ["GPU:0"]).
+        "update_devices": devices_of(agent.policy.policy_variables),
         "eval_time_s": round(loop.eval_time, 3),
         # Training alone: the loop up to the last value fit, without its evaluations and
         # without the final checkpoint, policy save and SavedModel export.

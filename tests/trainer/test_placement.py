@@ -12,7 +12,7 @@ import tensorflow as tf
 from trpo_tf.agent import Agent
 from trpo_tf.config import experiment_from_dict
 from trpo_tf.learner import build_update
-from trpo_tf.trainer.placement import on_accelerator, op_types, ops_without_kernel
+from trpo_tf.trainer.placement import devices_of, on_accelerator, op_types, ops_without_kernel
 
 OBS_DIM, BATCH = 5, 64
 
@@ -72,7 +72,9 @@ def test_the_update_has_a_gpu_kernel_for_every_op(distribution: str, fvp: str) -
 
 def test_on_accelerator_reads_the_variables_device() -> None:
     assert not on_accelerator([tf.Variable(1.0)])
+    assert devices_of([tf.Variable(1.0), tf.Variable(2.0)]) == ["CPU:0"]
     gpu = types.SimpleNamespace(device="/job:localhost/replica:0/task:0/device:GPU:0")
     cpu = types.SimpleNamespace(device="/job:localhost/replica:0/task:0/device:CPU:0")
     assert on_accelerator([cpu, gpu])
+    assert devices_of([cpu, gpu, cpu]) == ["CPU:0", "GPU:0"]
     assert not on_accelerator([cpu, types.SimpleNamespace(device="")])

@@ -23,13 +23,21 @@ from trpo_tf.trainer.fvp import primal_variables
 _RUNTIME_OPS = frozenset({"_Arg", "_Retval", "_DeviceArg", "_DeviceRetval"})
 
 
-def on_accelerator(variables: Sequence[Any]) -> bool:
-    """Whether any of ``variables`` (Keras or ``tf.Variable``) lives on a non-CPU device."""
+def devices_of(variables: Sequence[Any]) -> list[str]:
+    """The distinct devices ``variables`` (Keras or ``tf.Variable``) live on, as ``GPU:0``."""
+    devices = []
     for variable in primal_variables(variables):
-        device_type = tf.DeviceSpec.from_string(variable.device or "").device_type
-        if device_type and device_type != "CPU":
-            return True
-    return False
+        spec = tf.DeviceSpec.from_string(variable.device or "")
+        name = f"{spec.device_type}:{spec.device_index}" if spec.device_type else "unplaced"
+        if name not in devices:
+            devices.append(name)
+    return devices
+
+
+def on_accelerator(variables: Sequence[Any]) -> bool:
+    """Whether any of ``variables`` lives on a non-CPU device (where CG runs without
+    reading its residual back)."""
+    return any(d != "unplaced" and not d.startswith("CPU:") for d in devices_of(variables))
 
 
 def _nodes(function: Any) -> list[Any]:
