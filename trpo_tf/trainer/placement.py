@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import tensorflow as tf
-from tensorflow.python.framework import kernels
 
 from trpo_tf.trainer.fvp import primal_variables
 
@@ -79,6 +78,10 @@ def ops_without_kernel(function: Any, device_type: str = "GPU") -> dict[str, int
     dtypes. Returns ``{"OpType[dtype, ...]": count}``; empty when the whole graph can
     run on that device.
     """
+    # TensorFlow's kernel registry has no public API; imported here so that the trainer,
+    # which needs only on_accelerator, does not depend on it.
+    from tensorflow.python.framework import kernels
+
     missing: Counter[str] = Counter()
     registered: dict[str, list[Any]] = {}
     for node in _nodes(function):
