@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import signal
 import sys
@@ -64,8 +65,14 @@ def configure_tensorflow(threads: int, graph_optimizer: bool = False) -> None:
     before TensorFlow's runtime starts; later calls keep the current setting.
     Grappler rewrites every function graph on its first call; for the update's
     small graphs that costs more than it saves (docs/benchmarks/speed.md).
+    Visible GPUs take memory as the run needs it instead of all of it at start, so
+    several runs (``benchmarks/learning.py``'s parallel seeds) can share one GPU.
     """
     tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": not graph_optimizer})
+    for gpu in tf.config.list_physical_devices("GPU"):
+        # Already initialized: its allocation policy is fixed for the process.
+        with contextlib.suppress(RuntimeError):
+            tf.config.experimental.set_memory_growth(gpu, True)
     if threads <= 0:
         return
     try:
