@@ -75,11 +75,10 @@ def configure_tensorflow(threads: int, graph_optimizer: bool = False) -> None:
             tf.config.experimental.set_memory_growth(gpu, True)
     if threads <= 0:
         return
-    try:
+    # The runtime may already be initialized in this process (e.g. several runs in one).
+    with contextlib.suppress(RuntimeError):
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(threads)
-    except RuntimeError:
-        pass  # runtime already initialized in this process (e.g. several runs in one)
 
 
 def _tf_state(agent: Agent, update: TrpoUpdate, actor: Any) -> dict[str, Any]:
