@@ -31,6 +31,8 @@ from speed import SETTINGS  # noqa: E402 - sibling module, needs sys.path
 
 
 def _measure(env_id: str, jit: bool, calls: int) -> dict:
+    import tensorflow as tf
+
     from trpo_tf.agent import Agent
     from trpo_tf.config import experiment_from_dict
     from trpo_tf.envs.factory import describe, make_env_fn
@@ -66,7 +68,7 @@ def _measure(env_id: str, jit: bool, calls: int) -> dict:
     result = {}
     for name, function, args in (
         ("policy", update.policy_update, (obs, actions, behavior_log_prob, advantages)),
-        ("value", update.value_update, (obs, targets)),
+        ("value", update.value_fit, (obs, targets, tf.constant(config.value.epochs))),
     ):
         start = time.perf_counter()
         function.get_concrete_function(*args)
