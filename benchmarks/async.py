@@ -124,7 +124,12 @@ def _summarize(env: str, variant: str, seeds: list[int], out: Path) -> dict:
         rows = _metrics(run_dir)
         steady = rows[len(rows) // 5 :]  # skip the compile-heavy first iterations
         iteration_time = np.diff([_number(r, "wall_time_s") for r in steady])
-        batch = _number(rows[1], "env_steps") - _number(rows[0], "env_steps") if rows else 0
+        # Steps per iteration (a one-iteration run has no steady rate).
+        batch = (
+            _number(rows[1], "env_steps") - _number(rows[0], "env_steps")
+            if len(rows) > 1
+            else float("nan")
+        )
         wall, steps = _first_reach(rows, target)
         entry["seeds"].append(
             {

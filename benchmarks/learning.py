@@ -39,6 +39,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -287,6 +288,12 @@ def _fmt(value: float | None, digits: int = 1) -> str:
     return "-" if value is None or not math.isfinite(value) else f"{value:,.{digits}f}"
 
 
+def _episodes(runs: Iterable[dict]) -> str:
+    """The evaluation episode counts finished runs recorded, e.g. "10 ", "10 or 50 ", ""."""
+    counts = sorted({int(r["eval_episodes"]) for r in runs if "eval_episodes" in r})
+    return "".join(f"{c} or " for c in counts[:-1]) + "".join(f"{c} " for c in counts[-1:])
+
+
 def render(
     results: dict[str, dict],
     pngs: dict[str, Path],
@@ -318,12 +325,13 @@ def render(
         f"- trpo_tf commit: `{_git_commit()}`.",
         f"- Written {time.strftime('%Y-%m-%d %H:%M %Z')}.",
         "",
-        "Final return: the mean deterministic return over 10 episodes of the policy at the",
-        "end of each seed's step budget (not the best point of the run). Across seeds: mean ±",
-        "std (population), and the interquartile mean (IQM; with 3 seeds it equals the mean)",
-        f"with a percentile bootstrap 95% CI ({BOOTSTRAP_RESAMPLES:,d} resamples of the seeds).",
-        "steps/s: env steps / wall time of the whole run (periodic evaluation included);",
-        "runs of this table share the machine two at a time.",
+        "Final return: the mean deterministic return over the "
+        f"{_episodes(s for e in results.values() for s in e['seeds'])}episodes of the policy",
+        "at the end of each seed's step budget (not the best point of the run). Across seeds:",
+        "mean ± std (population), and the interquartile mean (IQM; with 3 seeds it equals the",
+        f"mean) with a percentile bootstrap 95% CI ({BOOTSTRAP_RESAMPLES:,d} resamples of the",
+        "seeds). steps/s: env steps / wall time of the whole run (periodic evaluation",
+        "included); runs share the machine `--workers` at a time (the command above).",
         "",
         "| experiment | env | env steps | final return per seed | mean ± std | IQM [95% CI] | "
         "steps/s | target | passed |",
@@ -362,8 +370,10 @@ def render(
         "",
         "sb3-contrib TRPO: rl-baselines3-zoo hyperparameters (`hyperparams/trpo.yml`; the MuJoCo",
         "-v4 entries for -v5 envs, the zoo's defaults where it has no entry), same env id, same",
-        "step budget, one seed, run here by `benchmarks/sb3_zoo.py` (torch, one thread),",
-        "evaluated the same way (10 deterministic episodes at the end of the budget).",
+        "step budget, the seeds listed, run here by `benchmarks/sb3_zoo.py` (torch, one",
+        "thread), evaluated the same way ("
+        f"{_episodes(r for e in results.values() for r in e['sb3'])}deterministic episodes",
+        "at the end of the budget).",
         "Published numbers are for older env versions where noted and are not re-measured.",
         "",
         "| env | trpo_tf mean ± std | sb3-contrib (zoo, here) | sb3-contrib steps/s | "
@@ -403,7 +413,8 @@ def render(
             "",
             "Training return (mean of the last 100 episodes) against env steps: mean across",
             "seeds, ±1 std band and min–max band; markers are the deterministic evaluations.",
-            "The sb3-contrib curve is one seed with its final evaluation.",
+            "sb3-contrib's seeds, where run, are drawn the same way (the legend counts them),",
+            "with their final evaluations.",
         ]
         for name, png in pngs.items():
             relative = os.path.relpath(png, report.parent)

@@ -1,0 +1,132 @@
+"""The benchmark scripts still run against the library and write their reports.
+
+Each script runs at a toy size (a few thousand env steps, a tiny network): the
+numbers are not checked here, only that every stage from training to the written
+table works and reports what it was given. The measurements themselves are
+docs/benchmarks/*.md.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCHMARKS = ROOT / "benchmarks"
+CHILD_ENV = dict(os.environ, CUDA_VISIBLE_DEVICES="", WANDB_MODE="disabled")
+
+
+@pytest.fixture(scope="module")
+def bench():
+    """Imports a script of benchmarks/ by name (they import their siblings)."""
+    sys.path.insert(0, str(BENCHMARKS))
+    yield importlib.import_module
+    sys.path.remove(str(BENCHMARKS))
+
+
+def _script(name: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(BENCHMARKS / name), *args],
+        capture_output=True,
+        text=True,
+        env=CHILD_ENV,
+        cwd=ROOT,
+        timeout=240,
+    )
+
+
+def test_update_profile_times_both_compiled_halves(bench):
+    update_profile = bench("update_profile")
+    result = update_profile._measure("CartPole-v1", jit=False, calls=2)
+    assert set(result) == {"policy", "value"}
+    for part in result.values():
+        assert set(part) == {"trace_s", "first_call_s", "steady_ms", "steady_cpu_ms"}
+        assert all(math.isfinite(v) and v > 0 for v in part.values()), part
+
+
+def test_gpu_update_times_a_cpu_update_and_audits_its_kernels(bench, tmp_path, monkeypatch):
+    gpu_update = bench("gpu_update")
+    out = tmp_path / "gpu_update.json"
+    toy = ["--batch", "64", "--obs-dim", "6", "--act-dim", "2", "--hidden", "8"]
+    toy += ["--cg-iters", "3", "--value-epochs", "1", "--minibatch", "32", "--repeats", "1"]
+    monkeypatch.setattr(sys, "argv", ["gpu_update.py", *toy, "--modes", "graph", "--out", str(out)])
+    assert gpu_update.main() == 0
+    report = json.loads(out.read_text())
+    assert report["config"]["batch"] == 64
+    [result] = report["results"]  # no GPU here: the CPU, in graph mode
+    assert result["device"] == "/CPU:0" and result["mode"] == "graph"
+    assert result["variables_on"] == ["CPU:0"] and result["cg_early_exit"] is True
+    assert result["ops_without_gpu_kernel"] == {"policy_step": {}, "value_fit": {}}
+    assert result["update_median_s"] == pytest.approx(
+        result["policy_step_median_s"] + result["value_fit_median_s"]
+    )
+    assert "gpu_speedup_graph" not in report
+
+
+def test_speed_worker_limits_and_report(bench, tmp_path, monkeypatch):
+    speed = bench("speed")
+    settings = dict(speed.SETTINGS["CartPole-v1"], budget=2048)  # two iterations
+    monkeypatch.setitem(speed.SETTINGS, "CartPole-v1", settings)
+    monkeypatch.setattr(speed, "EVAL_EPISODES", 2)
+    ours = speed._trpo_tf("CartPole-v1", 0, speed.TRPO_TF_VARIANTS["trpo_tf_fvp20"])
+    assert ours["env_steps"] == 2048
+    assert ours["wall_s"] > 0 and ours["rollout_s"] > 0 and ours["update_s"] > 0
+    assert ours["update_s"] + ours["rollout_s"] <= ours["wall_s"] * 1.01
+    assert 0 < ours["steady_update_share"] < 1 and math.isfinite(ours["eval_return"])
+    limits = speed._limits("CartPole-v1", seconds=0.2)
+    assert limits["env_only"] > 0 and limits["numpy_mlp"] > 0
+
+    # The peer's rows have the same keys; the report is checked on its arithmetic.
+    peer = {key: ours[key] for key in ("env_steps", "wall_s", "steps_per_s", "update_s")}
+    peer.update(rollout_s=ours["rollout_s"], eval_return=ours["eval_return"])
+    peer["steps_per_s"] = ours["steps_per_s"] / 4
+    entry = {"sb3": [peer], "trpo_tf_fvp20": [ours], "limit_samples": [limits], "limits": limits}
+    speed._report({"reps": 1, "envs": {"CartPole-v1": entry}}, tmp_path)
+    table = (tmp_path / "speed_results.md").read_text()
+    row = next(line for line in table.splitlines() if line.startswith("| CartPole-v1"))
+    assert "| 2,048 | FVP 20% |" in row and "| 4.00x |" in row
+    assert (tmp_path / "speed.png").stat().st_size > 0
+    assert json.loads((tmp_path / "speed.json").read_text())["envs"]["CartPole-v1"]["limits"]
+
+
+def test_learning_benchmark_trains_reports_and_judges_targets(tmp_path):
+    common = ["--seeds", "0", "--workers", "1", "--out", str(tmp_path / "out")]
+    common += ["--set", "trainer.total_steps=2048", "--set", "eval.episodes=2"]
+    report = tmp_path / "learning.md"
+    cartpole = str(ROOT / "experiments" / "cartpole.yaml")
+    trained = _script("learning.py", f"{cartpole}:-1000", *common, "--report", str(report))
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    text = report.read_text()
+    assert "| cartpole | CartPole-v1 | 2,048 |" in text and "| ≥ -1000 | 1/1 |" in text
+    assert "over the 2 episodes" in text
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert math.isfinite(results["cartpole"]["final_return_mean"])
+    assert (tmp_path / "learning_cartpole.png").stat().st_size > 0
+
+    # The same finished run against a target it misses: the report says so, exit 1.
+    missed = _script(
+        "learning.py", f"{cartpole}:1e9", *common, "--report", str(report), "--report-only"
+    )
+    assert missed.returncode == 1, missed.stderr[-3000:]
+    assert "| ≥ 1e+09 | 0/1 |" in report.read_text()
+
+
+def test_async_benchmark_runs_every_variant(tmp_path):
+    report = tmp_path / "async.md"
+    done = _script(
+        "async.py",
+        *["--envs", "cartpole", "--seeds", "0", "--out", str(tmp_path / "out")],
+        *["--set", "trainer.total_steps=2048", "--set", "eval.episodes=2"],
+        *["--report", str(report)],
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = [line for line in report.read_text().splitlines() if line.startswith("| cartpole")]
+    assert [row.split(" | ")[1] for row in rows] == ["sync", "async", "async-no-correction"]
+    assert report.with_suffix(".png").stat().st_size > 0
