@@ -331,7 +331,8 @@ def render(
         "mean ± std (population), and the interquartile mean (IQM; with 3 seeds it equals the",
         f"mean) with a percentile bootstrap 95% CI ({BOOTSTRAP_RESAMPLES:,d} resamples of the",
         "seeds). steps/s: env steps / wall time of the whole run (periodic evaluation",
-        "included); runs share the machine `--workers` at a time (the command above).",
+        "included); runs share the machine `--workers` at a time (the command above;",
+        f"default: the CPU count, {os.cpu_count()} here).",
         "",
         "| experiment | env | env steps | final return per seed | mean ± std | IQM [95% CI] | "
         "steps/s | target | passed |",
