@@ -289,9 +289,9 @@ def _fmt(value: float | None, digits: int = 1) -> str:
 
 
 def _episodes(runs: Iterable[dict]) -> str:
-    """The evaluation episode counts finished runs recorded, e.g. "10 ", "10 or 50 ", ""."""
+    """How many evaluation episodes finished runs recorded: "10 episodes", "10 or 50 episodes"."""
     counts = sorted({int(r["eval_episodes"]) for r in runs if "eval_episodes" in r})
-    return "".join(f"{c} or " for c in counts[:-1]) + "".join(f"{c} " for c in counts[-1:])
+    return " or ".join(str(c) for c in counts) + " episodes" if counts else "episodes"
 
 
 def render(
@@ -326,7 +326,7 @@ def render(
         f"- Written {time.strftime('%Y-%m-%d %H:%M %Z')}.",
         "",
         "Final return: the mean deterministic return over the "
-        f"{_episodes(s for e in results.values() for s in e['seeds'])}episodes of the policy",
+        f"{_episodes(s for e in results.values() for s in e['seeds'])} of the policy",
         "at the end of each seed's step budget (not the best point of the run). Across seeds:",
         "mean ± std (population), and the interquartile mean (IQM; with 3 seeds it equals the",
         f"mean) with a percentile bootstrap 95% CI ({BOOTSTRAP_RESAMPLES:,d} resamples of the",
@@ -373,8 +373,8 @@ def render(
         "-v4 entries for -v5 envs, the zoo's defaults where it has no entry), same env id, same",
         "step budget, the seeds listed, run here by `benchmarks/sb3_zoo.py` (torch, one",
         "thread), evaluated the same way ("
-        f"{_episodes(r for e in results.values() for r in e['sb3'])}deterministic episodes",
-        "at the end of the budget).",
+        f"{_episodes(r for e in results.values() for r in e['sb3'])}, deterministic, at the end",
+        "of the budget).",
         "Published numbers are for older env versions where noted and are not re-measured.",
         "",
         "| env | trpo_tf mean ± std | sb3-contrib (zoo, here) | sb3-contrib steps/s | "
