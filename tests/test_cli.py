@@ -234,6 +234,13 @@ ERROR_CASES = {
         lambda d, run: ["eval", str(d / "empty")],
         lambda msg: "empty" in msg,
     ),
+    "resume_with_other_n_envs": (
+        lambda d, run: (
+            ["train", "--resume", str(run), "--set", "env.n_envs=4"]
+            + ["--set", "trainer.total_steps=12288"]
+        ),
+        lambda msg: "cannot change env.n_envs on --resume (8 in " in msg and "requested 4" in msg,
+    ),
     "train_into_existing_run": (
         lambda d, run: ["train", str(CARTPOLE), "--run-dir", str(run)],
         lambda msg: "already" in msg,
@@ -265,6 +272,13 @@ def test_user_error_is_one_line_and_status_2(error_results, workdir, case):
     # A config error leaves no half-made run directory behind.
     for leftover in ("e-key", "e-dist", "e-space", "e-env"):
         assert not (workdir / leftover).exists()
+
+
+@pytest.mark.slow
+def test_a_refused_resume_leaves_the_run_as_it_was(error_results, trained):
+    run_dir, _ = trained
+    assert load_experiment(run_dir / "config.yaml") == load_experiment(CARTPOLE, TRAIN_OVERRIDES)
+    assert not (run_dir / "checkpoints" / "iter_000004").exists()
 
 
 def test_plugins_lists_builtins_with_their_package(workdir):

@@ -20,12 +20,13 @@ from trpo_tf.blas import blas_threads
 from trpo_tf.checkpoint import CheckpointManager
 from trpo_tf.config.schema import ExperimentConfig
 from trpo_tf.envs import describe, make_env_fn
-from trpo_tf.errors import IncompatibleSpaceError, RunDirError
+from trpo_tf.errors import IncompatibleSpaceError
 from trpo_tf.evaluation import evaluate
 from trpo_tf.export import export_savedmodel
 from trpo_tf.heap import frozen_heap
 from trpo_tf.interfaces import Tracker
 from trpo_tf.learner import Learner
+from trpo_tf.resume import resume_checkpoint
 from trpo_tf.rollout.actor import Actor
 from trpo_tf.rollout.numpy_actor import NumpyActor, can_mirror
 from trpo_tf.rollout.runners import Runner, build_runner
@@ -147,10 +148,14 @@ def train(
         progress_every: iterations between plain progress lines (non-TTY).
         trackers: extra metric sinks; ``None`` builds those ``config.tracking``
             enables.
-        resume: continue from the newest checkpoint in ``run_dir``.
+        resume: continue from the newest checkpoint in ``run_dir``; ``config`` may
+            differ from the run's ``config.yaml`` only in
+            :data:`trpo_tf.resume.RESUMABLE_KEYS`.
 
     Raises:
         RunDirError: ``resume`` without a checkpoint in ``run_dir``.
+        ConfigError: ``resume`` with a config that changes a key a resume must keep,
+            or a ``trainer.total_steps`` below the steps already trained.
         KeyboardInterrupt: after saving a checkpoint, when interrupted.
     """
     # The imports' objects out of the collector's way (trpo_tf/heap.py), and numpy's BLAS
@@ -172,9 +177,9 @@ def _train(
     np.random.seed(config.seed)
     run_path = Path(run_dir)
     checkpoints = CheckpointManager(run_path / "checkpoints", config.checkpoint.keep)
-    resume_from = checkpoints.latest() if resume else None
-    if resume and resume_from is None:
-        raise RunDirError(f"cannot resume: no checkpoint in {run_path / 'checkpoints'}")
+    # Checked before anything is built or written: a resume that cannot work leaves
+    # the run directory as it was.
+    resume_from = resume_checkpoint(run_path, config) if resume else None
 
     env_fn = make_env_fn(config.env.id, config.env.kwargs)
     spec = describe(config.env.id, env_fn)
