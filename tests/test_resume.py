@@ -286,3 +286,28 @@ def test_resume_may_change_budget_evaluation_tracking_and_speed_settings(tmp_pat
     ]
     config = load_experiment(run_dir / "config.yaml", overrides)
     assert resume_checkpoint(run_dir, config) == run_dir / "checkpoints" / "iter_000003"
+
+
+def test_resume_with_a_budget_below_the_steps_already_trained_is_refused(
+    tmp_path: Path, capsys
+) -> None:
+    from trpo_tf.cli import main
+
+    run_dir = _stopped_run(tmp_path)  # a finished 6,144-step run: 3 iterations of 2,048
+    before = _contents(run_dir)
+    args = ["train", "--resume", str(run_dir), "--quiet", "--set", "trainer.total_steps=2048"]
+    assert main(args) == 2
+    line = _error_line(capsys)
+    assert "trainer.total_steps 2048 is below the 6144 env steps" in line
+    assert "at least 6144" in line
+    assert _contents(run_dir) == before
+
+
+def test_resume_budget_may_shrink_to_the_steps_already_trained(tmp_path: Path) -> None:
+    from trpo_tf.config import load_experiment
+    from trpo_tf.resume import resume_checkpoint
+
+    run_dir = _stopped_run(tmp_path, iterations=2)  # stopped after 2 of 3 iterations
+    for total_steps in (4096, 5000):
+        config = load_experiment(run_dir / "config.yaml", [f"trainer.total_steps={total_steps}"])
+        assert resume_checkpoint(run_dir, config).name == "iter_000002"

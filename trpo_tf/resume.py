@@ -51,7 +51,8 @@ def resume_checkpoint(run_dir: str | Path, config: ExperimentConfig) -> Path:
 
     Raises:
         RunDirError: ``run_dir`` has no ``config.yaml`` or no checkpoint.
-        ConfigError: ``config`` changes a key outside :data:`RESUMABLE_KEYS`.
+        ConfigError: ``config`` changes a key outside :data:`RESUMABLE_KEYS`, or its
+            ``trainer.total_steps`` is below what the run has already trained.
     """
     run_dir = Path(run_dir)
     config_file = run_dir / "config.yaml"
@@ -61,6 +62,7 @@ def resume_checkpoint(run_dir: str | Path, config: ExperimentConfig) -> Path:
     latest = CheckpointManager(run_dir / "checkpoints", config.checkpoint.keep).latest()
     if latest is None:
         raise RunDirError(f"cannot resume: no checkpoint in {run_dir / 'checkpoints'}")
+    check_resume_budget(config, CheckpointManager.iteration_of(latest), run_dir)
     return latest
 
 
@@ -101,6 +103,29 @@ def check_resume_config(
                 f"requested {_show(new)}); start a new run instead, or resume without "
                 f"changing it (only {_RESUMABLE_TEXT} may change)"
             )
+
+
+def check_resume_budget(config: ExperimentConfig, done_iterations: int, run_dir: Path) -> None:
+    """Raise when ``trainer.total_steps`` is below what the run has already trained.
+
+    Args:
+        config: the config the resumed run would train with.
+        done_iterations: the iteration of the checkpoint it continues from.
+        run_dir: the run directory, quoted in the message.
+
+    Raises:
+        ConfigError: ``total_steps`` rounds down to fewer iterations than ``done_iterations``.
+    """
+    per_iteration = config.trainer.steps_per_iteration
+    planned = config.trainer.total_steps // per_iteration
+    if planned < done_iterations:
+        done_steps = done_iterations * per_iteration
+        raise ConfigError(
+            f"trainer.total_steps {config.trainer.total_steps} is below the {done_steps} env "
+            f"steps {run_dir} has already trained ({done_iterations} iterations of "
+            f"trainer.steps_per_iteration {per_iteration}); set trainer.total_steps to at "
+            f"least {done_steps}, or leave it out to finish the run's own budget"
+        )
 
 
 def _diff(saved: Any, requested: Any, path: str) -> Iterator[tuple[str, Any, Any]]:
