@@ -289,3 +289,32 @@ def test_plugins_lists_builtins_with_their_package(workdir):
         matching = [line for line in lines if line.split() and line.split()[0] == name]
         assert len(matching) == 1, (name, result.stdout)
         assert "trpo_tf" in matching[0].split()[1:], matching[0]
+
+
+# --------------------------------------------------------------------------- argument checks
+# In-process: each of these stops before TensorFlow loads or anything is written.
+
+
+def _main_error(args: list[str], capsys) -> str:
+    from trpo_tf.cli import main
+
+    assert main(args) == 2
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("trpo-tf: error: "), lines
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        (["--resume", "RUN"], "cannot be combined with --resume"),
+        ([], "train --seeds needs an EXPERIMENT.yaml"),
+    ],
+)
+def test_seeds_with_resume_or_without_experiment_is_one_line(tmp_path, capsys, extra, expected):
+    run_dir = tmp_path / "run"
+    args = [a.replace("RUN", str(run_dir)) for a in extra]
+    line = _main_error(["train", "--seeds", "0-1", *args], capsys)
+    assert expected in line
+    assert not run_dir.exists()

@@ -28,6 +28,13 @@ def _train_seeds(args: argparse.Namespace, overrides: list[str]) -> int:
     from trpo_tf.errors import ConfigError
     from trpo_tf.tracking import seeds as multi_seed
 
+    if args.resume:
+        raise ConfigError(
+            "--seeds starts new runs and cannot be combined with --resume; resume each "
+            "seed's run directory on its own: trpo-tf train --resume PARENT/seed_N"
+        )
+    if args.experiment is None:
+        raise ConfigError("train --seeds needs an EXPERIMENT.yaml to train the seeds of")
     if args.seed is not None:
         raise ConfigError("--seed and --seeds exclude each other; pass one of them")
     if args.parallel < 1:
