@@ -318,3 +318,29 @@ def test_seeds_with_resume_or_without_experiment_is_one_line(tmp_path, capsys, e
     line = _main_error(["train", "--seeds", "0-1", *args], capsys)
     assert expected in line
     assert not run_dir.exists()
+
+
+SHORT = ["--set", "trainer.total_steps=2048", "--set", "eval.episodes=1", "--quiet"]
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["CARTPOLE", "--resume", "RUN"], "cartpole.yaml would be ignored; drop it"),
+        (["--resume", "RUN", "--run-dir", "OTHER"], "not --run-dir"),
+        (["CARTPOLE", "--parallel", "2", "--run-dir", "RUN", *SHORT], "needs --seeds"),
+        (["CARTPOLE", "--log-every", "0", "--run-dir", "RUN", *SHORT], "--log-every must be >= 1"),
+        (["CARTPOLE", "--log-every", "-1", "--run-dir", "RUN", *SHORT], "got -1"),
+    ],
+)
+def test_options_that_would_be_ignored_are_one_line_errors(tmp_path, capsys, args, expected):
+    paths = {"CARTPOLE": str(CARTPOLE), "RUN": str(tmp_path / "run"), "OTHER": str(tmp_path / "o")}
+    line = _main_error(["train", *(paths.get(arg, arg) for arg in args)], capsys)
+    assert expected in line, line
+    assert not (tmp_path / "run").exists() and not (tmp_path / "o").exists()
+
+
+def test_resume_may_name_its_own_directory_as_run_dir(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    line = _main_error(["train", "--resume", str(run_dir), "--run-dir", str(run_dir)], capsys)
+    assert "has no config.yaml" in line  # got past the option checks
