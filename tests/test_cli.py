@@ -230,6 +230,10 @@ ERROR_CASES = {
         lambda d, run: _train_args("env.id=CartPol-v1", d / "e-env"),
         lambda msg: "CartPol-v1" in msg and "CartPole-v1" in msg,
     ),
+    "unknown_tracker": (
+        lambda d, run: _train_args("tracking.plugins={my_trackr: {}}", d / "e-tracker"),
+        lambda msg: "my_trackr" in msg,
+    ),
     "eval_empty_directory": (
         lambda d, run: ["eval", str(d / "empty")],
         lambda msg: "empty" in msg,
@@ -270,7 +274,7 @@ def test_user_error_is_one_line_and_status_2(error_results, workdir, case):
     assert lines[0].startswith("trpo-tf: error:"), _describe(result)
     assert ERROR_CASES[case][1](lines[0]), lines[0]
     # A config error leaves no half-made run directory behind.
-    for leftover in ("e-key", "e-dist", "e-space", "e-env"):
+    for leftover in ("e-key", "e-dist", "e-space", "e-env", "e-tracker"):
         assert not (workdir / leftover).exists()
 
 
@@ -344,3 +348,26 @@ def test_resume_may_name_its_own_directory_as_run_dir(tmp_path, capsys):
     run_dir = tmp_path / "run"
     line = _main_error(["train", "--resume", str(run_dir), "--run-dir", str(run_dir)], capsys)
     assert "has no config.yaml" in line  # got past the option checks
+
+
+def _run_that_failed_at_start(tmp_path: Path) -> Path:
+    """What an error in the first iteration leaves: config, header-only metrics, tensorboard/."""
+    from trpo_tf.config import dump_experiment
+    from trpo_tf.tracking.run_dir import METRIC_COLUMNS as COLUMNS
+
+    run_dir = tmp_path / "run"
+    (run_dir / "tensorboard").mkdir(parents=True)
+    dump_experiment(load_experiment(CARTPOLE), run_dir / "config.yaml")
+    (run_dir / "metrics.csv").write_text(",".join(COLUMNS) + "\n")
+    return run_dir
+
+
+@pytest.mark.parametrize("resume", [False, True])
+def test_a_run_that_failed_at_start_says_how_to_retry(tmp_path, capsys, resume):
+    run_dir = _run_that_failed_at_start(tmp_path)
+    before = sorted(run_dir.rglob("*"))
+    args = ["--resume", str(run_dir)] if resume else [str(CARTPOLE), "--run-dir", str(run_dir)]
+    line = _main_error(["train", *args], capsys)
+    assert "remove" in line and "another --run-dir" in line, line
+    assert f"--resume {run_dir}" not in line, line  # no dead end: it has no checkpoint
+    assert sorted(run_dir.rglob("*")) == before  # nothing deleted for the user

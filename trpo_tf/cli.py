@@ -121,6 +121,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
         config = load_experiment(args.experiment, overrides)
         run_dir = Path(args.run_dir) if args.run_dir else _default_run_dir(config.name, config.seed)
         if (run_dir / "metrics.csv").exists():
+            from trpo_tf.checkpoint import CheckpointManager
+
+            if CheckpointManager(run_dir / "checkpoints", keep=1).latest() is None:
+                raise RunDirError(
+                    f"run directory {run_dir} holds a run that stopped before its first "
+                    "checkpoint, so --resume cannot continue it; remove it (nothing is "
+                    "deleted for you) or pass another --run-dir"
+                )
             raise RunDirError(
                 f"run directory {run_dir} already holds a run; pass another --run-dir, "
                 f"remove it, or continue it with --resume {run_dir}"

@@ -61,7 +61,11 @@ def resume_checkpoint(run_dir: str | Path, config: ExperimentConfig) -> Path:
     check_resume_config(load_experiment(config_file), config, config_file)
     latest = CheckpointManager(run_dir / "checkpoints", config.checkpoint.keep).latest()
     if latest is None:
-        raise RunDirError(f"cannot resume: no checkpoint in {run_dir / 'checkpoints'}")
+        raise RunDirError(
+            f"cannot resume: {run_dir} has no checkpoint (the run stopped before writing its "
+            f"first one), so there is nothing to continue; remove {run_dir} and train again, "
+            "or train into another --run-dir"
+        )
     check_resume_budget(config, CheckpointManager.iteration_of(latest), run_dir)
     return latest
 

@@ -31,6 +31,7 @@ from trpo_tf.rollout.actor import Actor
 from trpo_tf.rollout.numpy_actor import NumpyActor, can_mirror
 from trpo_tf.rollout.runners import Runner, build_runner
 from trpo_tf.tracking import Progress, RunDirectory, build_trackers
+from trpo_tf.tracking.factory import check_trackers
 from trpo_tf.trainer import TrpoUpdate
 from trpo_tf.trainer.placement import devices_of
 
@@ -176,6 +177,9 @@ def _train(
     tf.random.set_seed(config.seed)
     np.random.seed(config.seed)
     run_path = Path(run_dir)
+    # Tracker names and settings are checked here, like every other plug-in name below,
+    # before the run directory exists: a typo must not leave a half-made run behind.
+    check_trackers(config)
     checkpoints = CheckpointManager(run_path / "checkpoints", config.checkpoint.keep)
     # Checked before anything is built or written: a resume that cannot work leaves
     # the run directory as it was.
