@@ -252,8 +252,8 @@ def _train(
     run = RunDirectory(run_path, config, resume_after=loop.iteration if resume_from else None)
     if trackers is None:
         trackers = build_trackers(config, run.path)
-    # Whole iterations only, never more than the budget (at least one iteration).
-    iterations = max(1, trainer.total_steps // batch_size)
+    # Whole iterations only, never more than the budget (the config has room for one).
+    iterations = trainer.total_steps // batch_size
     progress.total_steps = iterations * batch_size
     start = time.perf_counter() - loop.elapsed
     completed = False
