@@ -371,3 +371,25 @@ def test_a_run_that_failed_at_start_says_how_to_retry(tmp_path, capsys, resume):
     assert "remove" in line and "another --run-dir" in line, line
     assert f"--resume {run_dir}" not in line, line  # no dead end: it has no checkpoint
     assert sorted(run_dir.rglob("*")) == before  # nothing deleted for the user
+
+
+@pytest.mark.parametrize("seeds", [False, True])
+@pytest.mark.parametrize("inside", [False, True])
+def test_run_dir_that_is_a_file_is_one_line(tmp_path, capsys, seeds, inside):
+    existing = tmp_path / "notes.txt"
+    existing.write_text("keep me\n")
+    run_dir = existing / "run" if inside else existing
+    args = ["train", str(CARTPOLE), "--run-dir", str(run_dir), *SHORT]
+    line = _main_error(args + (["--seeds", "0"] if seeds else []), capsys)
+    assert f"run directory {run_dir} " in line and "file" in line and "--run-dir" in line, line
+    assert existing.read_text() == "keep me\n"
+
+
+def test_train_api_refuses_a_run_dir_that_is_a_file(tmp_path):
+    from trpo_tf.errors import RunDirError
+    from trpo_tf.train import train
+
+    existing = tmp_path / "notes.txt"
+    existing.write_text("keep me\n")
+    with pytest.raises(RunDirError, match="is a file, not a directory"):
+        train(load_experiment(CARTPOLE, ["trainer.total_steps=2048"]), existing, quiet=True)

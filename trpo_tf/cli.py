@@ -27,6 +27,7 @@ def _train_seeds(args: argparse.Namespace, overrides: list[str]) -> int:
     from trpo_tf.config import load_experiment
     from trpo_tf.errors import ConfigError
     from trpo_tf.tracking import seeds as multi_seed
+    from trpo_tf.tracking.run_dir import check_run_dir_path
 
     if args.resume:
         raise ConfigError(
@@ -44,6 +45,7 @@ def _train_seeds(args: argparse.Namespace, overrides: list[str]) -> int:
     config = load_experiment(args.experiment, overrides)  # fail early, before any seed runs
     stamp = time.strftime("%Y%m%d-%H%M%S")
     parent = Path(args.run_dir) if args.run_dir else Path("runs") / f"{config.name}-seeds-{stamp}"
+    check_run_dir_path(parent)
     multi_seed.check_free(parent, seeds)
     if parallel > 1:
         status = multi_seed.train_parallel(
@@ -96,6 +98,7 @@ def _check_train_args(args: argparse.Namespace) -> None:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from trpo_tf.config import load_experiment
+    from trpo_tf.tracking.run_dir import check_run_dir_path
 
     _check_train_args(args)
     overrides = list(args.set or [])
@@ -120,6 +123,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
             raise RunDirError("train needs an EXPERIMENT.yaml, or --resume RUN_DIR")
         config = load_experiment(args.experiment, overrides)
         run_dir = Path(args.run_dir) if args.run_dir else _default_run_dir(config.name, config.seed)
+        check_run_dir_path(run_dir)
         if (run_dir / "metrics.csv").exists():
             from trpo_tf.checkpoint import CheckpointManager
 

@@ -32,6 +32,7 @@ from trpo_tf.rollout.numpy_actor import NumpyActor, can_mirror
 from trpo_tf.rollout.runners import Runner, build_runner
 from trpo_tf.tracking import Progress, RunDirectory, build_trackers
 from trpo_tf.tracking.factory import check_trackers
+from trpo_tf.tracking.run_dir import check_run_dir_path
 from trpo_tf.trainer import TrpoUpdate
 from trpo_tf.trainer.placement import devices_of
 
@@ -154,7 +155,8 @@ def train(
             :data:`trpo_tf.resume.RESUMABLE_KEYS`.
 
     Raises:
-        RunDirError: ``resume`` without a checkpoint in ``run_dir``.
+        RunDirError: ``resume`` without a checkpoint in ``run_dir``, or ``run_dir`` is
+            (inside) a file.
         ConfigError: ``resume`` with a config that changes a key a resume must keep,
             or a ``trainer.total_steps`` below the steps already trained.
         KeyboardInterrupt: after saving a checkpoint, when interrupted.
@@ -177,6 +179,7 @@ def _train(
     tf.random.set_seed(config.seed)
     np.random.seed(config.seed)
     run_path = Path(run_dir)
+    check_run_dir_path(run_path)
     # Tracker names and settings are checked here, like every other plug-in name below,
     # before the run directory exists: a typo must not leave a half-made run behind.
     check_trackers(config)
