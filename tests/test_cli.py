@@ -230,9 +230,20 @@ ERROR_CASES = {
         lambda d, run: _train_args("env.id=CartPol-v1", d / "e-env"),
         lambda msg: "CartPol-v1" in msg and "CartPole-v1" in msg,
     ),
+    "unknown_tracker": (
+        lambda d, run: _train_args("tracking.plugins={my_trackr: {}}", d / "e-tracker"),
+        lambda msg: "my_trackr" in msg,
+    ),
     "eval_empty_directory": (
         lambda d, run: ["eval", str(d / "empty")],
         lambda msg: "empty" in msg,
+    ),
+    "resume_with_other_n_envs": (
+        lambda d, run: (
+            ["train", "--resume", str(run), "--set", "env.n_envs=4"]
+            + ["--set", "trainer.total_steps=12288"]
+        ),
+        lambda msg: "cannot change env.n_envs on --resume (8 in " in msg and "requested 4" in msg,
     ),
     "train_into_existing_run": (
         lambda d, run: ["train", str(CARTPOLE), "--run-dir", str(run)],
@@ -263,8 +274,15 @@ def test_user_error_is_one_line_and_status_2(error_results, workdir, case):
     assert lines[0].startswith("trpo-tf: error:"), _describe(result)
     assert ERROR_CASES[case][1](lines[0]), lines[0]
     # A config error leaves no half-made run directory behind.
-    for leftover in ("e-key", "e-dist", "e-space", "e-env"):
+    for leftover in ("e-key", "e-dist", "e-space", "e-env", "e-tracker"):
         assert not (workdir / leftover).exists()
+
+
+@pytest.mark.slow
+def test_a_refused_resume_leaves_the_run_as_it_was(error_results, trained):
+    run_dir, _ = trained
+    assert load_experiment(run_dir / "config.yaml") == load_experiment(CARTPOLE, TRAIN_OVERRIDES)
+    assert not (run_dir / "checkpoints" / "iter_000004").exists()
 
 
 def test_plugins_lists_builtins_with_their_package(workdir):
@@ -275,3 +293,103 @@ def test_plugins_lists_builtins_with_their_package(workdir):
         matching = [line for line in lines if line.split() and line.split()[0] == name]
         assert len(matching) == 1, (name, result.stdout)
         assert "trpo_tf" in matching[0].split()[1:], matching[0]
+
+
+# --------------------------------------------------------------------------- argument checks
+# In-process: each of these stops before TensorFlow loads or anything is written.
+
+
+def _main_error(args: list[str], capsys) -> str:
+    from trpo_tf.cli import main
+
+    assert main(args) == 2
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("trpo-tf: error: "), lines
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        (["--resume", "RUN"], "cannot be combined with --resume"),
+        ([], "train --seeds needs an EXPERIMENT.yaml"),
+    ],
+)
+def test_seeds_with_resume_or_without_experiment_is_one_line(tmp_path, capsys, extra, expected):
+    run_dir = tmp_path / "run"
+    args = [a.replace("RUN", str(run_dir)) for a in extra]
+    line = _main_error(["train", "--seeds", "0-1", *args], capsys)
+    assert expected in line
+    assert not run_dir.exists()
+
+
+SHORT = ["--set", "trainer.total_steps=2048", "--set", "eval.episodes=1", "--quiet"]
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["CARTPOLE", "--resume", "RUN"], "cartpole.yaml would be ignored; drop it"),
+        (["--resume", "RUN", "--run-dir", "OTHER"], "not --run-dir"),
+        (["CARTPOLE", "--parallel", "2", "--run-dir", "RUN", *SHORT], "needs --seeds"),
+        (["CARTPOLE", "--log-every", "0", "--run-dir", "RUN", *SHORT], "--log-every must be >= 1"),
+        (["CARTPOLE", "--log-every", "-1", "--run-dir", "RUN", *SHORT], "got -1"),
+    ],
+)
+def test_options_that_would_be_ignored_are_one_line_errors(tmp_path, capsys, args, expected):
+    paths = {"CARTPOLE": str(CARTPOLE), "RUN": str(tmp_path / "run"), "OTHER": str(tmp_path / "o")}
+    line = _main_error(["train", *(paths.get(arg, arg) for arg in args)], capsys)
+    assert expected in line, line
+    assert not (tmp_path / "run").exists() and not (tmp_path / "o").exists()
+
+
+def test_resume_may_name_its_own_directory_as_run_dir(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    line = _main_error(["train", "--resume", str(run_dir), "--run-dir", str(run_dir)], capsys)
+    assert "has no config.yaml" in line  # got past the option checks
+
+
+def _run_that_failed_at_start(tmp_path: Path) -> Path:
+    """What an error in the first iteration leaves: config, header-only metrics, tensorboard/."""
+    from trpo_tf.config import dump_experiment
+    from trpo_tf.tracking.run_dir import METRIC_COLUMNS as COLUMNS
+
+    run_dir = tmp_path / "run"
+    (run_dir / "tensorboard").mkdir(parents=True)
+    dump_experiment(load_experiment(CARTPOLE), run_dir / "config.yaml")
+    (run_dir / "metrics.csv").write_text(",".join(COLUMNS) + "\n")
+    return run_dir
+
+
+@pytest.mark.parametrize("resume", [False, True])
+def test_a_run_that_failed_at_start_says_how_to_retry(tmp_path, capsys, resume):
+    run_dir = _run_that_failed_at_start(tmp_path)
+    before = sorted(run_dir.rglob("*"))
+    args = ["--resume", str(run_dir)] if resume else [str(CARTPOLE), "--run-dir", str(run_dir)]
+    line = _main_error(["train", *args], capsys)
+    assert "remove" in line and "another --run-dir" in line, line
+    assert f"--resume {run_dir}" not in line, line  # no dead end: it has no checkpoint
+    assert sorted(run_dir.rglob("*")) == before  # nothing deleted for the user
+
+
+@pytest.mark.parametrize("seeds", [False, True])
+@pytest.mark.parametrize("inside", [False, True])
+def test_run_dir_that_is_a_file_is_one_line(tmp_path, capsys, seeds, inside):
+    existing = tmp_path / "notes.txt"
+    existing.write_text("keep me\n")
+    run_dir = existing / "run" if inside else existing
+    args = ["train", str(CARTPOLE), "--run-dir", str(run_dir), *SHORT]
+    line = _main_error(args + (["--seeds", "0"] if seeds else []), capsys)
+    assert f"run directory {run_dir} " in line and "file" in line and "--run-dir" in line, line
+    assert existing.read_text() == "keep me\n"
+
+
+def test_train_api_refuses_a_run_dir_that_is_a_file(tmp_path):
+    from trpo_tf.errors import RunDirError
+    from trpo_tf.train import train
+
+    existing = tmp_path / "notes.txt"
+    existing.write_text("keep me\n")
+    with pytest.raises(RunDirError, match="is a file, not a directory"):
+        train(load_experiment(CARTPOLE, ["trainer.total_steps=2048"]), existing, quiet=True)

@@ -1,4 +1,4 @@
-"""The README's test command is the one CI runs."""
+"""The README matches what it describes: the test command CI runs, config sections, --resume."""
 
 from __future__ import annotations
 
@@ -30,3 +30,24 @@ def test_ci_runs_exactly_the_readme_test_command() -> None:
 def test_ci_treats_no_tests_collected_as_failure() -> None:
     ci = (ROOT / ".ci" / "run").read_text()
     assert '"$status" -eq 5' in ci and "exit 1" in ci
+
+
+def test_readme_lists_every_experiment_section() -> None:
+    from trpo_tf.config.schema import ExperimentConfig
+    from trpo_tf.config.schema_info import field_names, is_section, type_hints
+
+    text = " ".join((ROOT / "README.md").read_text().split())
+    listed = re.search(r"schema\.py` \(((?:`\w+`,? ?)+)\)", text)
+    assert listed, "README: the list of experiment sections after trpo_tf/config/schema.py"
+    hints = type_hints(ExperimentConfig)
+    sections = [name for name in field_names(ExperimentConfig) if is_section(hints[name])]
+    assert re.findall(r"`(\w+)`", listed.group(1)) == sections
+
+
+def test_readme_names_every_key_a_resume_may_change() -> None:
+    from trpo_tf.resume import RESUMABLE_KEYS
+
+    text = (ROOT / "README.md").read_text()
+    for key in RESUMABLE_KEYS:
+        shown = key if "." in key else f"{key}.*"
+        assert f"`{shown}`" in text, shown

@@ -195,3 +195,119 @@ def test_a_checkpoint_that_does_not_fit_the_run_is_a_one_line_error(tmp_path: Pa
         )
     assert "\n" not in str(error.value)
     assert restored == []
+
+
+# ------------------------------------------------------------- what --resume may change
+
+CARTPOLE = Path(__file__).resolve().parents[1] / "experiments" / "cartpole.yaml"
+
+
+def _stopped_run(tmp_path: Path, iterations: int = 3) -> Path:
+    """A run directory as a 6,144-step CartPole run leaves it, checkpoint contents aside."""
+    from trpo_tf.config import dump_experiment, load_experiment
+
+    run_dir = tmp_path / "run"
+    (run_dir / "checkpoints" / f"iter_{iterations:06d}").mkdir(parents=True)
+    dump_experiment(
+        load_experiment(CARTPOLE, ["trainer.total_steps=6144"]), run_dir / "config.yaml"
+    )
+    rows = "".join(f"{i},{i * 2048}\n" for i in range(1, iterations + 1))
+    (run_dir / "metrics.csv").write_text("iteration,env_steps\n" + rows)
+    return run_dir
+
+
+def _contents(run_dir: Path) -> dict[str, bytes | None]:
+    return {
+        str(p.relative_to(run_dir)): p.read_bytes() if p.is_file() else None
+        for p in sorted(run_dir.rglob("*"))
+    }
+
+
+def _error_line(capsys) -> str:
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("trpo-tf: error: ")
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("args", "key", "saved", "requested"),
+    [
+        (["--set", "env.n_envs=4", "--set", "trainer.total_steps=12288"], "env.n_envs", "8", "4"),
+        (["--set", "policy.hidden=[32]"], "policy.hidden", "[64, 64]", "[32]"),
+        (["--set", "env.id=Acrobot-v1"], "env.id", "'CartPole-v1'", "'Acrobot-v1'"),
+        (["--seed", "7"], "seed", "0", "7"),
+        (["--set", "trainer.max_kl=0.02"], "trainer.max_kl", "0.01", "0.02"),
+    ],
+)
+def test_resume_that_changes_the_run_is_refused_before_anything_is_written(
+    tmp_path: Path, capsys, args: list[str], key: str, saved: str, requested: str
+) -> None:
+    from trpo_tf.cli import main
+
+    run_dir = _stopped_run(tmp_path)
+    before = _contents(run_dir)
+    assert main(["train", "--resume", str(run_dir), "--quiet", *args]) == 2
+    line = _error_line(capsys)
+    assert f"cannot change {key} on --resume ({saved} in {run_dir / 'config.yaml'}" in line
+    assert f"requested {requested})" in line
+    assert "start a new run" in line
+    assert _contents(run_dir) == before
+
+
+def test_train_api_refuses_a_resume_with_another_model(tmp_path: Path) -> None:
+    from trpo_tf.config import load_experiment
+    from trpo_tf.errors import ConfigError
+
+    run_dir = _stopped_run(tmp_path)
+    before = _contents(run_dir)
+    config = load_experiment(run_dir / "config.yaml", ["value.hidden=[32]"])
+    with pytest.raises(ConfigError, match=r"cannot change value\.hidden on --resume"):
+        train(config, run_dir, quiet=True, resume=True)
+    assert _contents(run_dir) == before
+
+
+def test_resume_may_change_budget_evaluation_tracking_and_speed_settings(tmp_path: Path) -> None:
+    from trpo_tf.config import load_experiment
+    from trpo_tf.resume import resume_checkpoint
+
+    run_dir = _stopped_run(tmp_path)
+    overrides = [
+        "trainer.total_steps=12288",
+        "trainer.threads=2",
+        "trainer.jit_compile=true",
+        "eval.every=1",
+        "eval.episodes=2",
+        "tracking.tensorboard=false",
+        "tracking.wandb.enabled=true",
+        "checkpoint.every=1",
+        "checkpoint.keep=5",
+        "runner.workers=4",
+    ]
+    config = load_experiment(run_dir / "config.yaml", overrides)
+    assert resume_checkpoint(run_dir, config) == run_dir / "checkpoints" / "iter_000003"
+
+
+def test_resume_with_a_budget_below_the_steps_already_trained_is_refused(
+    tmp_path: Path, capsys
+) -> None:
+    from trpo_tf.cli import main
+
+    run_dir = _stopped_run(tmp_path)  # a finished 6,144-step run: 3 iterations of 2,048
+    before = _contents(run_dir)
+    args = ["train", "--resume", str(run_dir), "--quiet", "--set", "trainer.total_steps=2048"]
+    assert main(args) == 2
+    line = _error_line(capsys)
+    assert "trainer.total_steps 2048 is below the 6144 env steps" in line
+    assert "at least 6144" in line
+    assert _contents(run_dir) == before
+
+
+def test_resume_budget_may_shrink_to_the_steps_already_trained(tmp_path: Path) -> None:
+    from trpo_tf.config import load_experiment
+    from trpo_tf.resume import resume_checkpoint
+
+    run_dir = _stopped_run(tmp_path, iterations=2)  # stopped after 2 of 3 iterations
+    for total_steps in (4096, 5000):
+        config = load_experiment(run_dir / "config.yaml", [f"trainer.total_steps={total_steps}"])
+        assert resume_checkpoint(run_dir, config).name == "iter_000002"

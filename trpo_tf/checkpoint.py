@@ -12,6 +12,9 @@ Layout::
 A checkpoint directory is written under a temporary name and renamed only once
 complete, so a process killed mid-write (even by SIGKILL) leaves the previous
 checkpoint intact and loadable.
+
+Listing checkpoints needs no TensorFlow (the CLI checks a run before loading it);
+TensorFlow is imported by the methods that read or write one.
 """
 
 from __future__ import annotations
@@ -22,11 +25,12 @@ import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
-
-import tensorflow as tf
+from typing import TYPE_CHECKING, Any
 
 from trpo_tf.errors import RunDirError
+
+if TYPE_CHECKING:
+    import tensorflow as tf
 
 _PREFIX = "iter_"
 _TMP = ".tmp-"
@@ -46,6 +50,8 @@ class CheckpointManager:
         self._writer: tuple[tuple[tuple[str, int], ...], tf.train.Checkpoint] | None = None
 
     def _checkpoint_of(self, tf_objects: dict[str, Any]) -> tf.train.Checkpoint:
+        import tensorflow as tf
+
         key = tuple(sorted((name, id(obj)) for name, obj in tf_objects.items()))
         if self._writer is None or self._writer[0] != key:
             self._writer = (key, tf.train.Checkpoint(**tf_objects))
@@ -66,6 +72,11 @@ class CheckpointManager:
     def path_of(self, iteration: int) -> Path:
         """Where the checkpoint of ``iteration`` lands once complete."""
         return self.directory / f"{_PREFIX}{iteration:06d}"
+
+    @staticmethod
+    def iteration_of(path: Path) -> int:
+        """The iteration a checkpoint directory holds the state after (``iter_000030``: 30)."""
+        return int(Path(path).name[len(_PREFIX) :])
 
     @staticmethod
     def snapshot(state: dict[str, Any]) -> bytes:
@@ -107,6 +118,8 @@ class CheckpointManager:
             RunDirError: the checkpoint lacks variables this run has (written for
                 another network shape, distribution or optimizer).
         """
+        import tensorflow as tf
+
         status = tf.train.Checkpoint(**tf_objects).read(str(path / "tf"))
         try:
             status.assert_existing_objects_matched()

@@ -27,19 +27,29 @@ def _train_seeds(args: argparse.Namespace, overrides: list[str]) -> int:
     from trpo_tf.config import load_experiment
     from trpo_tf.errors import ConfigError
     from trpo_tf.tracking import seeds as multi_seed
+    from trpo_tf.tracking.run_dir import check_run_dir_path
 
+    if args.resume:
+        raise ConfigError(
+            "--seeds starts new runs and cannot be combined with --resume; resume each "
+            "seed's run directory on its own: trpo-tf train --resume PARENT/seed_N"
+        )
+    if args.experiment is None:
+        raise ConfigError("train --seeds needs an EXPERIMENT.yaml to train the seeds of")
     if args.seed is not None:
         raise ConfigError("--seed and --seeds exclude each other; pass one of them")
-    if args.parallel < 1:
-        raise ConfigError(f"--parallel must be >= 1, got {args.parallel}")
+    parallel = 1 if args.parallel is None else args.parallel
+    if parallel < 1:
+        raise ConfigError(f"--parallel must be >= 1, got {parallel}")
     seeds = multi_seed.parse_seeds(args.seeds)
     config = load_experiment(args.experiment, overrides)  # fail early, before any seed runs
     stamp = time.strftime("%Y%m%d-%H%M%S")
     parent = Path(args.run_dir) if args.run_dir else Path("runs") / f"{config.name}-seeds-{stamp}"
+    check_run_dir_path(parent)
     multi_seed.check_free(parent, seeds)
-    if args.parallel > 1:
+    if parallel > 1:
         status = multi_seed.train_parallel(
-            args.experiment, overrides, seeds, parent, args.parallel, args.log_every
+            args.experiment, overrides, seeds, parent, parallel, args.log_every
         )
     else:
         status = multi_seed.train_sequential(
@@ -57,9 +67,40 @@ def _train_seeds(args: argparse.Namespace, overrides: list[str]) -> int:
     return status
 
 
+def _check_train_args(args: argparse.Namespace) -> None:
+    """Options that would otherwise be ignored, or make no sense together, are errors."""
+    from trpo_tf.errors import ConfigError
+
+    if args.log_every < 1:
+        raise ConfigError(
+            f"--log-every must be >= 1 (iterations between progress lines), got {args.log_every}; "
+            "pass --quiet for no progress output"
+        )
+    if args.parallel is not None and args.seeds is None:
+        raise ConfigError(
+            "--parallel runs several seeds at a time and needs --seeds "
+            "(e.g. --seeds 0-4 --parallel 2); drop --parallel for a single run"
+        )
+    if not args.resume or args.seeds is not None:
+        return
+    if args.experiment is not None:
+        raise ConfigError(
+            f"--resume continues {args.resume} with its own config.yaml, so {args.experiment} "
+            "would be ignored; drop it (change resumable keys with --set), or train it as a "
+            "new run without --resume"
+        )
+    if args.run_dir is not None and Path(args.run_dir).resolve() != Path(args.resume).resolve():
+        raise ConfigError(
+            f"--resume writes into the run directory it continues ({args.resume}), not "
+            f"--run-dir {args.run_dir}; drop --run-dir"
+        )
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from trpo_tf.config import load_experiment
+    from trpo_tf.tracking.run_dir import check_run_dir_path
 
+    _check_train_args(args)
     overrides = list(args.set or [])
     if args.wandb:
         overrides.append("tracking.wandb.enabled=true")
@@ -68,17 +109,30 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.seed is not None:
         overrides.append(f"seed={args.seed}")
     if args.resume:
-        # The run's own resolved config; --set may extend it (e.g. trainer.total_steps).
+        from trpo_tf.resume import resume_checkpoint
+
+        # The run's own resolved config; --set may change what a resume allows (e.g.
+        # extend trainer.total_steps). Checked before TensorFlow loads or anything is written.
         run_dir = Path(args.resume)
         if not (run_dir / "config.yaml").is_file():
             raise RunDirError(f"cannot resume: {run_dir} has no config.yaml (not a run directory)")
         config = load_experiment(run_dir / "config.yaml", overrides)
+        resume_checkpoint(run_dir, config)
     else:
         if args.experiment is None:
             raise RunDirError("train needs an EXPERIMENT.yaml, or --resume RUN_DIR")
         config = load_experiment(args.experiment, overrides)
         run_dir = Path(args.run_dir) if args.run_dir else _default_run_dir(config.name, config.seed)
+        check_run_dir_path(run_dir)
         if (run_dir / "metrics.csv").exists():
+            from trpo_tf.checkpoint import CheckpointManager
+
+            if CheckpointManager(run_dir / "checkpoints", keep=1).latest() is None:
+                raise RunDirError(
+                    f"run directory {run_dir} holds a run that stopped before its first "
+                    "checkpoint, so --resume cannot continue it; remove it (nothing is "
+                    "deleted for you) or pass another --run-dir"
+                )
             raise RunDirError(
                 f"run directory {run_dir} already holds a run; pass another --run-dir, "
                 f"remove it, or continue it with --resume {run_dir}"
@@ -191,7 +245,6 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--parallel",
         type=int,
-        default=1,
         metavar="N",
         help="with --seeds: run N seeds at a time in child processes (default 1: in sequence)",
     )

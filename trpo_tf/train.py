@@ -20,16 +20,19 @@ from trpo_tf.blas import blas_threads
 from trpo_tf.checkpoint import CheckpointManager
 from trpo_tf.config.schema import ExperimentConfig
 from trpo_tf.envs import describe, make_env_fn
-from trpo_tf.errors import IncompatibleSpaceError, RunDirError
+from trpo_tf.errors import IncompatibleSpaceError
 from trpo_tf.evaluation import evaluate
 from trpo_tf.export import export_savedmodel
 from trpo_tf.heap import frozen_heap
 from trpo_tf.interfaces import Tracker
 from trpo_tf.learner import Learner
+from trpo_tf.resume import resume_checkpoint
 from trpo_tf.rollout.actor import Actor
 from trpo_tf.rollout.numpy_actor import NumpyActor, can_mirror
 from trpo_tf.rollout.runners import Runner, build_runner
 from trpo_tf.tracking import Progress, RunDirectory, build_trackers
+from trpo_tf.tracking.factory import check_trackers
+from trpo_tf.tracking.run_dir import check_run_dir_path
 from trpo_tf.trainer import TrpoUpdate
 from trpo_tf.trainer.placement import devices_of
 
@@ -147,10 +150,15 @@ def train(
         progress_every: iterations between plain progress lines (non-TTY).
         trackers: extra metric sinks; ``None`` builds those ``config.tracking``
             enables.
-        resume: continue from the newest checkpoint in ``run_dir``.
+        resume: continue from the newest checkpoint in ``run_dir``; ``config`` may
+            differ from the run's ``config.yaml`` only in
+            :data:`trpo_tf.resume.RESUMABLE_KEYS`.
 
     Raises:
-        RunDirError: ``resume`` without a checkpoint in ``run_dir``.
+        RunDirError: ``resume`` without a checkpoint in ``run_dir``, or ``run_dir`` is
+            (inside) a file.
+        ConfigError: ``resume`` with a config that changes a key a resume must keep,
+            or a ``trainer.total_steps`` below the steps already trained.
         KeyboardInterrupt: after saving a checkpoint, when interrupted.
     """
     # The imports' objects out of the collector's way (trpo_tf/heap.py), and numpy's BLAS
@@ -171,10 +179,14 @@ def _train(
     tf.random.set_seed(config.seed)
     np.random.seed(config.seed)
     run_path = Path(run_dir)
+    check_run_dir_path(run_path)
+    # Tracker names and settings are checked here, like every other plug-in name below,
+    # before the run directory exists: a typo must not leave a half-made run behind.
+    check_trackers(config)
     checkpoints = CheckpointManager(run_path / "checkpoints", config.checkpoint.keep)
-    resume_from = checkpoints.latest() if resume else None
-    if resume and resume_from is None:
-        raise RunDirError(f"cannot resume: no checkpoint in {run_path / 'checkpoints'}")
+    # Checked before anything is built or written: a resume that cannot work leaves
+    # the run directory as it was.
+    resume_from = resume_checkpoint(run_path, config) if resume else None
 
     env_fn = make_env_fn(config.env.id, config.env.kwargs)
     spec = describe(config.env.id, env_fn)
@@ -243,8 +255,8 @@ def _train(
     run = RunDirectory(run_path, config, resume_after=loop.iteration if resume_from else None)
     if trackers is None:
         trackers = build_trackers(config, run.path)
-    # Whole iterations only, never more than the budget (at least one iteration).
-    iterations = max(1, trainer.total_steps // batch_size)
+    # Whole iterations only, never more than the budget (the config has room for one).
+    iterations = trainer.total_steps // batch_size
     progress.total_steps = iterations * batch_size
     start = time.perf_counter() - loop.elapsed
     completed = False

@@ -570,3 +570,19 @@ def test_parse_overrides_returns_parsed_values_in_order():
 
 def test_empty_override_value_is_null():
     assert parse_overrides(["tracking.wandb.entity="]) == {"tracking.wandb.entity": None}
+
+
+def test_budget_must_hold_one_iteration():
+    # total_steps is rounded down to whole iterations; a budget below one iteration
+    # used to train a whole iteration anyway, more steps than asked for.
+    message = config_error({"trainer": {"total_steps": 4096, "steps_per_iteration": 8192}})
+    assert message.startswith(
+        "trainer.total_steps must be >= trainer.steps_per_iteration (training runs whole "
+        "iterations), got 4096 < 8192 (in exp.yaml)"
+    )
+    assert "raise trainer.total_steps to at least 8192" in message
+
+
+def test_budget_of_exactly_one_iteration_is_fine():
+    config = experiment_from_dict({"trainer": {"total_steps": 2048, "steps_per_iteration": 2048}})
+    assert config.trainer.total_steps == 2048

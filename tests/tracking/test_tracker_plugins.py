@@ -134,3 +134,23 @@ def test_unknown_tracker_lists_the_available_ones(recorder, tmp_path: Path) -> N
 def test_bad_tracker_settings_are_one_line_config_errors(recorder, tmp_path, plugins, match):
     with pytest.raises(ConfigError, match=match):
         build_trackers(_config(plugins), tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("plugins", "error", "match"),
+    [
+        ({"recordr": {}}, RegistryError, "recorder"),
+        ({"recorder": {"colour": "red"}}, ConfigError, r"tracker 'recorder' rejected.*colour"),
+        ({"recorder": 3}, ConfigError, r"tracking\.plugins\.recorder must be a mapping"),
+    ],
+)
+def test_bad_tracker_settings_stop_training_before_the_run_directory_exists(
+    recorder, tmp_path, plugins, error, match
+):
+    from trpo_tf.train import train
+
+    run_dir = tmp_path / "run"
+    with pytest.raises(error, match=match):
+        train(_config(plugins), run_dir, quiet=True)
+    assert not run_dir.exists()
+    assert recorder.calls == []  # checked from the factory's signature, not by calling it

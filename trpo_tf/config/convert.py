@@ -247,6 +247,14 @@ def check_cross_fields(config: ExperimentConfig, converter: Converter) -> None:
             f"{n_envs}{where}; set trainer.steps_per_iteration to {nearest} "
             f"(the nearest multiple of {n_envs}) or change env.n_envs"
         )
+    total = config.trainer.total_steps
+    if total < steps:
+        where = converter.where("trainer.total_steps", "trainer.steps_per_iteration")
+        raise ConfigError(
+            f"trainer.total_steps must be >= trainer.steps_per_iteration (training runs whole "
+            f"iterations), got {total} < {steps}{where}; raise trainer.total_steps to at "
+            f"least {steps} or lower trainer.steps_per_iteration"
+        )
     minibatch = config.value.minibatch_size
     if minibatch > steps:
         where = converter.where("value.minibatch_size", "trainer.steps_per_iteration")

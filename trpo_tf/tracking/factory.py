@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,30 @@ def build_trackers(config: ExperimentConfig, run_dir: Path) -> list[Tracker]:
     return trackers
 
 
+def check_trackers(config: ExperimentConfig) -> None:
+    """Check ``tracking.plugins`` without building anything (before a run directory exists).
+
+    Each name must be a registered tracker plug-in and its keyword arguments a
+    mapping that the factory's signature accepts.
+
+    Raises:
+        ConfigError: keyword arguments that are not a mapping or that the factory's
+            signature does not take.
+        RegistryError: an unknown or broken tracker plug-in name.
+    """
+    for name, kwargs in config.tracking.plugins.items():
+        kwargs = _plugin_kwargs(name, kwargs)
+        factory = registry.load(registry.TRACKERS, name)
+        try:
+            signature = inspect.signature(factory)
+        except (TypeError, ValueError):  # no introspectable signature: checked when built
+            continue
+        try:
+            signature.bind(run_dir=Path(), experiment={}, **kwargs)
+        except TypeError as error:
+            raise _rejected(name, kwargs, error) from error
+
+
 def plugin_tracker(
     name: str, kwargs: Any, config: ExperimentConfig, run_dir: Path
 ) -> IsolatedTracker | None:
@@ -57,18 +82,12 @@ def plugin_tracker(
     warns once and the run continues without it, like any tracker failure.
     """
     key = f"tracking.plugins.{name}"
-    if kwargs is None:
-        kwargs = {}
-    if not isinstance(kwargs, Mapping):
-        raise ConfigError(
-            f"{key} must be a mapping of the tracker's keyword arguments (or empty), "
-            f"got {kwargs!r}; write e.g. tracking.plugins: {{{name}: {{}}}}"
-        )
+    kwargs = _plugin_kwargs(name, kwargs)
     factory = registry.load(registry.TRACKERS, name)
     try:
         tracker = factory(run_dir=run_dir, experiment=to_dict(config), **kwargs)
     except TypeError as error:
-        raise ConfigError(f"{key}: tracker '{name}' rejected {dict(kwargs)}: {error}") from error
+        raise _rejected(name, kwargs, error) from error
     except TrpoTfError:
         raise
     except Exception as error:  # noqa: BLE001 - a tracker must never end a run
@@ -84,3 +103,20 @@ def plugin_tracker(
             "finish(summary, run_dir)"
         )
     return IsolatedTracker(name, tracker)
+
+
+def _plugin_kwargs(name: str, kwargs: Any) -> Mapping[str, Any]:
+    if kwargs is None:
+        return {}
+    if not isinstance(kwargs, Mapping):
+        raise ConfigError(
+            f"tracking.plugins.{name} must be a mapping of the tracker's keyword arguments "
+            f"(or empty), got {kwargs!r}; write e.g. tracking.plugins: {{{name}: {{}}}}"
+        )
+    return kwargs
+
+
+def _rejected(name: str, kwargs: Mapping[str, Any], error: TypeError) -> ConfigError:
+    return ConfigError(
+        f"tracking.plugins.{name}: tracker '{name}' rejected {dict(kwargs)}: {error}"
+    )

@@ -20,6 +20,7 @@ from typing import Any
 
 from trpo_tf.config.loader import dump_experiment
 from trpo_tf.config.schema import ExperimentConfig
+from trpo_tf.errors import RunDirError
 
 METRIC_COLUMNS = (
     "iteration",
@@ -60,6 +61,21 @@ SUMMARY_KEYS = (
     "final_eval_return_std",
     "eval_episodes",
 )
+
+
+def check_run_dir_path(path: str | Path) -> None:
+    """Raise unless ``path`` is a directory or can be created as one.
+
+    Raises:
+        RunDirError: ``path``, or a folder above it, is an existing file.
+    """
+    path = Path(path)
+    for location in (path, *path.parents):
+        if location.exists() and not location.is_dir():
+            where = "is a file" if location == path else f"is inside {location}, which is a file"
+            raise RunDirError(
+                f"run directory {path} {where}, not a directory; pass another --run-dir"
+            )
 
 
 def _cell(value: Any) -> Any:
