@@ -259,6 +259,7 @@ def _train(
     iterations = trainer.total_steps // batch_size
     progress.total_steps = iterations * batch_size
     start = time.perf_counter() - loop.elapsed
+    progress.begin(sampler.total_env_steps)
     completed = False
     interrupt = _GracefulInterrupt()
     try:

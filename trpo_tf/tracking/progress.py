@@ -10,7 +10,10 @@ from typing import TextIO
 class Progress:
     """One status line rewritten in place on a TTY; one line per report otherwise.
 
-    Shows env steps / total, fps, ETA, recent episode return and KL.
+    Shows env steps / total, fps, ETA, recent episode return and KL. fps and ETA
+    count from :meth:`begin` (the first iteration of this process), so neither the
+    set-up (tracker start-up, restoring a checkpoint) nor the steps of a resumed
+    run's earlier processes inflate or deflate them.
     """
 
     def __init__(
@@ -26,7 +29,13 @@ class Progress:
         self.every = max(1, every)
         self.interactive = bool(getattr(self.stream, "isatty", lambda: False)())
         self.start = time.perf_counter()
+        self.start_steps = 0
         self._open_line = False
+
+    def begin(self, env_steps: int) -> None:
+        """Start the clock now, at ``env_steps`` already done (0, or a resumed run's)."""
+        self.start = time.perf_counter()
+        self.start_steps = env_steps
 
     def _format(
         self,
@@ -37,7 +46,7 @@ class Progress:
         eval_return: float | None,
     ) -> str:
         elapsed = time.perf_counter() - self.start
-        fps = env_steps / elapsed if elapsed > 0 else 0.0
+        fps = (env_steps - self.start_steps) / elapsed if elapsed > 0 else 0.0
         remaining = (self.total_steps - env_steps) / fps if fps > 0 else float("nan")
         percent = 100.0 * env_steps / self.total_steps
         text = (
