@@ -109,13 +109,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.seed is not None:
         overrides.append(f"seed={args.seed}")
     if args.resume:
-        from trpo_tf.resume import resume_checkpoint
+        from trpo_tf.resume import check_run_to_resume, resume_checkpoint
 
         # The run's own resolved config; --set may change what a resume allows (e.g.
         # extend trainer.total_steps). Checked before TensorFlow loads or anything is written.
         run_dir = Path(args.resume)
-        if not (run_dir / "config.yaml").is_file():
-            raise RunDirError(f"cannot resume: {run_dir} has no config.yaml (not a run directory)")
+        check_run_to_resume(run_dir)
         config = load_experiment(run_dir / "config.yaml", overrides)
         resume_checkpoint(run_dir, config)
     else:

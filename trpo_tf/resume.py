@@ -56,8 +56,7 @@ def resume_checkpoint(run_dir: str | Path, config: ExperimentConfig) -> Path:
     """
     run_dir = Path(run_dir)
     config_file = run_dir / "config.yaml"
-    if not config_file.is_file():
-        raise RunDirError(f"cannot resume: {run_dir} has no config.yaml (not a run directory)")
+    check_run_to_resume(run_dir)
     check_resume_config(load_experiment(config_file), config, config_file)
     latest = CheckpointManager(run_dir / "checkpoints", config.checkpoint.keep).latest()
     if latest is None:
@@ -68,6 +67,26 @@ def resume_checkpoint(run_dir: str | Path, config: ExperimentConfig) -> Path:
         )
     check_resume_budget(config, CheckpointManager.iteration_of(latest), run_dir)
     return latest
+
+
+def check_run_to_resume(run_dir: Path) -> None:
+    """Raise :class:`RunDirError` unless ``run_dir`` holds a run (its ``config.yaml``).
+
+    The parent of ``train --seeds`` runs is not one: the message names its seeds' runs.
+    """
+    if (run_dir / "config.yaml").is_file():
+        return
+    seeds = sorted(
+        (p for p in run_dir.glob("seed_*") if (p / "config.yaml").is_file()),
+        key=lambda p: (len(p.name), p.name),
+    )
+    if seeds:
+        raise RunDirError(
+            f"cannot resume: {run_dir} holds the runs of several seeds "
+            f"({', '.join(p.name for p in seeds)}); resume each one on its own, e.g. "
+            f"trpo-tf train --resume {seeds[0]}"
+        )
+    raise RunDirError(f"cannot resume: {run_dir} has no config.yaml (not a run directory)")
 
 
 def is_resumable(path: str) -> bool:

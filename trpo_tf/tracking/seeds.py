@@ -8,12 +8,14 @@ At the end ``PARENT/learning_curve.png`` shows the mean and spread across seeds.
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from trpo_tf.checkpoint import CheckpointManager
 from trpo_tf.errors import ConfigError, RunDirError
 
 
@@ -136,7 +138,7 @@ def train_parallel(
                     continue
                 log.close()
                 del running[seed]
-                outcome = "done" if status == 0 else f"FAILED (exit {status})"
+                outcome = _outcome(status, seed_dir(parent, seed))
                 print(f"seed {seed}: {outcome}; log {parent / f'seed_{seed}.log'}", flush=True)
                 if status != 0:
                     failed.append(seed)
@@ -148,3 +150,18 @@ def train_parallel(
             process.wait()
             log.close()
     return 1 if failed else 0
+
+
+INTERRUPTED = 130
+"""Exit status of ``trpo-tf train`` stopped by Ctrl-C (after saving a checkpoint)."""
+
+
+def _outcome(status: int, run_dir: Path) -> str:
+    """How one seed's child process ended, with what to do next."""
+    if status == 0:
+        return "done"
+    if status in (INTERRUPTED, -signal.SIGINT):
+        if CheckpointManager(run_dir / "checkpoints", keep=1).latest() is not None:
+            return f"interrupted; continue it with: trpo-tf train --resume {run_dir}"
+        return "interrupted before its first checkpoint"
+    return f"FAILED (exit {status})"
