@@ -125,7 +125,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 def _cmd_export(args: argparse.Namespace) -> int:
     from trpo_tf.export import export_run
 
-    out = export_run(Path(args.run_dir), args.out, format=args.format)
+    out = export_run(Path(args.run_dir), args.out, format=args.format, force=args.force)
     print(f"exported {args.format}: {out}")
     return 0
 
@@ -212,7 +212,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     export = sub.add_parser("export", help="export a run's policy as a TensorFlow-only model")
     export.add_argument("run_dir", help="a finished run directory")
-    export.add_argument("--out", help="output directory (default RUN_DIR/export)")
+    export.add_argument(
+        "--out",
+        help="output directory (default RUN_DIR/export, replaced on re-export); "
+        "an existing non-empty directory needs --force",
+    )
+    export.add_argument(
+        "--force",
+        action="store_true",
+        help="overwrite the export in a non-empty --out directory (never a run directory)",
+    )
     export.add_argument(
         "--format",
         choices=("savedmodel", "tflite"),
