@@ -45,4 +45,6 @@ def evaluate_run(run_dir: Path, episodes: int, seed: int) -> np.ndarray:
         agent.observation_normalizer,
         episodes,
         seed,
+        clip_nonfinite=config.env.clip_nonfinite,
+        env_name=config.env.id,
     )

@@ -382,3 +382,23 @@ def test_wandb_run_id_is_kept_so_a_resumed_run_continues_it(offline_run, monkeyp
     )
     WandbTracker(config, run_dir)
     assert seen["id"] == run_id and seen["resume"] == "allow"
+
+
+def test_summary_json_is_strict_json_with_null_for_nan(tmp_path):
+    from trpo_tf.tracking.compare import final_eval_return
+    from trpo_tf.tracking.run_dir import SUMMARY_KEYS, RunDirectory
+
+    run = RunDirectory(tmp_path / "run", experiment_from_dict({"name": "nan"}))
+    run.log({"iteration": 1, "env_steps": 10, "eval_return": 3.0})
+    run.close()
+    summary = {key: 1 for key in SUMMARY_KEYS}
+    summary.update(final_eval_return=float("nan"), final_eval_return_std=np.float32("inf"))
+    path = run.write_summary(summary)
+
+    def reject(constant):
+        raise AssertionError(f"summary.json holds {constant}")
+
+    data = json.loads(path.read_text(), parse_constant=reject)
+    assert data["final_eval_return"] is None and data["final_eval_return_std"] is None
+    assert final_eval_return(tmp_path / "run") == 3.0  # readers fall back to metrics.csv
+    assert summarize([tmp_path / "run"])[0].final_return_mean == 3.0

@@ -34,7 +34,11 @@ def export_metadata(config: Any, env_spec: Any, agent: Any) -> dict[str, Any]:
         "trpo_tf_version": __version__,
         "name": config.name,
         "seed": int(config.seed),
-        "env": {"id": config.env.id, "kwargs": dict(config.env.kwargs)},
+        "env": {
+            "id": config.env.id,
+            "kwargs": dict(config.env.kwargs),
+            "clip_nonfinite": bool(config.env.clip_nonfinite),
+        },
         "observation_dim": int(env_spec.observation_dim),
         "observation_space": space_to_json(env_spec.observation_space),
         "action_space": space_to_json(env_spec.action_space),
