@@ -234,6 +234,18 @@ ERROR_CASES = {
         lambda d, run: ["eval", str(d / "empty")],
         lambda msg: "empty" in msg,
     ),
+    "eval_zero_episodes": (
+        lambda d, run: ["eval", str(run), "--episodes", "0"],
+        lambda msg: "--episodes must be >= 1" in msg and "got 0" in msg,
+    ),
+    "eval_negative_episodes": (
+        lambda d, run: ["eval", str(run), "--episodes", "-3"],
+        lambda msg: "--episodes must be >= 1" in msg and "got -3" in msg,
+    ),
+    "eval_negative_seed": (
+        lambda d, run: ["eval", str(run), "--seed", "-1"],
+        lambda msg: "--seed must be >= 0" in msg,
+    ),
     "train_into_existing_run": (
         lambda d, run: ["train", str(CARTPOLE), "--run-dir", str(run)],
         lambda msg: "already" in msg,

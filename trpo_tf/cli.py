@@ -101,7 +101,20 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_eval_args(args: argparse.Namespace) -> None:
+    """``eval`` options that gymnasium or numpy would reject with a traceback."""
+    from trpo_tf.errors import ConfigError
+
+    if args.episodes < 1:
+        raise ConfigError(f"--episodes must be >= 1 (episodes to evaluate), got {args.episodes}")
+    if args.seed < 0:
+        raise ConfigError(
+            f"--seed must be >= 0 (gymnasium reset seeds are non-negative), got {args.seed}"
+        )
+
+
 def _cmd_eval(args: argparse.Namespace) -> int:
+    _check_eval_args(args)
     from trpo_tf.export import evaluate_export, is_export_dir
     from trpo_tf.run_loading import evaluate_run
 
