@@ -246,6 +246,22 @@ ERROR_CASES = {
         lambda d, run: ["eval", str(run), "--seed", "-1"],
         lambda msg: "--seed must be >= 0" in msg,
     ),
+    "eval_video_into_a_file": (
+        lambda d, run: ["eval", str(run), "--episodes", "1", "--video", str(d / "afile")],
+        lambda msg: "--video" in msg and "afile is an existing file" in msg,
+    ),
+    "export_out_is_a_file": (
+        lambda d, run: ["export", str(run), "--out", str(d / "afile")],
+        lambda msg: "--out" in msg and "afile is an existing file" in msg,
+    ),
+    "plot_out_under_a_file": (
+        lambda d, run: ["plot", str(run), "--out", str(d / "afile" / "x.png")],
+        lambda msg: "afile is a file, not a directory" in msg,
+    ),
+    "plot_out_unsupported_extension": (
+        lambda d, run: ["plot", str(run), "--out", str(d / "x.txt")],
+        lambda msg: "'.txt'" in msg and ".png" in msg and ".pdf" in msg and ".svg" in msg,
+    ),
     "train_into_existing_run": (
         lambda d, run: ["train", str(CARTPOLE), "--run-dir", str(run)],
         lambda msg: "already" in msg,
@@ -258,6 +274,7 @@ def error_results(workdir, trained) -> dict[str, Result]:
     """Every user-error case, run concurrently (most import TensorFlow: ~4 s each)."""
     run_dir, _ = trained
     (workdir / "empty").mkdir()
+    (workdir / "afile").write_text("not an output directory")
     processes = {
         name: _launch(build(workdir, run_dir), workdir) for name, (build, _) in ERROR_CASES.items()
     }
@@ -277,6 +294,8 @@ def test_user_error_is_one_line_and_status_2(error_results, workdir, case):
     # A config error leaves no half-made run directory behind.
     for leftover in ("e-key", "e-dist", "e-space", "e-env"):
         assert not (workdir / leftover).exists()
+    assert (workdir / "afile").read_text() == "not an output directory"
+    assert not (workdir / "x.txt").exists()
 
 
 def test_plugins_lists_builtins_with_their_package(workdir):

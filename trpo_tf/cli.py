@@ -104,6 +104,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _check_eval_args(args: argparse.Namespace) -> None:
     """``eval`` options that gymnasium or numpy would reject with a traceback."""
     from trpo_tf.errors import ConfigError
+    from trpo_tf.outputs import check_output_dir
 
     if args.episodes < 1:
         raise ConfigError(f"--episodes must be >= 1 (episodes to evaluate), got {args.episodes}")
@@ -111,6 +112,12 @@ def _check_eval_args(args: argparse.Namespace) -> None:
         raise ConfigError(
             f"--seed must be >= 0 (gymnasium reset seeds are non-negative), got {args.seed}"
         )
+    if args.video is not None:
+        check_output_dir(_video_dir(args), "--video")
+
+
+def _video_dir(args: argparse.Namespace) -> Path:
+    return Path(args.video) if args.video else Path(args.path) / "videos"
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
@@ -130,7 +137,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     if args.video is not None:
         from trpo_tf.video import record_video
 
-        video = record_video(path, Path(args.video) if args.video else path / "videos", args.seed)
+        video = record_video(path, _video_dir(args), args.seed)
         print(f"video: {video}")
     return 0
 

@@ -66,14 +66,14 @@ def check_output_file(path: str | Path, option: str, suffixes: tuple[str, ...] =
             extension not in ``suffixes``.
     """
     path = Path(path)
+    if path.is_dir():
+        raise OutputPathError(f"{option} {path} is a directory; name a file inside it instead")
     if suffixes and path.suffix.lower() not in suffixes:
         got = f"extension '{path.suffix}'" if path.suffix else "no extension"
         raise OutputPathError(
             f"{option} {path} has {got}; use one of {', '.join(suffixes)} "
             f"(e.g. {path.with_suffix(suffixes[0]).name})"
         )
-    if path.is_dir():
-        raise OutputPathError(f"{option} {path} is a directory; name a file inside it instead")
     _check_parents(path, option)
     return path
 

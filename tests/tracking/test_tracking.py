@@ -402,3 +402,15 @@ def test_summary_json_is_strict_json_with_null_for_nan(tmp_path):
     assert data["final_eval_return"] is None and data["final_eval_return_std"] is None
     assert final_eval_return(tmp_path / "run") == 3.0  # readers fall back to metrics.csv
     assert summarize([tmp_path / "run"])[0].final_return_mean == 3.0
+
+
+def test_plot_comparison_rejects_unwritable_or_unsupported_out(fake_runs, tmp_path):
+    from trpo_tf.errors import OutputPathError
+
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    with pytest.raises(OutputPathError, match="afile is a file"):
+        plot_comparison(fake_runs, afile / "x.png")
+    with pytest.raises(OutputPathError, match=r"'\.txt'.*\.png.*\.pdf"):
+        plot_comparison(fake_runs, tmp_path / "x.txt")
+    assert plot_comparison(fake_runs, tmp_path / "x.pdf").stat().st_size > 0
