@@ -171,9 +171,18 @@ def _cmd_summary(args: argparse.Namespace) -> int:
 
 
 def _cmd_plugins(args: argparse.Namespace) -> int:
-    from trpo_tf.registry import format_plugins
+    from trpo_tf.registry import plugin_report
 
-    print(format_plugins(load=args.check))
+    report = plugin_report(load=args.check)
+    print(report.text)
+    if args.check and report.problems:
+        print(
+            f"trpo-tf: plugins --check failed: {report.problems} entr"
+            f"{'y is' if report.problems == 1 else 'ies are'} BROKEN or DUPLICATE (marked "
+            "above); reinstall or fix the broken package, uninstall one provider of a duplicate",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 
@@ -251,7 +260,11 @@ def build_parser() -> argparse.ArgumentParser:
     export.set_defaults(func=_cmd_export)
 
     plugins = sub.add_parser("plugins", help="list registered plug-ins by group")
-    plugins.add_argument("--check", action="store_true", help="also import each plug-in")
+    plugins.add_argument(
+        "--check",
+        action="store_true",
+        help="also import each plug-in; exit 1 if any is BROKEN or DUPLICATE",
+    )
     plugins.set_defaults(func=_cmd_plugins)
 
     plot = sub.add_parser("plot", help="learning curves: mean and spread across seeds, one PNG")
