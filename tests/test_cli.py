@@ -204,6 +204,28 @@ def test_eval_of_the_trained_run(trained, workdir):
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
+def test_eval_of_a_run_defaults_to_its_own_evaluation_and_reproduces_summary(trained, workdir):
+    run_dir, _ = trained
+    summary = json.loads((run_dir / "summary.json").read_text())
+    result = _cli(["eval", str(run_dir)], workdir)
+    assert result.returncode == 0, _describe(result)
+    expected = (
+        f"eval return {summary['final_eval_return']:.2f} ± "
+        f"{summary['final_eval_return_std']:.2f} over {summary['eval_episodes']} episodes"
+    )
+    assert expected in result.stdout, (expected, result.stdout)
+
+
+def test_eval_help_documents_the_default_seeds(capsys):
+    from trpo_tf.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["eval", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "config seed + 10000" in text and "summary.json" in text and "12345" in text
+
+
 def _train_args(override: str, run_dir: Path) -> list[str]:
     return ["train", str(CARTPOLE), "--set", override, "--run-dir", str(run_dir)]
 

@@ -101,14 +101,19 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+EXPORT_EVAL_SEED = 12345
+"""``eval EXPORT_DIR``'s default reset seed (an export is evaluated apart from its run)."""
+EXPORT_EVAL_EPISODES = 10
+
+
 def _check_eval_args(args: argparse.Namespace) -> None:
     """``eval`` options that gymnasium or numpy would reject with a traceback."""
     from trpo_tf.errors import ConfigError
     from trpo_tf.outputs import check_output_dir
 
-    if args.episodes < 1:
+    if args.episodes is not None and args.episodes < 1:
         raise ConfigError(f"--episodes must be >= 1 (episodes to evaluate), got {args.episodes}")
-    if args.seed < 0:
+    if args.seed is not None and args.seed < 0:
         raise ConfigError(
             f"--seed must be >= 0 (gymnasium reset seeds are non-negative), got {args.seed}"
         )
@@ -123,13 +128,17 @@ def _video_dir(args: argparse.Namespace) -> Path:
 def _cmd_eval(args: argparse.Namespace) -> int:
     _check_eval_args(args)
     from trpo_tf.export import evaluate_export, is_export_dir
-    from trpo_tf.run_loading import evaluate_run
+    from trpo_tf.run_loading import evaluate_run, run_eval_settings
 
     path = Path(args.path)
     if is_export_dir(path):
-        returns = evaluate_export(path, episodes=args.episodes, seed=args.seed)
+        episodes = EXPORT_EVAL_EPISODES if args.episodes is None else args.episodes
+        seed = EXPORT_EVAL_SEED if args.seed is None else args.seed
+        returns = evaluate_export(path, episodes=episodes, seed=seed)
     else:
-        returns = evaluate_run(path, episodes=args.episodes, seed=args.seed)
+        # The run's own evaluation (seed + 10,000, eval.episodes): reproduces summary.json.
+        episodes, seed = run_eval_settings(path, args.episodes, args.seed)
+        returns = evaluate_run(path, episodes=episodes, seed=seed)
     print(
         f"eval return {returns.mean():.2f} ± {returns.std():.2f} over {returns.size} episodes "
         f"(min {returns.min():.2f}, max {returns.max():.2f})"
@@ -137,7 +146,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     if args.video is not None:
         from trpo_tf.video import record_video
 
-        video = record_video(path, _video_dir(args), args.seed)
+        video = record_video(path, _video_dir(args), seed)
         print(f"video: {video}")
     return 0
 
@@ -228,8 +237,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = sub.add_parser("eval", help="evaluate a trained run deterministically")
     evaluate.add_argument("path", help="a run directory or an exported SavedModel directory")
-    evaluate.add_argument("--episodes", type=int, default=10)
-    evaluate.add_argument("--seed", type=int, default=12345)
+    evaluate.add_argument(
+        "--episodes",
+        type=int,
+        help="episodes to run (default: the run's eval.episodes; "
+        f"{EXPORT_EVAL_EPISODES} for a SavedModel directory)",
+    )
+    evaluate.add_argument(
+        "--seed",
+        type=int,
+        help="base reset seed (default: the run's own evaluation seed, "
+        "config seed + 10000, so a run directory reproduces summary.json's final_eval_return; "
+        f"{EXPORT_EVAL_SEED} for a SavedModel directory)",
+    )
     evaluate.add_argument(
         "--video",
         nargs="?",
