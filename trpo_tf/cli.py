@@ -300,13 +300,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 @contextlib.contextmanager
 def _plain_tracker_warnings() -> Iterator[None]:
-    """Show a tracker's warning as its own one line (it starts with ``trpo-tf: warning:``)."""
-    from trpo_tf.tracking.safe import TrackingWarning
+    """Show our warnings as their own one line (each starts with ``trpo-tf: warning:``)."""
+    from trpo_tf.errors import TrpoTfWarning
 
     default = warnings.formatwarning
 
     def formatwarning(message, category, filename, lineno, line=None):
-        if issubclass(category, TrackingWarning):
+        if issubclass(category, TrpoTfWarning):
             return f"{message}\n"
         return default(message, category, filename, lineno, line)
 

@@ -35,3 +35,7 @@ class RunDirError(TrpoTfError, FileNotFoundError):
 
 class OutputPathError(TrpoTfError, ValueError):
     """An output path the user named is unusable (a file, another run's data)."""
+
+
+class TrpoTfWarning(UserWarning):
+    """A warning for the user; its message is one line starting ``trpo-tf: warning:``."""
