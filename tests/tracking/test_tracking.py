@@ -338,6 +338,13 @@ def test_parse_seeds(spec, seeds):
     assert parse_seeds(spec) == seeds
 
 
+def test_reversed_seed_range_says_so():
+    from trpo_tf.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"range '3-1' is reversed; write 1-3"):
+        parse_seeds("3-1")
+
+
 @pytest.mark.parametrize("spec", ["x", "3-1", "0,,1", "1,1", "-2", "0-"])
 def test_bad_seeds_exit_2(spec, tmp_path, capsys):
     experiment = tmp_path / "exp.yaml"
