@@ -289,7 +289,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     plot = sub.add_parser("plot", help="learning curves: mean and spread across seeds, one PNG")
     plot.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="runs or --seeds parents")
-    plot.add_argument("--out", help="the PNG (default RUN_DIR/comparison.png for one RUN_DIR)")
+    plot.add_argument(
+        "--out",
+        help="the image, PNG or another matplotlib format by extension (default: "
+        "RUN_DIR/comparison.png for one RUN_DIR, ./comparison.png in the current "
+        "directory for several)",
+    )
     plot.set_defaults(func=_cmd_plot)
 
     summary = sub.add_parser("summary", help="final return (mean ± std, IQM) and steps/s table")

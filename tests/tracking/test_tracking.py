@@ -478,3 +478,11 @@ def test_runs_without_config_keep_their_directory_name_as_experiment(fake_runs, 
     (reference / "result.json").write_text('{"final_eval_return": 5.0}')
     rows = summarize([seeds_parent, reference])
     assert [(row.experiment, row.seeds) for row in rows] == [("exp-a", 5), ("sb3_reference", 1)]
+
+
+def test_plot_help_documents_both_default_outputs(capsys):
+    with pytest.raises(SystemExit):
+        main(["plot", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "RUN_DIR/comparison.png for one RUN_DIR" in text
+    assert "./comparison.png in the current directory for several" in text
