@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import os
 import platform
 import subprocess
@@ -120,7 +121,10 @@ def _summarize(env: str, variant: str, seeds: list[int], out: Path) -> dict:
         if not summary_path.exists():
             entry["errors"].append(seed)
             continue
-        summary = json.loads(summary_path.read_text())
+        # summary.json writes a NaN result (e.g. every eval episode NaN) as null.
+        summary = {
+            k: math.nan if v is None else v for k, v in json.loads(summary_path.read_text()).items()
+        }
         rows = _metrics(run_dir)
         steady = rows[len(rows) // 5 :]  # skip the compile-heavy first iterations
         iteration_time = np.diff([_number(r, "wall_time_s") for r in steady])

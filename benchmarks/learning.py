@@ -195,6 +195,8 @@ def collect(
         runs = []
         for seed in seeds:
             summary = _read_json(seed_dir(out, experiment, seed) / "summary.json")
+            # summary.json writes a NaN result (e.g. every eval episode NaN) as null.
+            summary = summary and {k: math.nan if v is None else v for k, v in summary.items()}
             runs.append({**summary, "seed": seed} if summary else {"seed": seed, "pending": True})
         references = []
         for seed in sb3_seeds:

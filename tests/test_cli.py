@@ -204,6 +204,28 @@ def test_eval_of_the_trained_run(trained, workdir):
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
+def test_eval_of_a_run_defaults_to_its_own_evaluation_and_reproduces_summary(trained, workdir):
+    run_dir, _ = trained
+    summary = json.loads((run_dir / "summary.json").read_text())
+    result = _cli(["eval", str(run_dir)], workdir)
+    assert result.returncode == 0, _describe(result)
+    expected = (
+        f"eval return {summary['final_eval_return']:.2f} ± "
+        f"{summary['final_eval_return_std']:.2f} over {summary['eval_episodes']} episodes"
+    )
+    assert expected in result.stdout, (expected, result.stdout)
+
+
+def test_eval_help_documents_the_default_seeds(capsys):
+    from trpo_tf.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["eval", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "config seed + 10000" in text and "summary.json" in text and "12345" in text
+
+
 def _train_args(override: str, run_dir: Path) -> list[str]:
     return ["train", str(CARTPOLE), "--set", override, "--run-dir", str(run_dir)]
 
@@ -245,6 +267,34 @@ ERROR_CASES = {
         ),
         lambda msg: "cannot change env.n_envs on --resume (8 in " in msg and "requested 4" in msg,
     ),
+    "eval_zero_episodes": (
+        lambda d, run: ["eval", str(run), "--episodes", "0"],
+        lambda msg: "--episodes must be >= 1" in msg and "got 0" in msg,
+    ),
+    "eval_negative_episodes": (
+        lambda d, run: ["eval", str(run), "--episodes", "-3"],
+        lambda msg: "--episodes must be >= 1" in msg and "got -3" in msg,
+    ),
+    "eval_negative_seed": (
+        lambda d, run: ["eval", str(run), "--seed", "-1"],
+        lambda msg: "--seed must be >= 0" in msg,
+    ),
+    "eval_video_into_a_file": (
+        lambda d, run: ["eval", str(run), "--episodes", "1", "--video", str(d / "afile")],
+        lambda msg: "--video" in msg and "afile is an existing file" in msg,
+    ),
+    "export_out_is_a_file": (
+        lambda d, run: ["export", str(run), "--out", str(d / "afile")],
+        lambda msg: "--out" in msg and "afile is an existing file" in msg,
+    ),
+    "plot_out_under_a_file": (
+        lambda d, run: ["plot", str(run), "--out", str(d / "afile" / "x.png")],
+        lambda msg: "afile is a file, not a directory" in msg,
+    ),
+    "plot_out_unsupported_extension": (
+        lambda d, run: ["plot", str(run), "--out", str(d / "x.txt")],
+        lambda msg: "'.txt'" in msg and ".png" in msg and ".pdf" in msg and ".svg" in msg,
+    ),
     "train_into_existing_run": (
         lambda d, run: ["train", str(CARTPOLE), "--run-dir", str(run)],
         lambda msg: "already" in msg,
@@ -257,6 +307,7 @@ def error_results(workdir, trained) -> dict[str, Result]:
     """Every user-error case, run concurrently (most import TensorFlow: ~4 s each)."""
     run_dir, _ = trained
     (workdir / "empty").mkdir()
+    (workdir / "afile").write_text("not an output directory")
     processes = {
         name: _launch(build(workdir, run_dir), workdir) for name, (build, _) in ERROR_CASES.items()
     }
@@ -276,6 +327,8 @@ def test_user_error_is_one_line_and_status_2(error_results, workdir, case):
     # A config error leaves no half-made run directory behind.
     for leftover in ("e-key", "e-dist", "e-space", "e-env", "e-tracker"):
         assert not (workdir / leftover).exists()
+    assert (workdir / "afile").read_text() == "not an output directory"
+    assert not (workdir / "x.txt").exists()
 
 
 @pytest.mark.slow

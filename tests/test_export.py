@@ -9,6 +9,7 @@ import only TensorFlow and numpy.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -25,13 +26,15 @@ from trpo_tf.agent import Agent
 from trpo_tf.cli import main
 from trpo_tf.config import dump_experiment, experiment_from_dict
 from trpo_tf.envs import EnvSpec, describe, make_env_fn
-from trpo_tf.errors import IncompatibleSpaceError
+from trpo_tf.errors import IncompatibleSpaceError, OutputPathError
 from trpo_tf.export import (
     METADATA_FILE,
+    TFLITE_FILE,
     ExportError,
     LoadedExport,
     evaluate_export,
     export_metadata,
+    export_run,
     export_savedmodel,
     export_tflite,
     space_from_json,
@@ -288,7 +291,7 @@ def test_metadata_round_trips(
     assert from_module == from_file
     assert from_file == json.loads(json.dumps(export_metadata(case.config, case.spec, case.agent)))
     assert from_file["name"] == case.config.name
-    assert from_file["env"] == {"id": case.config.env.id, "kwargs": {}}
+    assert from_file["env"] == {"id": case.config.env.id, "kwargs": {}, "clip_nonfinite": False}
     assert space_from_json(from_file["action_space"]) == case.spec.action_space
     assert space_from_json(from_file["observation_space"]) == case.spec.observation_space
     assert from_file["observation_dim"] == case.spec.observation_dim
@@ -397,7 +400,7 @@ def _fake_run_dir(root: Path) -> Path:
     agent.observation_normalizer.stats.mean = np.array([0.0, 0.1, 0.0, -0.1])
     agent.observation_normalizer.stats.var = np.array([0.5, 2.0, 0.01, 1.5])
     run_dir = root / "run"
-    run_dir.mkdir()
+    run_dir.mkdir(parents=True)
     dump_experiment(config, run_dir / "config.yaml")
     agent.save(run_dir / "policy")
     return run_dir
@@ -453,3 +456,41 @@ def test_export_refuses_a_head_that_maps_actions_only_in_python() -> None:
     head = _box_head_with_own_mapping(graph_twin=False)
     with pytest.raises(IncompatibleSpaceError, match="to_env_action_graph"):
         _env_action_fn(head, gym.spaces.Box(-2.0, 2.0, (2,)))
+
+
+def test_export_never_silently_replaces_another_runs_export(tmp_path: Path) -> None:
+    run_a = _fake_run_dir(tmp_path / "a")
+    run_b = tmp_path / "b"
+    shutil.copytree(run_a, run_b)
+    export_run(run_a)
+    export_run(run_a)  # re-exporting into the run's own default export dir keeps working
+    export_run(run_a, run_a / "export", format="tflite")
+    with pytest.raises(OutputPathError, match="--force"):
+        export_run(run_b, run_a / "export")
+    assert (run_a / "export" / TFLITE_FILE).is_file()
+    for run_dir_as_out in (run_a, run_a / "policy"):
+        with pytest.raises(OutputPathError, match="run directory"):
+            export_run(run_b, run_dir_as_out, force=True)
+    assert not (run_a / "saved_model.pb").exists()
+    assert not (run_a / "policy" / "saved_model.pb").exists()
+    assert export_run(run_b, run_a / "export", force=True) == run_a / "export"
+    assert not (run_a / "export" / TFLITE_FILE).exists()  # stale: the new export replaced it
+
+
+def test_export_out_that_is_a_file_is_a_one_line_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("keep me")
+    for out in (afile, afile / "sub"):
+        assert main(["export", str(tmp_path), "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith("trpo-tf: error: --out"), err
+        assert "is a file" in err or "existing file" in err, err
+    assert afile.read_text() == "keep me"
+
+
+def test_export_help_documents_force(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["export", "--help"])
+    assert "--force" in capsys.readouterr().out

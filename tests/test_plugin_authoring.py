@@ -222,8 +222,11 @@ def test_broken_and_duplicate_plugins_report_documented_messages(example, tmp_pa
     assert all("DUPLICATE (also provided by" in row for row in duplicate_rows)
     assert all(row.endswith("uninstall one)") for row in duplicate_rows)
 
-    # --check imports each plug-in: the broken one is marked, the others are ok.
-    assert checked.returncode == 0, checked.describe()
+    # --check imports each plug-in: the broken one is marked, the others are ok, and
+    # the BROKEN/DUPLICATE entries make it exit 1 with one line on stderr.
+    assert checked.returncode == 1, checked.describe()
+    assert "Traceback" not in checked.stderr
+    assert re.search(r"plugins --check failed: \d+ entries are BROKEN or DUPLICATE", checked.stderr)
     (broken_row,) = _plugin_rows(checked.stdout, "authoring_broken")
     assert "BROKEN: ModuleNotFoundError: No module named" in broken_row
     for name in ("categorical", "diag_gaussian", "gae"):

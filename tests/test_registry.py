@@ -393,6 +393,38 @@ def test_format_plugins_load_marks_broken_without_raising(tmp_path, monkeypatch,
     assert not text.endswith("\n")
 
 
+def test_plugin_report_counts_broken_and_duplicate_entries(tmp_path, monkeypatch, modules):
+    _fixture_packages(tmp_path, monkeypatch, modules)
+
+    assert registry.plugin_report().problems == 2  # the two gauss providers
+    assert registry.plugin_report(load=True).problems == 3  # and the broken import
+
+
+def test_plugins_check_exits_1_on_broken_or_duplicate(tmp_path, monkeypatch, modules, capsys):
+    from trpo_tf.cli import main
+
+    _fixture_packages(tmp_path, monkeypatch, modules)
+
+    assert main(["plugins"]) == 0  # listing only: nothing is checked
+    capsys.readouterr()
+    assert main(["plugins", "--check"]) == 1
+    captured = capsys.readouterr()
+    assert "BROKEN" in captured.out and "DUPLICATE" in captured.out
+    assert captured.err.strip().splitlines() == [
+        "trpo-tf: plugins --check failed: 3 entries are BROKEN or DUPLICATE (marked above); "
+        "reinstall or fix the broken package, uninstall one provider of a duplicate"
+    ]
+
+
+def test_plugins_check_exits_0_when_all_load(tmp_path, monkeypatch, capsys):
+    from trpo_tf.cli import main
+
+    install(monkeypatch, make_dist(tmp_path / "own", "trpo_tf", "0.1.0", {D: {"c": "json:dumps"}}))
+
+    assert main(["plugins", "--check"]) == 0
+    assert capsys.readouterr().err == ""
+
+
 # --- module hygiene ---------------------------------------------------------------
 
 

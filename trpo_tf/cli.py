@@ -154,15 +154,44 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+EXPORT_EVAL_SEED = 12345
+"""``eval EXPORT_DIR``'s default reset seed (an export is evaluated apart from its run)."""
+EXPORT_EVAL_EPISODES = 10
+
+
+def _check_eval_args(args: argparse.Namespace) -> None:
+    """``eval`` options that gymnasium or numpy would reject with a traceback."""
+    from trpo_tf.errors import ConfigError
+    from trpo_tf.outputs import check_output_dir
+
+    if args.episodes is not None and args.episodes < 1:
+        raise ConfigError(f"--episodes must be >= 1 (episodes to evaluate), got {args.episodes}")
+    if args.seed is not None and args.seed < 0:
+        raise ConfigError(
+            f"--seed must be >= 0 (gymnasium reset seeds are non-negative), got {args.seed}"
+        )
+    if args.video is not None:
+        check_output_dir(_video_dir(args), "--video")
+
+
+def _video_dir(args: argparse.Namespace) -> Path:
+    return Path(args.video) if args.video else Path(args.path) / "videos"
+
+
 def _cmd_eval(args: argparse.Namespace) -> int:
+    _check_eval_args(args)
     from trpo_tf.export import evaluate_export, is_export_dir
-    from trpo_tf.run_loading import evaluate_run
+    from trpo_tf.run_loading import evaluate_run, run_eval_settings
 
     path = Path(args.path)
     if is_export_dir(path):
-        returns = evaluate_export(path, episodes=args.episodes, seed=args.seed)
+        episodes = EXPORT_EVAL_EPISODES if args.episodes is None else args.episodes
+        seed = EXPORT_EVAL_SEED if args.seed is None else args.seed
+        returns = evaluate_export(path, episodes=episodes, seed=seed)
     else:
-        returns = evaluate_run(path, episodes=args.episodes, seed=args.seed)
+        # The run's own evaluation (seed + 10,000, eval.episodes): reproduces summary.json.
+        episodes, seed = run_eval_settings(path, args.episodes, args.seed)
+        returns = evaluate_run(path, episodes=episodes, seed=seed)
     print(
         f"eval return {returns.mean():.2f} ± {returns.std():.2f} over {returns.size} episodes "
         f"(min {returns.min():.2f}, max {returns.max():.2f})"
@@ -170,7 +199,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     if args.video is not None:
         from trpo_tf.video import record_video
 
-        video = record_video(path, Path(args.video) if args.video else path / "videos", args.seed)
+        video = record_video(path, _video_dir(args), seed)
         print(f"video: {video}")
     return 0
 
@@ -178,7 +207,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 def _cmd_export(args: argparse.Namespace) -> int:
     from trpo_tf.export import export_run
 
-    out = export_run(Path(args.run_dir), args.out, format=args.format)
+    out = export_run(Path(args.run_dir), args.out, format=args.format, force=args.force)
     print(f"exported {args.format}: {out}")
     return 0
 
@@ -204,9 +233,18 @@ def _cmd_summary(args: argparse.Namespace) -> int:
 
 
 def _cmd_plugins(args: argparse.Namespace) -> int:
-    from trpo_tf.registry import format_plugins
+    from trpo_tf.registry import plugin_report
 
-    print(format_plugins(load=args.check))
+    report = plugin_report(load=args.check)
+    print(report.text)
+    if args.check and report.problems:
+        print(
+            f"trpo-tf: plugins --check failed: {report.problems} entr"
+            f"{'y is' if report.problems == 1 else 'ies are'} BROKEN or DUPLICATE (marked "
+            "above); reinstall or fix the broken package, uninstall one provider of a duplicate",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 
@@ -251,8 +289,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = sub.add_parser("eval", help="evaluate a trained run deterministically")
     evaluate.add_argument("path", help="a run directory or an exported SavedModel directory")
-    evaluate.add_argument("--episodes", type=int, default=10)
-    evaluate.add_argument("--seed", type=int, default=12345)
+    evaluate.add_argument(
+        "--episodes",
+        type=int,
+        help="episodes to run (default: the run's eval.episodes; "
+        f"{EXPORT_EVAL_EPISODES} for a SavedModel directory)",
+    )
+    evaluate.add_argument(
+        "--seed",
+        type=int,
+        help="base reset seed (default: the run's own evaluation seed, "
+        "config seed + 10000, so a run directory reproduces summary.json's final_eval_return; "
+        f"{EXPORT_EVAL_SEED} for a SavedModel directory)",
+    )
     evaluate.add_argument(
         "--video",
         nargs="?",
@@ -264,7 +313,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     export = sub.add_parser("export", help="export a run's policy as a TensorFlow-only model")
     export.add_argument("run_dir", help="a finished run directory")
-    export.add_argument("--out", help="output directory (default RUN_DIR/export)")
+    export.add_argument(
+        "--out",
+        help="output directory (default RUN_DIR/export, replaced on re-export); "
+        "an existing non-empty directory needs --force",
+    )
+    export.add_argument(
+        "--force",
+        action="store_true",
+        help="overwrite the export in a non-empty --out directory (never a run directory)",
+    )
     export.add_argument(
         "--format",
         choices=("savedmodel", "tflite"),
@@ -274,12 +332,21 @@ def build_parser() -> argparse.ArgumentParser:
     export.set_defaults(func=_cmd_export)
 
     plugins = sub.add_parser("plugins", help="list registered plug-ins by group")
-    plugins.add_argument("--check", action="store_true", help="also import each plug-in")
+    plugins.add_argument(
+        "--check",
+        action="store_true",
+        help="also import each plug-in; exit 1 if any is BROKEN or DUPLICATE",
+    )
     plugins.set_defaults(func=_cmd_plugins)
 
     plot = sub.add_parser("plot", help="learning curves: mean and spread across seeds, one PNG")
     plot.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="runs or --seeds parents")
-    plot.add_argument("--out", help="the PNG (default RUN_DIR/comparison.png for one RUN_DIR)")
+    plot.add_argument(
+        "--out",
+        help="the image, PNG or another matplotlib format by extension (default: "
+        "RUN_DIR/comparison.png for one RUN_DIR, ./comparison.png in the current "
+        "directory for several)",
+    )
     plot.set_defaults(func=_cmd_plot)
 
     summary = sub.add_parser("summary", help="final return (mean ± std, IQM) and steps/s table")
@@ -290,13 +357,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 @contextlib.contextmanager
 def _plain_tracker_warnings() -> Iterator[None]:
-    """Show a tracker's warning as its own one line (it starts with ``trpo-tf: warning:``)."""
-    from trpo_tf.tracking.safe import TrackingWarning
+    """Show our warnings as their own one line (each starts with ``trpo-tf: warning:``)."""
+    from trpo_tf.errors import TrpoTfWarning
 
     default = warnings.formatwarning
 
     def formatwarning(message, category, filename, lineno, line=None):
-        if issubclass(category, TrackingWarning):
+        if issubclass(category, TrpoTfWarning):
             return f"{message}\n"
         return default(message, category, filename, lineno, line)
 

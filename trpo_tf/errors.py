@@ -31,3 +31,11 @@ class NonFiniteEnvError(TrpoTfError, FloatingPointError):
 
 class RunDirError(TrpoTfError, FileNotFoundError):
     """A run directory or exported policy is missing or incomplete."""
+
+
+class OutputPathError(TrpoTfError, ValueError):
+    """An output path the user named is unusable (a file, another run's data)."""
+
+
+class TrpoTfWarning(UserWarning):
+    """A warning for the user; its message is one line starting ``trpo-tf: warning:``."""

@@ -9,6 +9,7 @@ import numpy as np
 
 from trpo_tf.interfaces import DistributionHead
 from trpo_tf.normalization import ObservationNormalizer
+from trpo_tf.rollout.sampler import NonFiniteGuard
 
 
 def evaluate(
@@ -19,13 +20,19 @@ def evaluate(
     episodes: int,
     seed: int,
     max_parallel: int = 16,
+    clip_nonfinite: bool = False,
+    env_name: str = "environment",
 ) -> np.ndarray:
     """Returns of ``episodes`` complete episodes, ``[episodes]`` float64.
 
     Episodes run ``max_parallel`` at a time in a sync vector env; each slot counts
     only its first episode per wave, so short episodes don't bias the sample.
+    NaN/inf observations and rewards are handled as in training (``env.clip_nonfinite``):
+    replaced when ``clip_nonfinite``, else a :class:`~trpo_tf.errors.NonFiniteEnvError`.
     """
+    guard = NonFiniteGuard(env_name, clip_nonfinite)
     returns: list[float] = []
+    steps = 0
     wave = 0
     while len(returns) < episodes:
         n = min(max_parallel, episodes - len(returns))
@@ -37,9 +44,11 @@ def evaluate(
             running = np.zeros(n)
             finished = np.zeros(n, bool)
             while not finished.all():
-                obs = observation_normalizer(np.asarray(raw, np.float64).reshape(n, -1))
-                actions = head.to_env_action(act(obs))
+                raw = guard(np.asarray(raw, np.float64).reshape(n, -1), "observation", steps)
+                actions = head.to_env_action(act(observation_normalizer(raw)))
                 raw, reward, terminated, truncated, _ = envs.step(actions)
+                steps += n
+                reward = guard(np.asarray(reward, np.float64), "reward", steps)
                 running += np.where(finished, 0.0, reward)
                 finished |= np.logical_or(terminated, truncated)
         finally:

@@ -245,32 +245,65 @@ def clear_cache() -> None:
     _loaded.clear()
 
 
-def _format_group(group: str, try_load: bool) -> list[str]:
+def _format_group(group: str, try_load: bool) -> tuple[list[str], int]:
+    """The group's lines and how many of its entries are DUPLICATE or BROKEN."""
     lines = [f"{group} ({kind(group)}s)"]
     found = _discover(group)
     if not found:
         empty = "  (none installed"
         empty += "; gymnasium ids work without a plug-in)" if group == ENVS else ")"
-        return [*lines, empty]
+        return [*lines, empty], 0
     counts: dict[str, int] = {}
     for info, _ in found:
         counts[info.name] = counts.get(info.name, 0) + 1
     name_width = max(len(info.name) for info, _ in found)
     provider_width = max(len(info.provider) for info, _ in found)
+    problems = 0
     for info, ep in found:
         row = f"  {info.name:<{name_width}}  {info.provider:<{provider_width}}  {info.value}"
         if counts[info.name] > 1:
             others = [o.provider for o, _ in found if o.name == info.name and o is not info]
             row += f"  DUPLICATE (also provided by {', '.join(others)}; uninstall one)"
+            problems += 1
         elif try_load:
             try:
                 _load_found(info, ep)
             except RegistryError as err:
                 row += f"  BROKEN: {_one_line(err.__cause__ or err)}"
+                problems += 1
             else:
                 row += "  ok"
         lines.append(row)
-    return lines
+    return lines, problems
+
+
+@dataclass(frozen=True)
+class PluginReport:
+    """What ``trpo-tf plugins`` prints, and how many entries need fixing.
+
+    Attributes:
+        text: the table (see :func:`format_plugins`).
+        problems: entries marked DUPLICATE, or BROKEN when they were loaded.
+    """
+
+    text: str
+    problems: int
+
+
+def plugin_report(load: bool = False) -> PluginReport:
+    """The plug-in table and its count of DUPLICATE/BROKEN entries (never raises).
+
+    Args:
+        load: also import each (non-duplicated) plug-in, marking it ``ok`` or
+            ``BROKEN: <exception>``. Without it nothing is imported.
+    """
+    lines: list[str] = []
+    problems = 0
+    for group in GROUPS:
+        group_lines, group_problems = _format_group(group, try_load=load)
+        lines.extend(group_lines)
+        problems += group_problems
+    return PluginReport("\n".join(lines), problems)
 
 
 def format_plugins(load: bool = False) -> str:
@@ -287,7 +320,4 @@ def format_plugins(load: bool = False) -> str:
         Text with one header line per group and one line per entry point, without
         a trailing newline.
     """
-    lines: list[str] = []
-    for group in GROUPS:
-        lines.extend(_format_group(group, try_load=load))
-    return "\n".join(lines)
+    return plugin_report(load).text

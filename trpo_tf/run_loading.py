@@ -31,6 +31,31 @@ def load_run(run_dir: Path) -> tuple[ExperimentConfig, Agent]:
     return config, agent
 
 
+EVAL_SEED_OFFSET = 10_000
+"""Training evaluates with reset seed ``config.seed + EVAL_SEED_OFFSET``."""
+
+
+def run_eval_settings(
+    run_dir: Path, episodes: int | None = None, seed: int | None = None
+) -> tuple[int, int]:
+    """``(episodes, seed)`` with each None replaced by what the run's training used.
+
+    Training's evaluations run ``eval.episodes`` episodes from reset seed
+    ``seed + 10,000``; evaluating with both reproduces ``final_eval_return``.
+
+    Raises:
+        RunDirError: ``run_dir`` has no ``config.yaml``.
+    """
+    config_path = Path(run_dir) / "config.yaml"
+    if not config_path.is_file():
+        raise RunDirError(f"{run_dir} is not a run directory: no config.yaml in it")
+    config = load_experiment(config_path)
+    return (
+        config.eval.episodes if episodes is None else episodes,
+        config.seed + EVAL_SEED_OFFSET if seed is None else seed,
+    )
+
+
 def evaluate_run(run_dir: Path, episodes: int, seed: int) -> np.ndarray:
     """Deterministic returns ``[episodes]`` of the run's final policy."""
     import tensorflow as tf
@@ -45,4 +70,6 @@ def evaluate_run(run_dir: Path, episodes: int, seed: int) -> np.ndarray:
         agent.observation_normalizer,
         episodes,
         seed,
+        clip_nonfinite=config.env.clip_nonfinite,
+        env_name=config.env.id,
     )

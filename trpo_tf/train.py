@@ -395,6 +395,8 @@ def _iteration(
             agent.observation_normalizer,
             config.eval.episodes,
             seed=config.seed + 10_000,
+            clip_nonfinite=config.env.clip_nonfinite,
+            env_name=config.env.id,
         )
         loop.eval_time += time.perf_counter() - eval_start
         row["eval_return"] = float(loop.eval_returns.mean())

@@ -56,15 +56,30 @@ def _acting_policy(path: Path) -> tuple[str, EnvFactory, Callable[[np.ndarray], 
     return _run_dir_policy(path)
 
 
+OPENGL_HINT = (
+    "MuJoCo renders through OpenGL: without a display set MUJOCO_GL=egl (GPU) or "
+    "MUJOCO_GL=osmesa (CPU), e.g. MUJOCO_GL=egl trpo-tf eval RUN --video"
+)
+
+
+def render_hint(error: BaseException) -> str:
+    """What to do about a rendering failure (the OpenGL backend hint for MuJoCo)."""
+    text = str(error)
+    if any(marker in text for marker in ("OpenGL", "GLFW", "EGL", "mjr_makeContext")):
+        return OPENGL_HINT
+    return "--video needs an env that supports render_mode='rgb_array'"
+
+
 def _frame(env: Any, env_id: str) -> np.ndarray:
-    hint = "--video needs an env that supports render_mode='rgb_array'"
     try:
         frame = env.render()
     except Exception as error:  # noqa: BLE001 - any failure means it cannot render
+        first_line = (str(error).strip().splitlines() or [""])[0]
         raise VideoError(
             f"environment '{env_id}' cannot render rgb_array frames "
-            f"({type(error).__name__}: {error}); {hint}"
+            f"({type(error).__name__}: {first_line}); {render_hint(error)}"
         ) from error
+    hint = "--video needs an env that supports render_mode='rgb_array'"
     if not isinstance(frame, np.ndarray) or frame.ndim != 3 or frame.shape[-1] not in (3, 4):
         raise VideoError(
             f"environment '{env_id}' cannot render rgb_array frames (render() returned "

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import struct
+import subprocess
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -260,9 +262,17 @@ def test_disabled_wandb_and_tensorboard_build_only_the_plot(tmp_path):
 # --------------------------------------------------------------------------- plots, summary
 
 
-def fake_run(path: Path, name: str, final: float, scale: float, steps_per_s: float) -> Path:
+def fake_run(
+    path: Path,
+    name: str,
+    final: float,
+    scale: float,
+    steps_per_s: float,
+    seed: int = 0,
+    **settings,
+) -> Path:
     path.mkdir(parents=True)
-    (path / "config.yaml").write_text(yaml.safe_dump({"name": name, "seed": 0}))
+    (path / "config.yaml").write_text(yaml.safe_dump({"name": name, "seed": seed, **settings}))
     lines = ["iteration,env_steps,episode_return_mean,kl,eval_return,eval_return_std"]
     for i in range(1, 6):
         evaluated = f"{scale * i + 1},0.5" if i % 2 == 0 or i == 5 else ","
@@ -278,7 +288,7 @@ def fake_run(path: Path, name: str, final: float, scale: float, steps_per_s: flo
 def fake_runs(tmp_path):
     seeds_parent = tmp_path / "a-seeds"
     for seed, final in enumerate([10.0, 20.0, 30.0, 40.0, 1000.0]):
-        fake_run(seeds_parent / f"seed_{seed}", "exp-a", final, 1.0 + seed, 100.0)
+        fake_run(seeds_parent / f"seed_{seed}", "exp-a", final, 1.0 + seed, 100.0, seed)
     single = fake_run(tmp_path / "b-run", "exp-b", 5.0, 2.0, 300.0)
     return seeds_parent, single
 
@@ -326,6 +336,13 @@ def test_interquartile_mean():
 )
 def test_parse_seeds(spec, seeds):
     assert parse_seeds(spec) == seeds
+
+
+def test_reversed_seed_range_says_so():
+    from trpo_tf.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"range '3-1' is reversed; write 1-3"):
+        parse_seeds("3-1")
 
 
 @pytest.mark.parametrize("spec", ["x", "3-1", "0,,1", "1,1", "-2", "0-"])
@@ -382,3 +399,90 @@ def test_wandb_run_id_is_kept_so_a_resumed_run_continues_it(offline_run, monkeyp
     )
     WandbTracker(config, run_dir)
     assert seen["id"] == run_id and seen["resume"] == "allow"
+
+
+def test_summary_json_is_strict_json_with_null_for_nan(tmp_path):
+    from trpo_tf.tracking.compare import final_eval_return
+    from trpo_tf.tracking.run_dir import SUMMARY_KEYS, RunDirectory
+
+    run = RunDirectory(tmp_path / "run", experiment_from_dict({"name": "nan"}))
+    run.log({"iteration": 1, "env_steps": 10, "eval_return": 3.0})
+    run.close()
+    summary = {key: 1 for key in SUMMARY_KEYS}
+    summary.update(final_eval_return=float("nan"), final_eval_return_std=np.float32("inf"))
+    path = run.write_summary(summary)
+
+    def reject(constant):
+        raise AssertionError(f"summary.json holds {constant}")
+
+    data = json.loads(path.read_text(), parse_constant=reject)
+    assert data["final_eval_return"] is None and data["final_eval_return_std"] is None
+    assert final_eval_return(tmp_path / "run") == 3.0  # readers fall back to metrics.csv
+    assert summarize([tmp_path / "run"])[0].final_return_mean == 3.0
+
+
+def test_plot_comparison_rejects_unwritable_or_unsupported_out(fake_runs, tmp_path):
+    from trpo_tf.errors import OutputPathError
+
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    with pytest.raises(OutputPathError, match="afile is a file"):
+        plot_comparison(fake_runs, afile / "x.png")
+    with pytest.raises(OutputPathError, match=r"'\.txt'.*\.png.*\.pdf"):
+        plot_comparison(fake_runs, tmp_path / "x.txt")
+    assert plot_comparison(fake_runs, tmp_path / "x.pdf").stat().st_size > 0
+
+
+def test_runs_of_one_name_with_different_settings_are_separate_experiments(tmp_path, capsys):
+    kl01 = {"trainer": {"max_kl": 0.01, "total_steps": 4096}, "tracking": {"wandb": {"id": "a"}}}
+    kl05 = {"trainer": {"max_kl": 0.05, "total_steps": 8192}}
+    runs = [
+        fake_run(tmp_path / "cp", "cartpole", 10.0, 1.0, 100.0, 0, **kl01),
+        fake_run(tmp_path / "cp_kl05", "cartpole", 30.0, 2.0, 100.0, 0, **kl05),
+        # Seed 1 of the first experiment: only seed and tracking differ.
+        fake_run(tmp_path / "cp_s1", "cartpole", 20.0, 1.0, 100.0, 1, **{**kl01, "tracking": {}}),
+    ]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no duplicate-seed warning: seeds 0 and 1, and 0
+        rows = summarize(runs)
+    assert [(row.experiment, row.seeds, row.final_return_mean) for row in rows] == [
+        ("cartpole [trainer.max_kl=0.01, trainer.total_steps=4096]", 2, 15.0),
+        ("cartpole [trainer.max_kl=0.05, trainer.total_steps=8192]", 1, 30.0),
+    ]
+    assert main(["plot", *map(str, runs), "--out", str(tmp_path / "cmp.png")]) == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_same_seed_twice_in_one_experiment_warns_on_stderr(fake_runs):
+    seeds_parent, single = fake_runs
+    result = subprocess.run(
+        [sys.executable, "-m", "trpo_tf.cli", "summary", str(single), str(single)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "exp-b" in result.stdout
+    [line] = [line for line in result.stderr.splitlines() if "warning" in line]
+    assert line.startswith("trpo-tf: warning:") and "both seed 0 of 'exp-b'" in line, line
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert main(["summary", str(seeds_parent)]) == 0  # five distinct seeds
+
+
+def test_runs_without_config_keep_their_directory_name_as_experiment(fake_runs, tmp_path):
+    seeds_parent, _ = fake_runs
+    reference = tmp_path / "sb3_reference"
+    reference.mkdir()
+    (reference / "metrics.csv").write_text("iteration,env_steps,episode_return_mean\n1,100,5\n")
+    (reference / "result.json").write_text('{"final_eval_return": 5.0}')
+    rows = summarize([seeds_parent, reference])
+    assert [(row.experiment, row.seeds) for row in rows] == [("exp-a", 5), ("sb3_reference", 1)]
+
+
+def test_plot_help_documents_both_default_outputs(capsys):
+    with pytest.raises(SystemExit):
+        main(["plot", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "RUN_DIR/comparison.png for one RUN_DIR" in text
+    assert "./comparison.png in the current directory for several" in text

@@ -6,6 +6,11 @@ through :mod:`trpo_tf.registry`.
 
 from __future__ import annotations
 
+import difflib
+import inspect
+from collections.abc import Mapping
+from typing import Any
+
 import gymnasium as gym
 import keras
 
@@ -19,12 +24,61 @@ from trpo_tf.policy import Policy
 from trpo_tf.trainer.adam import FusedAdam
 
 
+def check_kwargs(
+    factory: Any,
+    kwargs: Mapping[str, Any],
+    key: str,
+    what: str,
+    positional: int = 0,
+    reserved: tuple[str, ...] = (),
+) -> None:
+    """Unknown keyword arguments of a plug-in factory as a one-line error.
+
+    Args:
+        factory: the plug-in's callable (a function or a class).
+        kwargs: the keyword arguments from the config.
+        key: their config key path, e.g. ``policy.distribution_kwargs``.
+        what: the plug-in for the message, e.g. ``distribution 'diag_gaussian'``.
+        positional: leading arguments the builder passes by position (not offered).
+        reserved: keywords the builder passes itself (not offered).
+
+    Raises:
+        ConfigError: a key the factory does not accept (and it takes no ``**kwargs``),
+            naming the key path and the closest accepted keyword.
+    """
+    try:
+        parameters = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):  # no signature to read: let the call decide
+        return
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        return
+    named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    accepted = [p.name for p in list(parameters)[positional:] if p.kind in named]
+    accepted = [name for name in accepted if name not in reserved]
+    for name in kwargs:
+        if name in accepted or name in reserved:
+            continue
+        close = difflib.get_close_matches(name, accepted, n=1, cutoff=0.6)
+        hint = f"did you mean '{close[0]}'? " if close else ""
+        raise ConfigError(
+            f"unknown key '{key}.{name}': {what} takes no keyword '{name}'; {hint}"
+            f"(it accepts {', '.join(accepted) or 'no keywords'})"
+        )
+
+
 def build_distribution(config: PolicyConfig, action_space: gym.Space) -> DistributionHead:
     """Resolve ``policy.distribution`` (or ``auto``) and build its head."""
     name = config.distribution
     if name == "auto":
         name = auto_distribution_name(action_space)
     factory = registry.load(registry.DISTRIBUTIONS, name)
+    check_kwargs(
+        factory,
+        config.distribution_kwargs,
+        "policy.distribution_kwargs",
+        f"distribution '{name}'",
+        positional=1,
+    )
     try:
         head = factory(action_space, **config.distribution_kwargs)
     except TypeError as error:
@@ -48,6 +102,13 @@ def build_distribution(config: PolicyConfig, action_space: gym.Space) -> Distrib
 def build_estimator(config: AdvantageConfig) -> AdvantageEstimator:
     """Resolve ``advantage.estimator`` and build it with γ, λ and kwargs."""
     factory = registry.load(registry.ADVANTAGES, config.estimator)
+    check_kwargs(
+        factory,
+        config.kwargs,
+        "advantage.kwargs",
+        f"estimator '{config.estimator}'",
+        reserved=("gamma", "lam"),
+    )
     try:
         return factory(gamma=config.gamma, lam=config.lam, **config.kwargs)
     except TypeError as error:

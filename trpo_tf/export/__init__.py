@@ -1,8 +1,9 @@
 """Export a trained agent as a SavedModel that needs nothing but TensorFlow to serve.
 
 The SavedModel holds one :class:`tf.Module` with four serving signatures. Each
-policy/value signature takes **raw** environment observations ``[batch, obs_dim]``
-float32 (already flattened to a vector, as :mod:`trpo_tf.envs` does) and bakes in
+policy/value signature takes environment observations ``[batch, obs_dim]`` float32
+flattened to a vector as :mod:`trpo_tf.envs` does (gymnasium's ``FlattenObservation``:
+a Discrete observation is one-hot, so FrozenLake's is ``[batch, 16]``) and bakes in
 everything between the environment and the networks:
 
 * ``action(observation) -> {"action"}``: the deterministic (mode) action, ready

@@ -67,4 +67,14 @@ def evaluate_export(export_dir: str | Path, episodes: int, seed: int) -> np.ndar
 
     loaded = LoadedExport(export_dir)
     passthrough = ObservationNormalizer((loaded.metadata["observation_dim"],), enabled=False)
-    return evaluate(loaded.env_fn(), loaded.act, _EnvReadyActions(), passthrough, episodes, seed)
+    env = loaded.metadata["env"]
+    return evaluate(
+        loaded.env_fn(),
+        loaded.act,
+        _EnvReadyActions(),
+        passthrough,
+        episodes,
+        seed,
+        clip_nonfinite=bool(env.get("clip_nonfinite", False)),
+        env_name=env["id"],
+    )

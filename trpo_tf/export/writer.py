@@ -34,7 +34,11 @@ def export_metadata(config: Any, env_spec: Any, agent: Any) -> dict[str, Any]:
         "trpo_tf_version": __version__,
         "name": config.name,
         "seed": int(config.seed),
-        "env": {"id": config.env.id, "kwargs": dict(config.env.kwargs)},
+        "env": {
+            "id": config.env.id,
+            "kwargs": dict(config.env.kwargs),
+            "clip_nonfinite": bool(config.env.clip_nonfinite),
+        },
         "observation_dim": int(env_spec.observation_dim),
         "observation_space": space_to_json(env_spec.observation_space),
         "action_space": space_to_json(env_spec.action_space),
@@ -155,14 +159,20 @@ def export_tflite(saved_model_dir: str | Path, out_path: str | Path) -> Path:
 
 
 def export_run(
-    run_dir: str | Path, out_dir: str | Path | None = None, format: str = "savedmodel"
+    run_dir: str | Path,
+    out_dir: str | Path | None = None,
+    format: str = "savedmodel",
+    force: bool = False,
 ) -> Path:
     """Export a finished run's final policy (what ``trpo-tf export`` runs).
 
     Args:
         run_dir: a run directory with ``config.yaml`` and ``policy/``.
-        out_dir: where the SavedModel goes (default ``RUN_DIR/export``).
+        out_dir: where the SavedModel goes (default ``RUN_DIR/export``, which a
+            re-export replaces).
         format: ``savedmodel``, or ``tflite`` to also write ``OUT/policy.tflite``.
+        force: overwrite an existing non-empty ``out_dir`` other than
+            ``RUN_DIR/export`` (never a run directory).
 
     Returns:
         The SavedModel directory, or the ``.tflite`` file for ``format="tflite"``.
@@ -170,16 +180,21 @@ def export_run(
     Raises:
         RunDirError: ``run_dir`` is not a finished run.
         ExportError: ``format`` is unknown or the TFLite check failed.
+        OutputPathError: ``out_dir`` is a file, a run directory, or (without
+            ``force``) another non-empty directory.
     """
     from trpo_tf.envs import describe, make_env_fn
+    from trpo_tf.outputs import check_export_dir
     from trpo_tf.run_loading import load_run
 
     if format not in FORMATS:
         raise ExportError(f"export format must be one of {', '.join(FORMATS)}, got {format!r}")
     run_dir = Path(run_dir)
+    default = run_dir / "export"
+    out = check_export_dir(out_dir if out_dir else default, default, force)
     config, agent = load_run(run_dir)
     spec = describe(config.env.id, make_env_fn(config.env.id, config.env.kwargs))
-    out = export_savedmodel(agent, config, spec, Path(out_dir) if out_dir else run_dir / "export")
+    out = export_savedmodel(agent, config, spec, out)
     if format == "tflite":
         return export_tflite(out, out / TFLITE_FILE)
     return out

@@ -2,8 +2,10 @@
 
 A *run* is a directory holding ``metrics.csv``. A directory without one whose
 ``seed_*`` subdirectories are runs (what ``trpo-tf train --seeds`` writes) stands
-for those runs. Runs are grouped into experiments by the ``name`` in their
-``config.yaml``.
+for those runs. Runs are grouped into experiments by their ``config.yaml``: the
+seeds of one experiment share its ``name`` and every setting except the
+run-specific keys (:data:`RUN_SPECIFIC_KEYS`). Runs of one name with different
+settings are separate experiments, labelled with the keys that differ.
 """
 
 from __future__ import annotations
@@ -11,13 +13,19 @@ from __future__ import annotations
 import csv
 import json
 import math
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import yaml
 
-from trpo_tf.errors import RunDirError
+from trpo_tf.errors import RunDirError, TrpoTfWarning
+
+RUN_SPECIFIC_KEYS = ("seed", "tracking", "checkpoint")
+"""Top-level config keys that differ between seeds of one experiment (not settings)."""
+_MAX_LABEL_KEYS = 3
 
 
 def _seed_key(path: Path) -> tuple[int, str]:
@@ -71,24 +79,112 @@ def read_metrics(run_dir: str | Path) -> dict[str, np.ndarray]:
     return {name: np.array([number(row.get(name)) for row in rows]) for name in columns}
 
 
+class DuplicateSeedWarning(TrpoTfWarning):
+    """Two runs of one experiment group have the same seed (counted twice)."""
+
+
+def read_config(run_dir: str | Path) -> dict[str, Any] | None:
+    """The run's ``config.yaml`` as a dict, or None when missing or unreadable."""
+    try:
+        data = yaml.safe_load((Path(run_dir) / "config.yaml").read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
 def experiment_name(run_dir: str | Path) -> str:
     """The ``name`` in the run's ``config.yaml`` (the directory name if unreadable)."""
     path = Path(run_dir)
-    try:
-        data = yaml.safe_load((path / "config.yaml").read_text(encoding="utf-8"))
-        name = data.get("name") if isinstance(data, dict) else None
-    except (OSError, yaml.YAMLError):
-        name = None
+    name = (read_config(path) or {}).get("name")
     if isinstance(name, str) and name:
         return name
     return path.parent.name if path.name.startswith("seed_") else path.name
 
 
-def group_by_experiment(runs: list[Path]) -> dict[str, list[Path]]:
-    """Runs keyed by experiment name, in first-seen order."""
-    groups: dict[str, list[Path]] = {}
+def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, str]:
+    """``{"trainer.max_kl": "0.05", ...}``: dotted key paths to compact YAML values."""
+    flat: dict[str, str] = {}
+    for key, value in data.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            flat.update(_flatten(value, f"{path}."))
+        else:
+            text = yaml.safe_dump(value, default_flow_style=True, width=1 << 30).strip()
+            flat[path] = text.removesuffix("\n...").strip()
+    return flat
+
+
+def experiment_settings(run_dir: str | Path) -> tuple[tuple[str, str], ...] | None:
+    """The run's settings without :data:`RUN_SPECIFIC_KEYS` (None without a config)."""
+    config = read_config(run_dir)
+    if config is None:
+        return None
+    kept = {key: value for key, value in config.items() if key not in RUN_SPECIFIC_KEYS}
+    return tuple(sorted(_flatten(kept).items()))
+
+
+def _labels(keys: list[tuple[str, Any]], first_runs: list[Path]) -> list[str]:
+    """A distinct label per (name, settings) group: the name, plus what differs."""
+    labels = []
+    for (name, settings), first in zip(keys, first_runs, strict=True):
+        rivals = [other for other_name, other in keys if other_name == name]
+        if len(rivals) == 1 or settings is None:
+            labels.append(name)
+            continue
+        values = [dict(other or ()) for other in rivals]
+        own = dict(settings)
+        differing = sorted(
+            key for key in set().union(*values) if len({v.get(key, "<unset>") for v in values}) > 1
+        )
+        if 0 < len(differing) <= _MAX_LABEL_KEYS:
+            shown = ", ".join(f"{key}={own.get(key, '<unset>')}" for key in differing)
+            labels.append(f"{name} [{shown}]")
+        else:
+            run = first.parent.name if first.name.startswith("seed_") else first.name
+            labels.append(f"{name} [{run}]")
+    for index, label in enumerate(labels):  # still equal (e.g. same directory names)
+        if labels.count(label) > 1:
+            labels[index] = f"{label} [{first_runs[index]}]"
+    return labels
+
+
+def _warn_duplicate_seeds(label: str, runs: list[Path]) -> None:
+    seen: dict[Any, Path] = {}
     for run in runs:
-        groups.setdefault(experiment_name(run), []).append(run)
+        seed = (read_config(run) or {}).get("seed")
+        if seed is None:
+            continue
+        if seed in seen:
+            warnings.warn(
+                DuplicateSeedWarning(
+                    f"trpo-tf: warning: {seen[seed]} and {run} are both seed {seed} of "
+                    f"'{label}' with the same settings; they count as two seeds (pass each "
+                    "run once, or train another seed)"
+                ),
+                stacklevel=3,
+            )
+        else:
+            seen[seed] = run
+
+
+def group_by_experiment(runs: list[Path]) -> dict[str, list[Path]]:
+    """Runs grouped into experiments, in first-seen order, keyed by a distinct label.
+
+    Runs are one experiment when their ``config.yaml`` names and settings match
+    apart from :data:`RUN_SPECIFIC_KEYS`; runs without a ``config.yaml`` are
+    grouped by :func:`experiment_name`. The label is the name, or, when runs of
+    one name have different settings, the name with the differing
+    ``key=value`` pairs (or the run directory's name when many keys differ).
+    Two runs of one group with the same seed give a :class:`DuplicateSeedWarning`.
+    """
+    keyed: dict[tuple[str, Any], list[Path]] = {}
+    for run in runs:
+        keyed.setdefault((experiment_name(run), experiment_settings(run)), []).append(run)
+    keys = list(keyed)
+    labels = _labels(keys, [keyed[key][0] for key in keys])
+    groups = {label: keyed[key] for label, key in zip(labels, keys, strict=True)}
+    for label, members in groups.items():
+        _warn_duplicate_seeds(label, members)
     return groups
 
 

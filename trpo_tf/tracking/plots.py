@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from trpo_tf.outputs import check_output_file
 from trpo_tf.tracking.compare import expand_runs, group_by_experiment, read_metrics
 from trpo_tf.tracking.safe import QuietOnFailure
 
@@ -30,6 +31,25 @@ def _figure(width: float = 7.0, height: float = 4.2) -> Any:
     figure = Figure(figsize=(width, height), dpi=100)
     FigureCanvasAgg(figure)
     return figure
+
+
+def image_suffixes() -> tuple[str, ...]:
+    """The file extensions matplotlib can write (``.png``, ``.pdf``, ``.svg``, ...)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    return tuple(f".{ext}" for ext in sorted(FigureCanvasAgg.get_supported_filetypes()))
+
+
+def check_image_path(out: str | Path, option: str = "--out") -> Path:
+    """``out`` is a writable image path with an extension matplotlib supports.
+
+    Raises:
+        OutputPathError: ``out`` is a directory, lies under a file, or has an
+            unsupported extension (the message lists the supported ones).
+    """
+    suffixes = image_suffixes()
+    preferred = (".png", *(s for s in suffixes if s != ".png"))
+    return check_output_file(out, option, preferred)
 
 
 def _finite(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -100,11 +120,16 @@ def plot_comparison(run_dirs: list[str | Path], out_png: str | Path) -> Path:
 
     Args:
         run_dirs: run directories, or parents of ``seed_*`` runs.
-        out_png: the PNG to write.
+        out_png: the image to write (PNG, or another extension matplotlib supports).
 
     Returns:
-        The PNG's path.
+        The image's path.
+
+    Raises:
+        OutputPathError: ``out_png`` is a directory, under a file, or not an image name.
+        RunDirError: a path in ``run_dirs`` holds no runs.
     """
+    out = check_image_path(out_png)
     groups = group_by_experiment(expand_runs(list(run_dirs)))
     figure = _figure(8.0, 4.8)
     axes = figure.add_subplot()
@@ -151,7 +176,6 @@ def plot_comparison(run_dirs: list[str | Path], out_png: str | Path) -> Path:
             )
     _style(axes, "mean across seeds (band: ±1 std, light: min–max); markers: eval")
     figure.tight_layout()
-    out = Path(out_png)
     out.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(out)
     return out

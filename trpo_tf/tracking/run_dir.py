@@ -5,7 +5,7 @@
     RUN_DIR/
       config.yaml     the fully resolved experiment
       metrics.csv     one row per iteration (eval columns filled on eval rows)
-      summary.json    written at the end
+      summary.json    written at the end (strict JSON: null for a NaN/inf value)
       policy/         final weights + normalizer statistics
 """
 
@@ -17,6 +17,8 @@ import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from trpo_tf.config.loader import dump_experiment
 from trpo_tf.config.schema import ExperimentConfig
@@ -88,6 +90,23 @@ def _cell(value: Any) -> Any:
     return value
 
 
+def json_safe(value: Any) -> Any:
+    """``value`` with every NaN/±inf float (nested too) replaced by None.
+
+    Strict JSON has no NaN or Infinity; ``summary.json`` writes ``null`` instead
+    (e.g. ``final_eval_return`` when every evaluation episode returned NaN).
+    """
+    if isinstance(value, Mapping):
+        return {key: json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(item) for item in value]
+    if isinstance(value, float | np.floating):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
 class RunDirectory:
     """Writes ``config.yaml``, appends to ``metrics.csv``, writes ``summary.json``."""
 
@@ -136,11 +155,12 @@ class RunDirectory:
         self._metrics_file.flush()
 
     def write_summary(self, summary: Mapping[str, Any]) -> Path:
+        """Write ``summary.json`` (strict JSON: a NaN/inf value is written ``null``)."""
         missing = [k for k in SUMMARY_KEYS if k not in summary]
         if missing:
             raise KeyError(f"summary lacks {missing}")
         path = self.path / "summary.json"
-        path.write_text(json.dumps(dict(summary), indent=2) + "\n")
+        path.write_text(json.dumps(json_safe(dict(summary)), indent=2, allow_nan=False) + "\n")
         return path
 
     def close(self) -> None:

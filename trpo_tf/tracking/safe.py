@@ -11,10 +11,12 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
+from trpo_tf.errors import TrpoTfWarning
+
 _MAX_REASON_CHARS = 300
 
 
-class TrackingWarning(UserWarning):
+class TrackingWarning(TrpoTfWarning):
     """A tracker failed and was switched off; the run directory is still written."""
 
 

@@ -31,17 +31,14 @@ def parse_seeds(spec: str) -> list[int]:
         item = item.strip()
         first, dash, last = item.partition("-")
         try:
-            if dash:
-                low, high = int(first), int(last)
-                if high < low:
-                    raise ConfigError(f"--seeds: range {item!r} goes down; write {high}-{low}")
-                seeds.extend(range(low, high + 1))
-            else:
-                seeds.append(int(item))
+            low, high = (int(first), int(last)) if dash else (int(item), int(item))
         except ValueError:
             raise ConfigError(
                 f"--seeds: {item!r} in {spec!r} is not a seed; write e.g. 0-4 or 0,2,5"
             ) from None
+        if high < low:  # outside the try: ConfigError is a ValueError too
+            raise ConfigError(f"--seeds: range {item!r} is reversed; write {high}-{low}")
+        seeds.extend(range(low, high + 1))
     if any(seed < 0 for seed in seeds):
         raise ConfigError(f"--seeds: seeds must be >= 0, got {spec!r}")
     duplicates = sorted({seed for seed in seeds if seeds.count(seed) > 1})
