@@ -434,15 +434,16 @@ def test_run_dir_that_is_a_file_is_one_line(tmp_path, capsys, seeds, inside):
     run_dir = existing / "run" if inside else existing
     args = ["train", str(CARTPOLE), "--run-dir", str(run_dir), *SHORT]
     line = _main_error(args + (["--seeds", "0"] if seeds else []), capsys)
-    assert f"run directory {run_dir} " in line and "file" in line and "--run-dir" in line, line
+    assert f"run directory {run_dir}: " in line or f"run directory {run_dir} is" in line, line
+    assert "file" in line, line
     assert existing.read_text() == "keep me\n"
 
 
 def test_train_api_refuses_a_run_dir_that_is_a_file(tmp_path):
-    from trpo_tf.errors import RunDirError
+    from trpo_tf.errors import OutputPathError
     from trpo_tf.train import train
 
     existing = tmp_path / "notes.txt"
     existing.write_text("keep me\n")
-    with pytest.raises(RunDirError, match="is a file, not a directory"):
+    with pytest.raises(OutputPathError, match="run directory .*notes.txt is an existing file"):
         train(load_experiment(CARTPOLE, ["trainer.total_steps=2048"]), existing, quiet=True)

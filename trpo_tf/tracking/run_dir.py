@@ -22,7 +22,7 @@ import numpy as np
 
 from trpo_tf.config.loader import dump_experiment
 from trpo_tf.config.schema import ExperimentConfig
-from trpo_tf.errors import RunDirError
+from trpo_tf.outputs import check_output_dir
 
 METRIC_COLUMNS = (
     "iteration",
@@ -69,15 +69,9 @@ def check_run_dir_path(path: str | Path) -> None:
     """Raise unless ``path`` is a directory or can be created as one.
 
     Raises:
-        RunDirError: ``path``, or a folder above it, is an existing file.
+        OutputPathError: ``path``, or a folder above it, is an existing file.
     """
-    path = Path(path)
-    for location in (path, *path.parents):
-        if location.exists() and not location.is_dir():
-            where = "is a file" if location == path else f"is inside {location}, which is a file"
-            raise RunDirError(
-                f"run directory {path} {where}, not a directory; pass another --run-dir"
-            )
+    check_output_dir(path, "run directory")
 
 
 def _cell(value: Any) -> Any:
