@@ -25,6 +25,10 @@ class IncompatibleSpaceError(TrpoTfError, ValueError):
     """A distribution or estimator does not fit the environment's spaces."""
 
 
+class PluginError(TrpoTfError, TypeError):
+    """A plug-in's factory or the object it returns breaks its protocol."""
+
+
 class NonFiniteEnvError(TrpoTfError, FloatingPointError):
     """An environment returned a NaN or infinite observation or reward."""
 

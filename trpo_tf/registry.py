@@ -223,6 +223,15 @@ def load(group: str, name: str) -> Any:
     return _load_found(info, ep)
 
 
+def info(group: str, name: str) -> PluginInfo:
+    """The declared entry point of one plug-in (nothing imported), for messages.
+
+    Raises:
+        RegistryError: the name is unknown or provided by several packages.
+    """
+    return _find_one(group, name)[0]
+
+
 def check(group: str, name: str) -> str | None:
     """Tries to load a plug-in without raising.
 

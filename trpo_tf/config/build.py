@@ -15,9 +15,12 @@ import gymnasium as gym
 import keras
 
 from trpo_tf import registry
+from trpo_tf.config.contracts import (
+    check_head,
+)
 from trpo_tf.config.schema import AdvantageConfig, ExperimentConfig, PolicyConfig
 from trpo_tf.distributions.auto import auto_distribution_name
-from trpo_tf.errors import ConfigError, IncompatibleSpaceError
+from trpo_tf.errors import ConfigError
 from trpo_tf.interfaces import AdvantageEstimator, DistributionHead
 from trpo_tf.networks import build_mlp
 from trpo_tf.policy import Policy
@@ -86,16 +89,7 @@ def build_distribution(config: PolicyConfig, action_space: gym.Space) -> Distrib
             f"policy.distribution_kwargs: distribution '{name}' rejected "
             f"{dict(config.distribution_kwargs)}: {error}"
         ) from error
-    missing = [
-        attribute
-        for attribute in ("num_inputs", "param_dim", "action_shape", "params", "distribution")
-        if not hasattr(head, attribute)
-    ]
-    if missing:
-        raise IncompatibleSpaceError(
-            f"policy.distribution: plug-in '{name}' returned {type(head).__name__}, which lacks "
-            f"{', '.join(missing)} of the DistributionHead contract"
-        )
+    check_head(head, name)
     return head
 
 

@@ -1,0 +1,244 @@
+"""Plug-ins that break their protocol fail up front, in one line naming the plug-in."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import sys
+
+import gymnasium as gym
+import pytest
+
+from trpo_tf import registry
+from trpo_tf.config import experiment_from_dict
+from trpo_tf.config.build import build_distribution
+from trpo_tf.config.schema import PolicyConfig
+from trpo_tf.errors import PluginError
+
+FAKE_PLUGINS = """
+import gymnasium as gym
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+from trpo_tf.advantages.gae import GeneralizedAdvantageEstimator
+
+
+class _Core:
+    def _setup(self, space):
+        self.num_inputs = self.param_dim = int(space.n)
+        self.action_shape = ()
+        self.action_dtype = tf.int32
+
+    @property
+    def trainable_variables(self):
+        return ()
+
+    def params(self, net_out):
+        return net_out
+
+    def distribution(self, params):
+        return tfp.distributions.Categorical(logits=params)
+
+    def to_env_action(self, actions):
+        return np.asarray(actions)
+
+
+class _Mode:
+    def mode(self, params):
+        return tf.argmax(params, -1, output_type=tf.int32)
+
+
+class _Diagnostics:
+    def diagnostics(self, params):
+        return {}
+
+
+class _Module(tf.Module):
+    def __init__(self, space):
+        super().__init__(name="fake_head")
+        self._setup(space)
+
+
+class Good(_Core, _Mode, _Diagnostics, _Module):
+    pass
+
+
+class NoDiagnostics(_Core, _Mode, _Module):
+    pass
+
+
+class NoModeNoDiagnostics(_Core, _Module):
+    pass
+
+
+class Plain(_Core, _Mode, _Diagnostics):
+    def __init__(self, space):
+        self._setup(space)
+
+
+def make_good(action_space):
+    return Good(action_space)
+
+
+def make_no_diagnostics(action_space):
+    return NoDiagnostics(action_space)
+
+
+def make_no_mode(action_space):
+    return NoModeNoDiagnostics(action_space)
+
+
+def make_plain(action_space):
+    return Plain(action_space)
+
+
+def make_tuple(gamma, lam):
+    gae = GeneralizedAdvantageEstimator(gamma=gamma, lam=lam)
+
+    def estimator(inputs):
+        out = gae(inputs)
+        return out.advantages, out.value_targets
+
+    return estimator
+
+
+def make_not_callable(gamma, lam):
+    return {"gamma": gamma}
+
+
+def make_no_gamma(c_bar=1.0):
+    return GeneralizedAdvantageEstimator(gamma=0.99, lam=0.95)
+
+
+_THE_ENV = None
+
+
+def make_same_env():
+    global _THE_ENV
+    if _THE_ENV is None:
+        _THE_ENV = gym.make("CartPole-v1")
+    return _THE_ENV
+
+
+def make_fresh_env():
+    return gym.make("CartPole-v1")
+
+
+class _Tracker:
+    def log(self, row, step):
+        pass
+
+    def finish(self, summary, run_dir):
+        pass
+
+
+def make_tracker_no_run_dir(uri="x"):
+    return _Tracker()
+"""
+
+ENTRY_POINTS = {
+    registry.DISTRIBUTIONS: {
+        "fake_good": "make_good",
+        "fake_no_diagnostics": "make_no_diagnostics",
+        "fake_no_mode": "make_no_mode",
+        "fake_plain": "make_plain",
+    },
+    registry.ADVANTAGES: {
+        "fake_tuple": "make_tuple",
+        "fake_not_callable": "make_not_callable",
+        "fake_no_gamma": "make_no_gamma",
+    },
+    registry.ENVS: {"fake_same": "make_same_env", "fake_fresh": "make_fresh_env"},
+    registry.TRACKERS: {"fake_no_run_dir": "make_tracker_no_run_dir"},
+}
+
+DISCRETE = gym.spaces.Discrete(3)
+
+
+@pytest.fixture(autouse=True)
+def fake_plugins(tmp_path, monkeypatch):
+    """Package ``trpo-tf-fake`` 0.1.0 registering ``fake_contract_plugins`` in every group.
+
+    A real ``*.dist-info`` directory, so its entry points carry the package name.
+    """
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "fake_contract_plugins.py").write_text(FAKE_PLUGINS)
+    info_dir = tmp_path / "trpo_tf_fake-0.1.0.dist-info"
+    info_dir.mkdir()
+    (info_dir / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: trpo-tf-fake\nVersion: 0.1.0\n"
+    )
+    (info_dir / "entry_points.txt").write_text(
+        "".join(
+            f"[{group}]\n"
+            + "".join(
+                f"{name} = fake_contract_plugins:{target}\n" for name, target in names.items()
+            )
+            for group, names in ENTRY_POINTS.items()
+        )
+    )
+    extra = list(importlib.metadata.PathDistribution(info_dir).entry_points)
+    monkeypatch.syspath_prepend(str(code))
+    importlib.invalidate_caches()
+    real = registry._entry_points
+
+    def entry_points(group: str):
+        return list(real(group)) + [ep for ep in extra if ep.group == group]
+
+    monkeypatch.setattr(registry, "_entry_points", entry_points)
+    registry.clear_cache()
+    yield
+    registry.clear_cache()
+    sys.modules.pop("fake_contract_plugins", None)
+
+
+def _one_line(caught: pytest.ExceptionInfo) -> str:
+    message = str(caught.value)
+    assert "\n" not in message
+    return message
+
+
+def test_a_complete_tf_module_head_builds():
+    head = build_distribution(PolicyConfig(distribution="fake_good"), DISCRETE)
+    assert head.param_dim == 3
+
+
+def test_head_without_diagnostics_is_named_with_its_package_and_entry_point():
+    with pytest.raises(PluginError) as caught:
+        build_distribution(PolicyConfig(distribution="fake_no_diagnostics"), DISCRETE)
+    message = _one_line(caught)
+    assert message.startswith("policy.distribution: distribution 'fake_no_diagnostics' ")
+    assert "package trpo-tf-fake 0.1.0" in message
+    assert "fake_contract_plugins:make_no_diagnostics" in message
+    assert "lacks diagnostics() of the DistributionHead protocol" in message
+
+
+def test_head_without_mode_lists_every_missing_method():
+    with pytest.raises(PluginError) as caught:
+        build_distribution(PolicyConfig(distribution="fake_no_mode"), DISCRETE)
+    assert "lacks mode(), diagnostics() of" in _one_line(caught)
+
+
+def test_head_that_is_not_a_tf_module_is_told_to_become_one():
+    with pytest.raises(PluginError) as caught:
+        build_distribution(PolicyConfig(distribution="fake_plain"), DISCRETE)
+    message = _one_line(caught)
+    assert "returned Plain, which is not a tf.Module; make it a tf.Module" in message
+    assert "lacks" not in message
+
+
+def test_bad_head_stops_train_before_the_run_directory_exists(tmp_path):
+    from trpo_tf.train import train
+
+    config = experiment_from_dict(
+        {
+            "name": "bad-head",
+            "env": {"id": "CartPole-v1", "n_envs": 2},
+            "policy": {"distribution": "fake_plain", "hidden": [8]},
+            "trainer": {"total_steps": 128, "steps_per_iteration": 64},
+        }
+    )
+    with pytest.raises(PluginError, match="not a tf.Module"):
+        train(config, tmp_path / "run", quiet=True)
+    assert not (tmp_path / "run").exists()

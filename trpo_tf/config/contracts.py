@@ -1,0 +1,76 @@
+"""Checks of what plug-in factories take and return, made before a run starts.
+
+A plug-in that breaks its protocol (``trpo_tf.interfaces``) should fail when the
+agent is built, with one line naming the plug-in, its package and what to change,
+not with a traceback from inside a traced TensorFlow function hours later.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from trpo_tf import registry
+from trpo_tf.errors import PluginError
+from trpo_tf.interfaces import DistributionHead
+
+
+def _protocol_members(protocol: type) -> tuple[list[str], list[str]]:
+    """``(attributes, methods)`` a protocol declares (its annotations, its callables)."""
+    attributes = list(getattr(protocol, "__annotations__", {}))
+    methods: list[str] = []
+    for name, member in vars(protocol).items():
+        if name.startswith("_"):
+            continue
+        if isinstance(member, property):
+            attributes.append(name)
+        elif callable(member):
+            methods.append(name)
+    return attributes, methods
+
+
+HEAD_ATTRIBUTES, HEAD_METHODS = _protocol_members(DistributionHead)
+
+
+def describe_plugin(group: str, name: str) -> str:
+    """``"distribution 'x' (package p 1.0, entry point m:f)"``; the package when known."""
+    what = f"{registry.kind(group)} '{name}'"
+    try:
+        entry = registry.info(group, name)
+    except Exception:  # noqa: BLE001 - only decorates a message
+        return what
+    package = "" if entry.package is None else f"package {entry.provider}, "
+    return f"{what} ({package}entry point {entry.value})"
+
+
+def check_head(head: Any, name: str) -> None:
+    """``head`` is a ``tf.Module`` with every member of the DistributionHead protocol.
+
+    Optional members (``to_env_action_graph``, ``numpy_sampler``, ``num_features``)
+    are not required.
+
+    Raises:
+        PluginError: naming the distribution, its package, the missing members and
+            whether it must become a ``tf.Module``.
+    """
+    import tensorflow as tf  # here: the keyword checks serve TensorFlow-free callers too
+
+    missing = [a for a in HEAD_ATTRIBUTES if not hasattr(head, a)]
+    missing += [f"{m}()" for m in HEAD_METHODS if not callable(getattr(head, m, None))]
+    is_module = isinstance(head, tf.Module)
+    if not missing and is_module:
+        return
+    problems = []
+    fixes = []
+    if missing:
+        problems.append(f"lacks {', '.join(missing)} of the DistributionHead protocol")
+        fixes.append("add them (see trpo_tf.interfaces.DistributionHead)")
+    if not is_module:
+        problems.append("is not a tf.Module")
+        fixes.append(
+            "make it a tf.Module (subclass tf.Module and call super().__init__()) so its "
+            "variables are trained and checkpointed"
+        )
+    raise PluginError(
+        f"policy.distribution: {describe_plugin(registry.DISTRIBUTIONS, name)} returned "
+        f"{type(head).__name__}, which {' and '.join(problems)}; {' and '.join(fixes)}"
+    )
