@@ -21,6 +21,7 @@ import tensorflow as tf
 
 from trpo_tf.agent import Agent
 from trpo_tf.config.build import build_estimator
+from trpo_tf.config.contracts import check_advantage_outputs
 from trpo_tf.config.schema import ExperimentConfig
 from trpo_tf.interfaces import AdvantageEstimator, AdvantageInputs
 from trpo_tf.rollout.numpy_actor import mirror_layers, read_weights
@@ -40,12 +41,17 @@ def compute_advantages(
     value_fn: Any,
     estimator: AdvantageEstimator,
     log_rho: np.ndarray | None = None,
+    estimator_name: str | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Values, advantages and value targets ``[T, N]`` for one rollout.
 
     V(s_{t+1}) is V(final observation) on truncated steps, V(s_{t+1}) otherwise.
     ``log_rho`` ``[T, N]`` = log π_old(a|s) − log β(a|s) is passed on to the
     estimator (zeros when omitted, i.e. on-policy data).
+
+    Raises:
+        PluginError: the estimator (``estimator_name`` in the message) returned
+            something other than an :class:`AdvantageOutputs`.
     """
     T, N = rollout.rewards.shape
     obs = rollout.observations.reshape(T * N, -1)
@@ -67,7 +73,8 @@ def compute_advantages(
         episode_end=episode_end.astype(np.float32),
         log_rho=(np.zeros((T, N)) if log_rho is None else log_rho).astype(np.float32),
     )
-    outputs = estimator(inputs)
+    name = estimator_name or getattr(estimator, "__name__", type(estimator).__name__)
+    outputs = check_advantage_outputs(estimator(inputs), name)
     return values, np.asarray(outputs.advantages), np.asarray(outputs.value_targets)
 
 
@@ -268,7 +275,7 @@ class Learner:
             )
         log_rho = old_log_prob - rollout.behavior_log_prob
         values, advantages, targets = compute_advantages(
-            rollout, self._value, self.estimator, log_rho
+            rollout, self._value, self.estimator, log_rho, self.config.advantage.estimator
         )
         flat_adv = advantages.reshape(-1)
         if self.config.advantage.normalize:

@@ -7,16 +7,20 @@ import importlib.metadata
 import sys
 
 import gymnasium as gym
+import numpy as np
 import pytest
 
 from trpo_tf import registry
 from trpo_tf.config import experiment_from_dict
-from trpo_tf.config.build import build_distribution
-from trpo_tf.config.schema import PolicyConfig
+from trpo_tf.config.build import build_distribution, build_estimator
+from trpo_tf.config.schema import AdvantageConfig, PolicyConfig
 from trpo_tf.errors import PluginError
+from trpo_tf.learner import compute_advantages
+from trpo_tf.types import Rollout
 
 FAKE_PLUGINS = """
 import gymnasium as gym
+import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
@@ -242,3 +246,41 @@ def test_bad_head_stops_train_before_the_run_directory_exists(tmp_path):
     with pytest.raises(PluginError, match="not a tf.Module"):
         train(config, tmp_path / "run", quiet=True)
     assert not (tmp_path / "run").exists()
+
+
+def _rollout(T: int = 4, N: int = 2) -> Rollout:
+    zeros = np.zeros((T, N), np.float32)
+    return Rollout(
+        observations=np.zeros((T, N, 1), np.float32),
+        actions=np.zeros((T, N), np.int32),
+        rewards=np.ones((T, N), np.float32),
+        raw_rewards=np.ones((T, N), np.float32),
+        terminated=zeros.astype(bool),
+        truncated=zeros.astype(bool),
+        final_observations=np.zeros((T, N, 1), np.float32),
+        last_observations=np.zeros((N, 1), np.float32),
+        behavior_log_prob=zeros,
+        behavior_params=np.zeros((T, N, 3), np.float32),
+        policy_version=np.ones((T, N), np.int64),
+        episode_returns=np.zeros(0),
+        episode_lengths=np.zeros(0, np.int64),
+    )
+
+
+def test_estimator_returning_a_tuple_is_named_at_the_call_site():
+    estimator = build_estimator(AdvantageConfig(estimator="fake_tuple"))
+    value_fn = lambda x: np.zeros(len(x))  # noqa: E731
+    with pytest.raises(PluginError) as caught:
+        compute_advantages(_rollout(), value_fn, estimator, estimator_name="fake_tuple")
+    assert _one_line(caught) == (
+        "advantage.estimator: estimator 'fake_tuple' returned tuple, expected "
+        "trpo_tf.interfaces.AdvantageOutputs(advantages=..., value_targets=...)"
+    )
+
+
+def test_estimator_factory_returning_a_non_callable_fails_when_built():
+    with pytest.raises(PluginError) as caught:
+        build_estimator(AdvantageConfig(estimator="fake_not_callable"))
+    message = _one_line(caught)
+    assert "estimator 'fake_not_callable' (package trpo-tf-fake 0.1.0" in message
+    assert "returned dict, which is not callable" in message

@@ -16,6 +16,7 @@ import keras
 
 from trpo_tf import registry
 from trpo_tf.config.contracts import (
+    check_estimator,
     check_head,
 )
 from trpo_tf.config.schema import AdvantageConfig, ExperimentConfig, PolicyConfig
@@ -104,12 +105,14 @@ def build_estimator(config: AdvantageConfig) -> AdvantageEstimator:
         reserved=("gamma", "lam"),
     )
     try:
-        return factory(gamma=config.gamma, lam=config.lam, **config.kwargs)
+        estimator = factory(gamma=config.gamma, lam=config.lam, **config.kwargs)
     except TypeError as error:
         raise ConfigError(
             f"advantage.kwargs: estimator '{config.estimator}' rejected "
             f"{dict(config.kwargs)}: {error}"
         ) from error
+    check_estimator(estimator, config.estimator)
+    return estimator
 
 
 def build_policy(config: ExperimentConfig, observation_dim: int, action_space: gym.Space) -> Policy:

@@ -11,7 +11,7 @@ from typing import Any
 
 from trpo_tf import registry
 from trpo_tf.errors import PluginError
-from trpo_tf.interfaces import DistributionHead
+from trpo_tf.interfaces import AdvantageOutputs, DistributionHead
 
 
 def _protocol_members(protocol: type) -> tuple[list[str], list[str]]:
@@ -73,4 +73,33 @@ def check_head(head: Any, name: str) -> None:
     raise PluginError(
         f"policy.distribution: {describe_plugin(registry.DISTRIBUTIONS, name)} returned "
         f"{type(head).__name__}, which {' and '.join(problems)}; {' and '.join(fixes)}"
+    )
+
+
+def check_estimator(estimator: Any, name: str) -> None:
+    """The estimator factory's result is callable as ``estimator(inputs)``.
+
+    Raises:
+        PluginError: naming the estimator, its package and the expected call.
+    """
+    if callable(estimator):
+        return
+    raise PluginError(
+        f"advantage.estimator: {describe_plugin(registry.ADVANTAGES, name)} returned "
+        f"{type(estimator).__name__}, which is not callable; an AdvantageEstimator is "
+        "called as estimator(inputs: AdvantageInputs) -> AdvantageOutputs"
+    )
+
+
+def check_advantage_outputs(outputs: Any, name: str) -> AdvantageOutputs:
+    """What an estimator returned is an :class:`AdvantageOutputs`.
+
+    Raises:
+        PluginError: naming the estimator, what it returned and the expected type.
+    """
+    if isinstance(outputs, AdvantageOutputs):
+        return outputs
+    raise PluginError(
+        f"advantage.estimator: estimator '{name}' returned {type(outputs).__name__}, "
+        "expected trpo_tf.interfaces.AdvantageOutputs(advantages=..., value_targets=...)"
     )
