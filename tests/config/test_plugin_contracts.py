@@ -16,6 +16,7 @@ from trpo_tf.config.build import build_distribution, build_estimator
 from trpo_tf.config.schema import AdvantageConfig, PolicyConfig
 from trpo_tf.errors import PluginError
 from trpo_tf.learner import compute_advantages
+from trpo_tf.tracking.factory import check_trackers
 from trpo_tf.types import Rollout
 
 FAKE_PLUGINS = """
@@ -284,3 +285,24 @@ def test_estimator_factory_returning_a_non_callable_fails_when_built():
     message = _one_line(caught)
     assert "estimator 'fake_not_callable' (package trpo-tf-fake 0.1.0" in message
     assert "returned dict, which is not callable" in message
+
+
+def test_estimator_factory_without_gamma_blames_its_signature_not_the_yaml():
+    with pytest.raises(PluginError) as caught:
+        build_estimator(AdvantageConfig(estimator="fake_no_gamma"))
+    message = _one_line(caught)
+    assert message.startswith("advantage.estimator: advantage estimator 'fake_no_gamma' (")
+    assert "entry point fake_contract_plugins:make_no_gamma" in message
+    assert "the factory must accept the keyword(s) gamma, lam" in message
+    assert message.endswith("add gamma, lam to make_no_gamma's signature")
+    assert "advantage.kwargs" not in message
+
+
+def test_tracker_factory_without_run_dir_blames_its_signature():
+    config = experiment_from_dict({"name": "t", "tracking": {"plugins": {"fake_no_run_dir": {}}}})
+    with pytest.raises(PluginError) as caught:
+        check_trackers(config)
+    message = _one_line(caught)
+    assert message.startswith("tracking.plugins.fake_no_run_dir: tracker 'fake_no_run_dir'")
+    assert "must accept the keyword(s) run_dir, experiment" in message
+    assert "add run_dir, experiment to make_tracker_no_run_dir's signature" in message

@@ -18,6 +18,7 @@ from trpo_tf import registry
 from trpo_tf.config.contracts import (
     check_estimator,
     check_head,
+    check_passed_keywords,
 )
 from trpo_tf.config.schema import AdvantageConfig, ExperimentConfig, PolicyConfig
 from trpo_tf.distributions.auto import auto_distribution_name
@@ -103,6 +104,9 @@ def build_estimator(config: AdvantageConfig) -> AdvantageEstimator:
         "advantage.kwargs",
         f"estimator '{config.estimator}'",
         reserved=("gamma", "lam"),
+    )
+    check_passed_keywords(
+        factory, ("gamma", "lam"), "advantage.estimator", registry.ADVANTAGES, config.estimator
     )
     try:
         estimator = factory(gamma=config.gamma, lam=config.lam, **config.kwargs)

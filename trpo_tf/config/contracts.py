@@ -7,6 +7,8 @@ not with a traceback from inside a traced TensorFlow function hours later.
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from trpo_tf import registry
@@ -102,4 +104,46 @@ def check_advantage_outputs(outputs: Any, name: str) -> AdvantageOutputs:
     raise PluginError(
         f"advantage.estimator: estimator '{name}' returned {type(outputs).__name__}, "
         "expected trpo_tf.interfaces.AdvantageOutputs(advantages=..., value_targets=...)"
+    )
+
+
+def unaccepted_keywords(factory: Callable[..., Any], passed: Sequence[str]) -> list[str]:
+    """Those of ``passed`` that ``factory``'s signature cannot take as keywords.
+
+    Empty when the factory takes ``**kwargs`` or has no signature to read.
+    """
+    try:
+        parameters = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):
+        return []
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        return []
+    named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    accepted = {p.name for p in parameters if p.kind in named}
+    return [name for name in passed if name not in accepted]
+
+
+def check_passed_keywords(
+    factory: Callable[..., Any], passed: Sequence[str], key: str, group: str, name: str
+) -> None:
+    """The factory accepts the keywords trpo_tf itself passes it (not config kwargs).
+
+    Args:
+        factory: the plug-in's factory.
+        passed: keywords the builder always passes, e.g. ``("gamma", "lam")``.
+        key: the config key path for the message, e.g. ``advantage.estimator``.
+        group: the entry-point group.
+        name: the plug-in name.
+
+    Raises:
+        PluginError: naming the plug-in, its entry point and the keywords to add.
+    """
+    missing = unaccepted_keywords(factory, passed)
+    if not missing:
+        return
+    function = getattr(factory, "__name__", "its factory")
+    raise PluginError(
+        f"{key}: {describe_plugin(group, name)}: the factory must accept the keyword(s) "
+        f"{', '.join(passed)}, which trpo_tf passes to every {registry.kind(group)}; add "
+        f"{', '.join(missing)} to {function}'s signature"
     )

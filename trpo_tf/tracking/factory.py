@@ -8,11 +8,15 @@ from pathlib import Path
 from typing import Any
 
 from trpo_tf import registry
+from trpo_tf.config.contracts import check_passed_keywords
 from trpo_tf.config.loader import to_dict
 from trpo_tf.config.schema import ExperimentConfig
 from trpo_tf.errors import ConfigError, TrpoTfError
 from trpo_tf.interfaces import Tracker
 from trpo_tf.tracking.safe import IsolatedTracker, describe_error, warn_disabled
+
+# What trpo_tf passes every tracker factory, besides the plug-in's own kwargs.
+PASSED = ("run_dir", "experiment")
 
 
 def build_trackers(config: ExperimentConfig, run_dir: Path) -> list[Tracker]:
@@ -27,6 +31,7 @@ def build_trackers(config: ExperimentConfig, run_dir: Path) -> list[Tracker]:
     Raises:
         ConfigError: a plug-in's keyword arguments are not a mapping or are rejected,
             or it returns something without ``log``/``finish``.
+        PluginError: a plug-in factory that cannot take ``run_dir``/``experiment``.
         RegistryError: an unknown or broken tracker plug-in name.
     """
     from trpo_tf.tracking.plots import CurvePlotTracker
@@ -58,11 +63,13 @@ def check_trackers(config: ExperimentConfig) -> None:
     Raises:
         ConfigError: keyword arguments that are not a mapping or that the factory's
             signature does not take.
+        PluginError: a factory that cannot take ``run_dir``/``experiment``.
         RegistryError: an unknown or broken tracker plug-in name.
     """
     for name, kwargs in config.tracking.plugins.items():
         kwargs = _plugin_kwargs(name, kwargs)
         factory = registry.load(registry.TRACKERS, name)
+        check_passed_keywords(factory, PASSED, f"tracking.plugins.{name}", registry.TRACKERS, name)
         try:
             signature = inspect.signature(factory)
         except (TypeError, ValueError):  # no introspectable signature: checked when built
@@ -84,6 +91,7 @@ def plugin_tracker(
     key = f"tracking.plugins.{name}"
     kwargs = _plugin_kwargs(name, kwargs)
     factory = registry.load(registry.TRACKERS, name)
+    check_passed_keywords(factory, PASSED, key, registry.TRACKERS, name)
     try:
         tracker = factory(run_dir=run_dir, experiment=to_dict(config), **kwargs)
     except TypeError as error:
