@@ -14,7 +14,8 @@ from trpo_tf import registry
 from trpo_tf.config import experiment_from_dict
 from trpo_tf.config.build import build_distribution, build_estimator
 from trpo_tf.config.schema import AdvantageConfig, PolicyConfig
-from trpo_tf.errors import PluginError
+from trpo_tf.envs import make_env_fn, make_vector_env
+from trpo_tf.errors import ConfigError, PluginError
 from trpo_tf.learner import compute_advantages
 from trpo_tf.tracking.factory import check_trackers
 from trpo_tf.types import Rollout
@@ -306,3 +307,20 @@ def test_tracker_factory_without_run_dir_blames_its_signature():
     assert message.startswith("tracking.plugins.fake_no_run_dir: tracker 'fake_no_run_dir'")
     assert "must accept the keyword(s) run_dir, experiment" in message
     assert "add run_dir, experiment to make_tracker_no_run_dir's signature" in message
+
+
+def test_env_factory_returning_one_instance_for_every_slot_is_refused():
+    env_fn = make_env_fn("fake_same")
+    with pytest.raises(ConfigError) as caught:
+        make_vector_env(env_fn, 2, "sync", "fake_same")
+    message = _one_line(caught)
+    assert message.startswith("env.id: the factory of environment 'fake_same' returned the same")
+    assert "must return a new environment each call" in message
+
+
+def test_env_factory_returning_fresh_instances_builds_a_vector_env():
+    envs = make_vector_env(make_env_fn("fake_fresh"), 2, "sync", "fake_fresh")
+    try:
+        assert envs.num_envs == 2
+    finally:
+        envs.close()

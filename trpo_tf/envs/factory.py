@@ -8,7 +8,7 @@ is treated as a gymnasium id. Observations are flattened to a 1-D float vector
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -94,17 +94,45 @@ def make_env_fn(env_id: str, kwargs: Mapping[str, Any] | None = None) -> Callabl
     return thunk
 
 
+def check_distinct_envs(envs: Sequence[gym.Env], env_id: str) -> None:
+    """The slots of a vector env hold distinct environments.
+
+    A factory that returns one cached instance on every call would have all slots
+    step that one environment, which trains on garbage without any error.
+
+    Raises:
+        ConfigError: two slots share an environment object, naming ``env_id``.
+    """
+    seen: set[int] = set()
+    for env in envs:
+        identity = id(env.unwrapped)
+        if identity in seen:
+            raise ConfigError(
+                f"env.id: the factory of environment '{env_id}' returned the same "
+                f"{type(env.unwrapped).__name__} object on two calls; it must return a new "
+                "environment each call (it is called once per env.n_envs slot)"
+            )
+        seen.add(identity)
+
+
 def make_vector_env(
-    env_fn: Callable[[], gym.Env], n_envs: int, vector: str
+    env_fn: Callable[[], gym.Env], n_envs: int, vector: str, env_id: str = "env"
 ) -> gym.vector.VectorEnv:
     """``n_envs`` copies in a Sync/AsyncVectorEnv with same-step autoreset.
 
     With ``AutoresetMode.SAME_STEP`` a finished sub-env is reset inside the step
     that ended it: the returned observation is the reset one and the true last
     observation is in ``info["final_obs"]`` (needed to bootstrap truncations).
+
+    Raises:
+        ConfigError: ``env_fn`` returned one environment object for two slots
+            (checked for ``sync``; ``async`` slots live in separate processes).
     """
     cls = gym.vector.AsyncVectorEnv if vector == "async" else gym.vector.SyncVectorEnv
-    return cls([env_fn] * n_envs, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+    envs = cls([env_fn] * n_envs, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+    if isinstance(envs, gym.vector.SyncVectorEnv):
+        check_distinct_envs(envs.envs, env_id)
+    return envs
 
 
 def describe(env_id: str, env_fn: Callable[[], gym.Env]) -> EnvSpec:

@@ -58,7 +58,7 @@ def build_runner(
     kind = config.runner.kind
     if kind == "sync":
         return SyncSampler(
-            make_vector_env(env_fn, config.env.n_envs, config.env.vector),
+            make_vector_env(env_fn, config.env.n_envs, config.env.vector, config.env.id),
             config.env.id,
             actor,
             agent.policy.head,
