@@ -42,3 +42,15 @@ def test_check_kwargs_without_a_close_match_lists_the_accepted_keywords():
 
     with pytest.raises(ConfigError, match=r"'advantage.kwargs.zzz'.*\(it accepts clip\)$"):
         check_kwargs(factory, {"zzz": 1}, "advantage.kwargs", "e", reserved=("gamma", "lam"))
+
+
+def test_unknown_kwarg_without_a_close_match_has_no_stray_separator():
+    def factory(action_space, init_log_scale=0.0):
+        return None
+
+    with pytest.raises(ConfigError) as caught:
+        check_kwargs(factory, {"init_std": 1}, "policy.distribution_kwargs", "d", positional=1)
+    assert str(caught.value) == (
+        "unknown key 'policy.distribution_kwargs.init_std': d takes no keyword 'init_std' "
+        "(it accepts init_log_scale)"
+    )

@@ -66,8 +66,8 @@ def check_kwargs(
         close = difflib.get_close_matches(name, accepted, n=1, cutoff=0.6)
         hint = f"did you mean '{close[0]}'? " if close else ""
         raise ConfigError(
-            f"unknown key '{key}.{name}': {what} takes no keyword '{name}'; {hint}"
-            f"(it accepts {', '.join(accepted) or 'no keywords'})"
+            f"unknown key '{key}.{name}': {what} takes no keyword '{name}'"
+            f"{'; ' + hint if hint else ' '}(it accepts {', '.join(accepted) or 'no keywords'})"
         )
 
 
