@@ -33,6 +33,7 @@ from trpo_tf.rollout.runners import Runner, build_runner
 from trpo_tf.tracking import Progress, RunDirectory, build_trackers
 from trpo_tf.tracking.factory import check_trackers
 from trpo_tf.tracking.run_dir import check_run_dir_path
+from trpo_tf.tracking.stall import StallWatch
 from trpo_tf.trainer import TrpoUpdate
 from trpo_tf.trainer.placement import devices_of
 
@@ -260,6 +261,7 @@ def _train(
     progress.total_steps = iterations * batch_size
     start = time.perf_counter() - loop.elapsed
     progress.begin(sampler.total_env_steps)
+    stall = StallWatch()
     completed = False
     interrupt = _GracefulInterrupt()
     try:
@@ -280,6 +282,9 @@ def _train(
                 row["kl"],
                 row.get("eval_return"),
             )
+            warning = stall.observe(row)
+            if warning:
+                progress.message(warning)
             every = config.checkpoint.every
             if every and iteration % every == 0 and iteration < iterations:
                 save_checkpoint(in_background=True)
