@@ -495,6 +495,26 @@ def test_check_distribution_catches_a_graph_twin_that_disagrees() -> None:
         check_distribution(lambda s: WrongTwin(s.low, s.high, s.shape), space, **FAST)
 
 
+def test_check_distribution_fails_a_head_that_export_would_refuse() -> None:
+    # A plug-in head's own to_env_action (even a plain clip, as the guide's example
+    # had) makes the exporter demand to_env_action_graph: the kit must say so.
+    class OwnClip(DiagGaussianHead):
+        def to_env_action(self, actions):
+            return np.clip(actions, -1.0, 1.0).astype(np.float32)
+
+    space = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
+    with pytest.raises(
+        AssertionError, match="export would be refused.*add OwnClip.to_env_action_graph"
+    ):
+        check_distribution(lambda s: OwnClip(s.low, s.high, s.shape), space, **FAST)
+
+    class WithTwin(OwnClip):
+        def to_env_action_graph(self, actions):
+            return tf.clip_by_value(actions, -1.0, 1.0)
+
+    check_distribution(lambda s: WithTwin(s.low, s.high, s.shape), space, **FAST)
+
+
 def test_check_distribution_catches_python_control_flow_on_tensors() -> None:
     # The trainer traces without autograph: a Python `if` on a tensor fails there,
     # so the kit must fail it too, naming the fix.

@@ -289,6 +289,10 @@ def check_distribution(
     * ``to_env_action`` puts every sampled and mode action inside ``action_space``
       (``action_space.contains`` per row; a float Box also accepts a wider float dtype)
       and leaves its input untouched;
+    * the head is exportable: the SavedModel's graph form of ``to_env_action`` exists
+      (``to_env_action_graph``, required once a head defines its own ``to_env_action``;
+      built-in heads map by the action space) and equals ``to_env_action`` on sampled
+      and mode actions;
     * ``diagnostics`` returns finite scalars named after ``metrics.csv`` columns;
     * a ``tf.Module`` wrapping ``mode(params(net_out))`` survives ``tf.saved_model`` save/load.
 
