@@ -651,6 +651,12 @@ class _Unseeded(_OutOfSpace):
         (_OutOfSpace, "step"),
         (_Unseeded, "check_env|seeded reset"),
         (lambda: gym.make("NoSuchEnv-v9"), "factory.*raised"),
+        # The class itself: cleanup must not call close() on it and hide the message.
+        (
+            lambda: _OutOfSpace,
+            r"returned the class _OutOfSpace, not an instance; "
+            r"return _OutOfSpace\(\.\.\.\)",
+        ),
     ],
 )
 def test_check_env_factory_catches(factory, match) -> None:
