@@ -495,6 +495,53 @@ def test_check_distribution_catches_a_graph_twin_that_disagrees() -> None:
         check_distribution(lambda s: WrongTwin(s.low, s.high, s.shape), space, **FAST)
 
 
+class _LaplaceHead(DiagGaussianHead):
+    """params = [loc, log b]; TFP's closed-form Laplace KL has |loc_p − loc_q|, whose
+    automatic second derivative at p = q is 0: the Fisher ignores loc."""
+
+    def distribution(self, params):
+        loc, log_scale = self._split(params)
+        return tfd.Independent(tfd.Laplace(loc, tf.exp(log_scale)), reinterpreted_batch_ndims=1)
+
+
+def test_check_distribution_fails_a_parameter_the_trust_region_ignores() -> None:
+    space = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
+    with pytest.raises(AssertionError, match=r"param column\(s\) \[0, 1\] of 4.*line search"):
+        check_distribution(lambda s: _LaplaceHead(s.low, s.high, s.shape), space, **FAST)
+
+
+def test_trust_region_check_exempts_columns_that_do_not_enter() -> None:
+    # A one-class component's logit cannot change the policy: it has no curvature,
+    # and none is required of it; the other logits of the head still are checked.
+    from trpo_tf.testing.trust_region import kl_hessian_diagonal
+
+    head = make_multi_categorical(gym.spaces.MultiDiscrete([3, 1]))
+    params = head.params(tf.constant(RNG.normal(size=(4, 4)), tf.float32))
+    diagonal = kl_hessian_diagonal(head, params)
+    assert np.all(diagonal[:, :3] > 0) and np.all(diagonal[:, 3] == 0)
+    check_distribution(make_multi_categorical, gym.spaces.MultiDiscrete([3, 1]), **FAST)
+
+
+def test_check_distribution_fails_a_head_that_export_would_refuse() -> None:
+    # A plug-in head's own to_env_action (even a plain clip, as the guide's example
+    # had) makes the exporter demand to_env_action_graph: the kit must say so.
+    class OwnClip(DiagGaussianHead):
+        def to_env_action(self, actions):
+            return np.clip(actions, -1.0, 1.0).astype(np.float32)
+
+    space = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
+    with pytest.raises(
+        AssertionError, match="export would be refused.*add OwnClip.to_env_action_graph"
+    ):
+        check_distribution(lambda s: OwnClip(s.low, s.high, s.shape), space, **FAST)
+
+    class WithTwin(OwnClip):
+        def to_env_action_graph(self, actions):
+            return tf.clip_by_value(actions, -1.0, 1.0)
+
+    check_distribution(lambda s: WithTwin(s.low, s.high, s.shape), space, **FAST)
+
+
 def test_check_distribution_catches_python_control_flow_on_tensors() -> None:
     # The trainer traces without autograph: a Python `if` on a tensor fails there,
     # so the kit must fail it too, naming the fix.
@@ -604,6 +651,12 @@ class _Unseeded(_OutOfSpace):
         (_OutOfSpace, "step"),
         (_Unseeded, "check_env|seeded reset"),
         (lambda: gym.make("NoSuchEnv-v9"), "factory.*raised"),
+        # The class itself: cleanup must not call close() on it and hide the message.
+        (
+            lambda: _OutOfSpace,
+            r"returned the class _OutOfSpace, not an instance; "
+            r"return _OutOfSpace\(\.\.\.\)",
+        ),
     ],
 )
 def test_check_env_factory_catches(factory, match) -> None:

@@ -182,6 +182,9 @@ def test_trains_the_docs_experiment_for_two_iterations(example, tmp_path) -> Non
     assert [int(row["env_steps"]) for row in rows] == [512, 1024]
     assert all(float(row["policy_std"]) == pytest.approx(0.5) for row in rows)
     assert (run_dir / "summary.json").exists()
+    # The guide's head has the graph twin of to_env_action, so the policy is exported.
+    assert "export skipped" not in result.stderr, result.describe()
+    assert (run_dir / "export" / "saved_model.pb").exists(), result.describe()
 
 
 def test_broken_and_duplicate_plugins_report_documented_messages(example, tmp_path) -> None:

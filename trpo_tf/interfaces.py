@@ -9,6 +9,8 @@ Entry-point groups and what their factories return:
 * ``trpo_tf.distributions``: ``factory(action_space, **kwargs) -> DistributionHead``
 * ``trpo_tf.advantages``: ``factory(gamma=..., lam=..., **kwargs) -> AdvantageEstimator``
 * ``trpo_tf.envs``: ``factory(**kwargs) -> gymnasium.Env``
+* ``trpo_tf.trackers``: ``factory(run_dir=Path, experiment=dict, **kwargs) -> Tracker``
+  (keyword arguments only: the parameters must be named ``run_dir`` and ``experiment``)
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ names the check and what was wrong::
 * :func:`check_distribution` — ``trpo_tf.distributions`` factories
 * :func:`check_advantage_estimator` — ``trpo_tf.advantages`` factories
 * :func:`check_env_factory` — ``trpo_tf.envs`` factories
+* :func:`check_tracker` — ``trpo_tf.trackers`` factories
 * :func:`random_advantage_inputs` — a random rollout with episode ends, for
   estimator tests
 
@@ -31,6 +32,7 @@ _EXPORTS = {
     "check_advantage_estimator": "trpo_tf.testing.advantage",
     "random_advantage_inputs": "trpo_tf.testing.advantage",
     "check_env_factory": "trpo_tf.testing.env",
+    "check_tracker": "trpo_tf.testing.tracker",
 }
 
 __all__ = list(_EXPORTS)

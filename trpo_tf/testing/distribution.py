@@ -23,6 +23,7 @@ from trpo_tf.testing.head_checker import (
     float_dtype,
     kl_tolerance,
 )
+from trpo_tf.testing.trust_region import check_trust_region
 
 tfd = tfp.distributions
 
@@ -282,6 +283,10 @@ def check_distribution(
       ≈ KL(p, q) over ``num_samples`` draws x ~ p (within 6 standard errors);
     * gradients of log_prob and of KL(stop_gradient(p) ‖ q) reach the network output and every
       trainable variable; the KL's Hessian-vector product (the trainer's FVP) is finite;
+    * the trust region constrains every parameter: the diagonal of the Hessian of
+      KL(π_old ‖ π(params)) at params = old params is > 0 for each column of ``params``
+      that changes ``log_prob`` (a zero makes the Fisher singular and no step is ever
+      accepted);
     * ``distribution(params)`` depends on ``params`` alone, not on the head's variables;
     * everything above also runs inside ``tf.function`` (XLA when ``jit_compile``) and agrees;
     * ``numpy_sampler()``, when offered, matches ``params``/``log_prob``/``mode`` and samples
@@ -289,6 +294,10 @@ def check_distribution(
     * ``to_env_action`` puts every sampled and mode action inside ``action_space``
       (``action_space.contains`` per row; a float Box also accepts a wider float dtype)
       and leaves its input untouched;
+    * the head is exportable: the SavedModel's graph form of ``to_env_action`` exists
+      (``to_env_action_graph``, required once a head defines its own ``to_env_action``;
+      built-in heads map by the action space) and equals ``to_env_action`` on sampled
+      and mode actions;
     * ``diagnostics`` returns finite scalars named after ``metrics.csv`` columns;
     * a ``tf.Module`` wrapping ``mode(params(net_out))`` survives ``tf.saved_model`` save/load.
 
@@ -317,6 +326,7 @@ def check_distribution(
     basics = _check_basics(checker, head, net_p, net_q, seed)
     _check_monte_carlo(checker, head, basics, num_samples, seed)
     _check_gradients(checker, head, basics, net_q)
+    check_trust_region(checker, head, basics, seed)
     _check_params_rebuild(checker, head, basics)
     check_compiled(checker, head, basics, net_p, net_q, seed, jit_compile)
     check_numpy_sampler(checker, head, basics, net_p, num_samples, seed)

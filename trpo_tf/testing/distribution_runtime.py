@@ -4,7 +4,7 @@ the numpy rollout twin, env actions (and their graph twin), SavedModel export.""
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -152,8 +152,10 @@ def check_numpy_sampler(
 
 
 def check_env_actions(checker: HeadChecker, head: Any, basics: Mapping[str, Any]) -> None:
-    """to_env_action maps samples and modes into the action space, without mutating them."""
+    """to_env_action maps samples and modes into the action space, without mutating them,
+    and the exporter's graph form of it (``to_env_action_graph``) exists and agrees."""
     space = checker.action_space
+    to_env_graph = _exported_env_action(checker, head)
     for label in ("sample", "mode"):
         actions = np.asarray(basics[label])
         original = actions.copy()
@@ -176,16 +178,31 @@ def check_env_actions(checker: HeadChecker, head: Any, basics: Mapping[str, Any]
                 f"to_env_action({label}) inside the action space",
                 f"row {index} = {row!r} (dtype {np.asarray(row).dtype}) is not in {space}",
             )
-        graph_twin = getattr(head, "to_env_action_graph", None)
-        if graph_twin is not None:
-            graph_actions = np.asarray(graph_twin(tf.constant(actions)))
-            checker.expect(
-                graph_actions.shape == env_actions.shape
-                and np.allclose(graph_actions, env_actions, rtol=1e-5, atol=1e-5),
-                f"to_env_action_graph({label})",
-                "differs from to_env_action (the exported SavedModel would act differently "
-                f"from training): max |Δ| = {_max_difference(graph_actions, env_actions)}",
-            )
+        graph_actions = np.asarray(to_env_graph(tf.constant(actions)))
+        checker.expect(
+            graph_actions.shape == env_actions.shape
+            and np.allclose(graph_actions, env_actions, rtol=1e-5, atol=1e-5),
+            f"to_env_action_graph({label})",
+            "differs from to_env_action (the exported SavedModel would act differently "
+            f"from training): max |Δ| = {_max_difference(graph_actions, env_actions)}",
+        )
+
+
+def _exported_env_action(checker: HeadChecker, head: Any) -> Callable[[tf.Tensor], tf.Tensor]:
+    """The env-action mapping the exporter would put in the SavedModel, or a failure
+    saying that ``trpo-tf export`` (and the export at the end of training) would refuse."""
+    from trpo_tf.errors import IncompatibleSpaceError
+    from trpo_tf.export.module import _env_action_fn
+
+    try:
+        return _env_action_fn(head, checker.action_space)
+    except IncompatibleSpaceError as error:
+        raise AssertionError(
+            f"{checker.context}: exportable (to_env_action_graph): export would be refused "
+            f"and training would end with 'export skipped' ({error}); add "
+            f"{type(head).__name__}.to_env_action_graph(actions: tf.Tensor) -> tf.Tensor "
+            "doing what to_env_action does with TensorFlow ops"
+        ) from error
 
 
 def _max_difference(a: np.ndarray, b: np.ndarray) -> str:

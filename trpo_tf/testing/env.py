@@ -51,6 +51,12 @@ def check_env_factory(
                     f"{context}: factory(**{kwargs}) raised {type(error).__name__}: {error}"
                 ) from error
         env, other = envs
+        if isinstance(env, type):
+            _fail(
+                context,
+                "returns gymnasium.Env",
+                f"returned the class {env.__name__}, not an instance; return {env.__name__}(...)",
+            )
         if not isinstance(env, gym.Env):
             _fail(context, "returns gymnasium.Env", f"got {type(env).__name__}")
         if env is other:
@@ -75,9 +81,10 @@ def check_env_factory(
                 )
     finally:
         for env in envs:
-            close = getattr(env, "close", None)
-            if callable(close):
-                close()
+            # Only instances: close() on a returned class (a common slip) would raise
+            # a TypeError that hides the check's own message.
+            if isinstance(env, gym.Env):
+                env.close()
 
 
 def _check_spaces(context: str, env: gym.Env) -> None:
