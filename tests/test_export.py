@@ -40,7 +40,7 @@ from trpo_tf.export import (
     space_from_json,
     space_to_json,
 )
-from trpo_tf.export.module import _env_action_fn, _space_action_fn
+from trpo_tf.export.module import _space_action_fn, env_action_fn
 from trpo_tf.video import VideoError, record_video
 
 BATCH = 32
@@ -448,14 +448,14 @@ def _box_head_with_own_mapping(graph_twin: bool) -> Any:
 def test_export_uses_a_heads_graph_twin_of_to_env_action() -> None:
     head = _box_head_with_own_mapping(graph_twin=True)
     raw = np.array([[0.3, -4.0], [5.0, 0.0]], np.float32)
-    mapped = _env_action_fn(head, gym.spaces.Box(-2.0, 2.0, (2,)))(tf.constant(raw)).numpy()
+    mapped = env_action_fn(head, gym.spaces.Box(-2.0, 2.0, (2,)))(tf.constant(raw)).numpy()
     np.testing.assert_allclose(mapped, head.to_env_action(raw), rtol=1e-6)
 
 
 def test_export_refuses_a_head_that_maps_actions_only_in_python() -> None:
     head = _box_head_with_own_mapping(graph_twin=False)
     with pytest.raises(IncompatibleSpaceError, match="to_env_action_graph"):
-        _env_action_fn(head, gym.spaces.Box(-2.0, 2.0, (2,)))
+        env_action_fn(head, gym.spaces.Box(-2.0, 2.0, (2,)))
 
 
 def test_export_never_silently_replaces_another_runs_export(tmp_path: Path) -> None:

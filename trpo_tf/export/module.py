@@ -12,7 +12,7 @@ import tensorflow as tf
 from trpo_tf.errors import IncompatibleSpaceError
 
 
-def _env_action_fn(head: Any, action_space: gym.Space) -> Callable[[tf.Tensor], tf.Tensor]:
+def env_action_fn(head: Any, action_space: gym.Space) -> Callable[[tf.Tensor], tf.Tensor]:
     """The graph form of ``head.to_env_action`` for the exported signatures.
 
     A head with its own ``to_env_action_graph`` uses it. The built-in heads map by
@@ -113,7 +113,7 @@ class ExportedAgent(tf.Module):
                 np.float32
             )
             self._clip = float(observation_clip)
-        self._to_env = _env_action_fn(policy.head, action_space)
+        self._to_env = env_action_fn(policy.head, action_space)
         self._metadata_json = metadata_json
         spec = tf.TensorSpec([None, observation_dim], tf.float32, name="observation")
         self.action = tf.function(self._action, input_signature=[spec], autograph=False)

@@ -192,10 +192,10 @@ def _exported_env_action(checker: HeadChecker, head: Any) -> Callable[[tf.Tensor
     """The env-action mapping the exporter would put in the SavedModel, or a failure
     saying that ``trpo-tf export`` (and the export at the end of training) would refuse."""
     from trpo_tf.errors import IncompatibleSpaceError
-    from trpo_tf.export.module import _env_action_fn
+    from trpo_tf.export.module import env_action_fn
 
     try:
-        return _env_action_fn(head, checker.action_space)
+        return env_action_fn(head, checker.action_space)
     except IncompatibleSpaceError as error:
         raise AssertionError(
             f"{checker.context}: exportable (to_env_action_graph): export would be refused "
