@@ -7,7 +7,6 @@ through :mod:`trpo_tf.registry`.
 from __future__ import annotations
 
 import difflib
-import inspect
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,6 +18,7 @@ from trpo_tf.config.contracts import (
     check_estimator,
     check_head,
     check_passed_keywords,
+    keyword_names,
 )
 from trpo_tf.config.schema import AdvantageConfig, ExperimentConfig, PolicyConfig
 from trpo_tf.distributions.auto import auto_distribution_name
@@ -51,15 +51,10 @@ def check_kwargs(
         ConfigError: a key the factory does not accept (and it takes no ``**kwargs``),
             naming the key path and the closest accepted keyword.
     """
-    try:
-        parameters = inspect.signature(factory).parameters.values()
-    except (TypeError, ValueError):  # no signature to read: let the call decide
+    names = keyword_names(factory, skip_leading=positional)
+    if names is None:  # **kwargs, or no signature to read: let the call decide
         return
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
-        return
-    named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-    accepted = [p.name for p in list(parameters)[positional:] if p.kind in named]
-    accepted = [name for name in accepted if name not in reserved]
+    accepted = [name for name in names if name not in reserved]
     for name in kwargs:
         if name in accepted or name in reserved:
             continue

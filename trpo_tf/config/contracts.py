@@ -107,19 +107,30 @@ def check_advantage_outputs(outputs: Any, name: str) -> AdvantageOutputs:
     )
 
 
+def keyword_names(factory: Callable[..., Any], skip_leading: int = 0) -> list[str] | None:
+    """The names ``factory`` takes as keywords, after its first ``skip_leading`` parameters.
+
+    None when any keyword goes: the factory takes ``**kwargs`` or has no signature
+    to read (then the call itself decides).
+    """
+    try:
+        parameters = list(inspect.signature(factory).parameters.values())
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        return None
+    named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return [p.name for p in parameters[skip_leading:] if p.kind in named]
+
+
 def unaccepted_keywords(factory: Callable[..., Any], passed: Sequence[str]) -> list[str]:
     """Those of ``passed`` that ``factory``'s signature cannot take as keywords.
 
     Empty when the factory takes ``**kwargs`` or has no signature to read.
     """
-    try:
-        parameters = inspect.signature(factory).parameters.values()
-    except (TypeError, ValueError):
+    accepted = keyword_names(factory)
+    if accepted is None:
         return []
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
-        return []
-    named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-    accepted = {p.name for p in parameters if p.kind in named}
     return [name for name in passed if name not in accepted]
 
 
