@@ -11,6 +11,9 @@ from trpo_tf.interfaces import DistributionHead
 from trpo_tf.normalization import ObservationNormalizer
 from trpo_tf.rollout.sampler import NonFiniteGuard
 
+EVAL_SEED_OFFSET = 10_000
+"""Training evaluates a run with reset seeds from ``config.seed + EVAL_SEED_OFFSET``."""
+
 
 def evaluate(
     env_fn: Callable[[], gym.Env],

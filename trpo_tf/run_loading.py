@@ -11,15 +11,21 @@ from trpo_tf.config import load_experiment
 from trpo_tf.config.schema import ExperimentConfig
 from trpo_tf.envs import describe, make_env_fn
 from trpo_tf.errors import RunDirError
-from trpo_tf.evaluation import evaluate
+from trpo_tf.evaluation import EVAL_SEED_OFFSET, evaluate
+
+
+def _config_path(run_dir: Path) -> Path:
+    """``run_dir/config.yaml``, which makes it a run directory."""
+    config_path = run_dir / "config.yaml"
+    if not config_path.is_file():
+        raise RunDirError(f"{run_dir} is not a run directory: no config.yaml in it")
+    return config_path
 
 
 def load_run(run_dir: Path) -> tuple[ExperimentConfig, Agent]:
     """The run's resolved config and its agent with the final weights restored."""
-    config_path = run_dir / "config.yaml"
+    config_path = _config_path(run_dir)
     policy_dir = run_dir / "policy"
-    if not config_path.is_file():
-        raise RunDirError(f"{run_dir} is not a run directory: no config.yaml in it")
     if not (policy_dir / "normalizer.npz").is_file():
         raise RunDirError(
             f"{run_dir} has no trained policy (policy/ is missing); the run may not have finished"
@@ -31,25 +37,18 @@ def load_run(run_dir: Path) -> tuple[ExperimentConfig, Agent]:
     return config, agent
 
 
-EVAL_SEED_OFFSET = 10_000
-"""Training evaluates with reset seed ``config.seed + EVAL_SEED_OFFSET``."""
-
-
 def run_eval_settings(
     run_dir: Path, episodes: int | None = None, seed: int | None = None
 ) -> tuple[int, int]:
     """``(episodes, seed)`` with each None replaced by what the run's training used.
 
     Training's evaluations run ``eval.episodes`` episodes from reset seed
-    ``seed + 10,000``; evaluating with both reproduces ``final_eval_return``.
+    ``seed + EVAL_SEED_OFFSET``; evaluating with both reproduces ``final_eval_return``.
 
     Raises:
         RunDirError: ``run_dir`` has no ``config.yaml``.
     """
-    config_path = Path(run_dir) / "config.yaml"
-    if not config_path.is_file():
-        raise RunDirError(f"{run_dir} is not a run directory: no config.yaml in it")
-    config = load_experiment(config_path)
+    config = load_experiment(_config_path(Path(run_dir)))
     return (
         config.eval.episodes if episodes is None else episodes,
         config.seed + EVAL_SEED_OFFSET if seed is None else seed,

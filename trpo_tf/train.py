@@ -21,7 +21,7 @@ from trpo_tf.checkpoint import CheckpointManager
 from trpo_tf.config.schema import ExperimentConfig
 from trpo_tf.envs import describe, make_env_fn
 from trpo_tf.errors import IncompatibleSpaceError
-from trpo_tf.evaluation import evaluate
+from trpo_tf.evaluation import EVAL_SEED_OFFSET, evaluate
 from trpo_tf.export import export_savedmodel
 from trpo_tf.heap import frozen_heap
 from trpo_tf.interfaces import Tracker
@@ -156,8 +156,8 @@ def train(
             :data:`trpo_tf.resume.RESUMABLE_KEYS`.
 
     Raises:
-        RunDirError: ``resume`` without a checkpoint in ``run_dir``, or ``run_dir`` is
-            (inside) a file.
+        RunDirError: ``resume`` without a checkpoint in ``run_dir``.
+        OutputPathError: ``run_dir`` is (inside) a file.
         ConfigError: ``resume`` with a config that changes a key a resume must keep,
             or a ``trainer.total_steps`` below the steps already trained.
         KeyboardInterrupt: after saving a checkpoint, when interrupted.
@@ -399,7 +399,7 @@ def _iteration(
             agent.policy.head,
             agent.observation_normalizer,
             config.eval.episodes,
-            seed=config.seed + 10_000,
+            seed=config.seed + EVAL_SEED_OFFSET,
             clip_nonfinite=config.env.clip_nonfinite,
             env_name=config.env.id,
         )
