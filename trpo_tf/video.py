@@ -56,6 +56,7 @@ def _acting_policy(path: Path) -> tuple[str, EnvFactory, Callable[[np.ndarray], 
     return _run_dir_policy(path)
 
 
+RGB_ARRAY_HINT = "--video needs an env that supports render_mode='rgb_array'"
 OPENGL_HINT = (
     "MuJoCo renders through OpenGL: without a display set MUJOCO_GL=egl (GPU) or "
     "MUJOCO_GL=osmesa (CPU), e.g. MUJOCO_GL=egl trpo-tf eval RUN --video"
@@ -67,7 +68,7 @@ def render_hint(error: BaseException) -> str:
     text = str(error)
     if any(marker in text for marker in ("OpenGL", "GLFW", "EGL", "mjr_makeContext")):
         return OPENGL_HINT
-    return "--video needs an env that supports render_mode='rgb_array'"
+    return RGB_ARRAY_HINT
 
 
 def _frame(env: Any, env_id: str) -> np.ndarray:
@@ -79,11 +80,10 @@ def _frame(env: Any, env_id: str) -> np.ndarray:
             f"environment '{env_id}' cannot render rgb_array frames "
             f"({type(error).__name__}: {first_line}); {render_hint(error)}"
         ) from error
-    hint = "--video needs an env that supports render_mode='rgb_array'"
     if not isinstance(frame, np.ndarray) or frame.ndim != 3 or frame.shape[-1] not in (3, 4):
         raise VideoError(
             f"environment '{env_id}' cannot render rgb_array frames (render() returned "
-            f"{type(frame).__name__}); {hint}"
+            f"{type(frame).__name__}); {RGB_ARRAY_HINT}"
         )
     return np.asarray(frame[..., :3], np.uint8)
 
