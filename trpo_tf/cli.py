@@ -384,8 +384,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"trpo-tf: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        from trpo_tf.tracking.seeds import INTERRUPTED  # what train --seeds reads back
+
         print("trpo-tf: interrupted", file=sys.stderr)
-        return 130
+        return INTERRUPTED
 
 
 if __name__ == "__main__":
