@@ -92,10 +92,11 @@ def read_config(run_dir: str | Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def experiment_name(run_dir: str | Path) -> str:
-    """The ``name`` in the run's ``config.yaml`` (the directory name if unreadable)."""
+def experiment_name(run_dir: str | Path, config: dict[str, Any] | None) -> str:
+    """The ``name`` in the run's ``config`` (:func:`read_config`; the directory name
+    if it has none)."""
     path = Path(run_dir)
-    name = (read_config(path) or {}).get("name")
+    name = (config or {}).get("name")
     if isinstance(name, str) and name:
         return name
     return path.parent.name if path.name.startswith("seed_") else path.name
@@ -114,9 +115,8 @@ def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, str]:
     return flat
 
 
-def experiment_settings(run_dir: str | Path) -> tuple[tuple[str, str], ...] | None:
-    """The run's settings without :data:`RUN_SPECIFIC_KEYS` (None without a config)."""
-    config = read_config(run_dir)
+def experiment_settings(config: dict[str, Any] | None) -> tuple[tuple[str, str], ...] | None:
+    """A run's ``config`` without :data:`RUN_SPECIFIC_KEYS` (None without a config)."""
     if config is None:
         return None
     kept = {key: value for key, value in config.items() if key not in RUN_SPECIFIC_KEYS}
@@ -148,10 +148,9 @@ def _labels(keys: list[tuple[str, Any]], first_runs: list[Path]) -> list[str]:
     return labels
 
 
-def _warn_duplicate_seeds(label: str, runs: list[Path]) -> None:
+def _warn_duplicate_seeds(label: str, runs: list[Path], seeds: list[Any]) -> None:
     seen: dict[Any, Path] = {}
-    for run in runs:
-        seed = (read_config(run) or {}).get("seed")
+    for run, seed in zip(runs, seeds, strict=True):
         if seed is None:
             continue
         if seed in seen:
@@ -177,14 +176,19 @@ def group_by_experiment(runs: list[Path]) -> dict[str, list[Path]]:
     ``key=value`` pairs (or the run directory's name when many keys differ).
     Two runs of one group with the same seed give a :class:`DuplicateSeedWarning`.
     """
-    keyed: dict[tuple[str, Any], list[Path]] = {}
+    keyed: dict[tuple[str, Any], list[tuple[Path, Any]]] = {}
     for run in runs:
-        keyed.setdefault((experiment_name(run), experiment_settings(run)), []).append(run)
+        config = read_config(run)  # once per run: name, settings and seed come from it
+        key = (experiment_name(run, config), experiment_settings(config))
+        keyed.setdefault(key, []).append((run, (config or {}).get("seed")))
     keys = list(keyed)
-    labels = _labels(keys, [keyed[key][0] for key in keys])
-    groups = {label: keyed[key] for label, key in zip(labels, keys, strict=True)}
-    for label, members in groups.items():
-        _warn_duplicate_seeds(label, members)
+    labels = _labels(keys, [keyed[key][0][0] for key in keys])
+    groups = {}
+    for label, key in zip(labels, keys, strict=True):
+        members = [run for run, _ in keyed[key]]
+        seeds = [seed for _, seed in keyed[key]]
+        _warn_duplicate_seeds(label, members, seeds)
+        groups[label] = members
     return groups
 
 
