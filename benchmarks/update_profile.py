@@ -37,7 +37,7 @@ def _measure(env_id: str, jit: bool, calls: int) -> dict:
     from trpo_tf.config import experiment_from_dict
     from trpo_tf.envs.factory import describe, make_env_fn
     from trpo_tf.learner import build_update
-    from trpo_tf.train import configure_tensorflow
+    from trpo_tf.tf_runtime import configure_tensorflow
 
     s = SETTINGS[env_id]
     config = experiment_from_dict(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import tensorflow as tf
 
-from trpo_tf.train import configure_tensorflow
+from trpo_tf.tf_runtime import configure_tensorflow
 
 
 def test_visible_gpus_get_memory_growth(monkeypatch: pytest.MonkeyPatch) -> None:
