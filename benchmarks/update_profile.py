@@ -4,7 +4,9 @@ For each env of ``benchmarks/speed.py`` (same batch, network, CG iterations, cri
 epochs/minibatch), builds the TRPO update on random data of the real shapes and times
 
 * trace: ``get_concrete_function`` (Python tracing of the graph),
-* first call: graph instantiation (and XLA compilation with ``--jit``),
+* first call: graph instantiation (and XLA compilation with ``--jit``); with
+  ``--beside-python``, while another thread runs Python (as the learner's worker
+  thread does when it traces the value fit beside the policy step's first call),
 * steady: median wall and CPU time of later calls,
 
 for the policy step and the value fit separately, in a fresh process per setting::
@@ -21,6 +23,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -30,7 +33,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from speed import SETTINGS  # noqa: E402 - sibling module, needs sys.path
 
 
-def _measure(env_id: str, jit: bool, calls: int) -> dict:
+def _busy_python(stop: threading.Event) -> None:
+    while not stop.is_set():
+        sum(range(100))
+
+
+def _measure(env_id: str, jit: bool, calls: int, beside_python: bool = False) -> dict:
     import tensorflow as tf
 
     from trpo_tf.agent import Agent
@@ -72,9 +80,16 @@ def _measure(env_id: str, jit: bool, calls: int) -> dict:
     ):
         start = time.perf_counter()
         function.get_concrete_function(*args)
+        stop = threading.Event()
+        busy = threading.Thread(target=_busy_python, args=(stop,))
+        if beside_python:
+            busy.start()
         traced = time.perf_counter()
         function(*args)
         first = time.perf_counter()
+        stop.set()
+        if beside_python:
+            busy.join()
         walls, cpus = [], []
         for _ in range(calls):
             wall, cpu = time.perf_counter(), time.process_time()
@@ -96,10 +111,16 @@ def main() -> int:
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--calls", type=int, default=20)
     parser.add_argument("--jit", action="store_true", help="also time XLA-compiled updates")
+    parser.add_argument(
+        "--beside-python",
+        action="store_true",
+        help="time each first call while another thread runs pure Python",
+    )
     parser.add_argument("--worker", nargs=2, metavar=("ENV", "JIT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        print(json.dumps(_measure(args.worker[0], args.worker[1] == "1", args.calls)))
+        result = _measure(args.worker[0], args.worker[1] == "1", args.calls, args.beside_python)
+        print(json.dumps(result))
         return 0
     env = dict(os.environ, CUDA_VISIBLE_DEVICES="", OMP_NUM_THREADS="1")
     rows = [
@@ -112,7 +133,8 @@ def main() -> int:
             for _ in range(args.reps):
                 out = subprocess.run(
                     [sys.executable, __file__, "--worker", env_id, str(int(jit))]
-                    + ["--calls", str(args.calls)],
+                    + ["--calls", str(args.calls)]
+                    + (["--beside-python"] if args.beside_python else []),
                     capture_output=True,
                     text=True,
                     env=env,

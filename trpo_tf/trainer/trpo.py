@@ -35,6 +35,7 @@ from trpo_tf.trainer.fvp import (
 )
 from trpo_tf.trainer.line_search import backtracking_line_search
 from trpo_tf.trainer.placement import on_accelerator
+from trpo_tf.trainer.tracing import traced_without_op_tracebacks
 from trpo_tf.trainer.value_fit import GradientOptimizer, fit_value
 
 SKIP_NONE = 0
@@ -123,13 +124,18 @@ class TrpoUpdate(tf.Module):
         ]
         # With jit_compile, XLA fuses the small ops of FVP/CG/line search (HalfCheetah-sized
         # policy step 53 -> 38 ms on CPU) for 2-3 s more on the first call.
+        # Traced without per-operation Python stack traces, so that their first call
+        # runs without the GIL beside the learner's other thread (trainer/tracing.py).
         self.update = tf.function(
-            self._update, input_signature=signature, jit_compile=jit_compile, autograph=False
+            traced_without_op_tracebacks(self._update),
+            input_signature=signature,
+            jit_compile=jit_compile,
+            autograph=False,
         )
         # The two halves, compiled separately, for a learner that overlaps the value
         # fit with the next rollout (the policy step needs only θ, the fit only φ).
         self.policy_update = tf.function(
-            self.policy_step,
+            traced_without_op_tracebacks(self.policy_step),
             input_signature=signature[:4],
             jit_compile=jit_compile,
             autograph=False,
@@ -137,7 +143,7 @@ class TrpoUpdate(tf.Module):
         # The epoch count is an input so that a call with none builds the function
         # without touching φ, Adam or the generator (prepare_value_fit).
         self.value_fit = tf.function(
-            self._value_fit,
+            traced_without_op_tracebacks(self._value_fit),
             input_signature=[signature[0], signature[4], tf.TensorSpec([], tf.int32, "epochs")],
             jit_compile=jit_compile,
             autograph=False,
