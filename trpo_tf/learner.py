@@ -27,6 +27,7 @@ from trpo_tf.interfaces import AdvantageEstimator, AdvantageInputs
 from trpo_tf.rollout.numpy_actor import mirror_layers, read_weights
 from trpo_tf.rollout.numpy_policy import mlp_forward
 from trpo_tf.trainer import TrpoHyperparameters, TrpoUpdate
+from trpo_tf.trainer.tracing import traced_without_op_tracebacks
 from trpo_tf.types import Rollout
 
 
@@ -114,7 +115,7 @@ def value_predictor(
 
         return forward
     compiled = tf.function(
-        lambda obs: tf.squeeze(value_network(obs), -1),
+        traced_without_op_tracebacks(lambda obs: tf.squeeze(value_network(obs), -1)),
         input_signature=[tf.TensorSpec([None, observation_dim], tf.float32)],
         autograph=False,
     )
@@ -249,7 +250,9 @@ class Learner:
         observation_spec = tf.TensorSpec([None, observation_dim], tf.float32)
         self._value = value_predictor(agent.value_network, observation_dim)
         self._log_prob = tf.function(
-            lambda obs, act: policy.distribution(policy.dist_params(obs)).log_prob(act),
+            traced_without_op_tracebacks(
+                lambda obs, act: policy.distribution(policy.dist_params(obs)).log_prob(act)
+            ),
             input_signature=[
                 observation_spec,
                 tf.TensorSpec([None, *policy.head.action_shape], policy.head.action_dtype),

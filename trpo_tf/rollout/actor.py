@@ -6,6 +6,7 @@ import numpy as np
 import tensorflow as tf
 
 from trpo_tf.policy import Policy
+from trpo_tf.trainer.tracing import traced_without_op_tracebacks
 
 
 class Actor(tf.Module):
@@ -22,13 +23,13 @@ class Actor(tf.Module):
         self.policy = policy
         self.generator = tf.random.Generator.from_seed(seed)
         self._sample = tf.function(
-            self._sample_graph,
+            traced_without_op_tracebacks(self._sample_graph),
             input_signature=[tf.TensorSpec([batch_size, observation_dim], tf.float32)],
             jit_compile=True,
             autograph=False,
         )
         self._mode = tf.function(
-            self._mode_graph,
+            traced_without_op_tracebacks(self._mode_graph),
             input_signature=[tf.TensorSpec([None, observation_dim], tf.float32)],
             autograph=False,
         )

@@ -9,7 +9,8 @@ CartPole policy step (~660 operations) takes 0.09 s to instantiate alone, 0.2 s
 beside the value fit being traced in the learner's worker thread, and 3 s beside
 a thread running pure Python (``benchmarks/update_profile.py --beside-python``).
 Traced without the records, the first call runs without the GIL: 0.08–0.09 s in
-all three cases.
+all three cases. The functions a training run compiles (the update's halves, the
+TensorFlow actor, V_φ and log π_old for stale batches) are traced this way.
 
 The price: a runtime error inside the compiled update still names the failing
 node and its message, but shows ``<stack traces unavailable>`` instead of the
