@@ -299,7 +299,7 @@ class Learner:
             self.update.policy_update.get_concrete_function(*arguments)
             self.value_fitter.prepare()
         metrics: dict[str, Any] = {
-            k: float(v) for k, v in self.update.policy_update(*arguments).items()
+            k: float(v) for k, v in self.update.run_policy_step(*arguments).items()
         }
         self.value_fitter.launch(observations, targets.reshape(-1).astype(np.float32))
         # Reported before fitting (so it is the same whether or not the fit overlaps

@@ -367,3 +367,19 @@ def test_subsampled_fisher_changes_the_step_but_not_the_gradient(kind: str) -> N
         get_flat(full.policy.policy_variables).numpy(),
         get_flat(subsampled.policy.policy_variables).numpy(),
     )
+
+
+def test_run_policy_step_equals_the_tf_function_and_rejects_another_batch_shape() -> None:
+    update, twin = _build("categorical"), _build("categorical")
+    batch = {k: v for k, v in _batch(update, seed=5).items() if k != "value_targets"}
+    via_concrete = _numpy(update.run_policy_step(*(v.numpy() for v in batch.values())))
+    via_function = _numpy(twin.policy_update(**batch))
+    assert via_concrete == via_function
+    for mine, theirs in zip(_theta(update), _theta(twin), strict=True):
+        np.testing.assert_array_equal(mine, theirs)
+    fit = float(update.value_update(batch["observations"], np.zeros(BATCH)))
+    assert fit == float(twin.value_update(batch["observations"], np.zeros(BATCH)))
+    short = [v[: BATCH // 2] for v in batch.values()]
+    with pytest.raises(ValueError, match=r"policy_step: observations has shape \(128, 4\)"):
+        update.run_policy_step(*short)
+    assert update.retrace_count() == 0
