@@ -88,11 +88,10 @@ def backtracking_line_search(
         maximum_iterations=max_steps,
     )
 
-    def restore():
-        with tf.control_dependencies(assign_flat(variables, theta_old)):
-            return tf.identity(zero)
-
-    tf.cond(accepted, lambda: zero, restore)
+    # The accepted candidate is what the variables hold; otherwise θ_old goes back.
+    # One unconditional assignment instead of a tf.cond (no branch functions to trace).
+    with tf.control_dependencies([steps]):
+        assign_flat(variables, tf.where(accepted, theta_old + fraction * full_step, theta_old))
     return LineSearchResult(
         accepted=accepted,
         steps=steps,
