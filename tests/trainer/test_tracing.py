@@ -115,3 +115,41 @@ def test_trpo_update_functions_are_traced_without_stack_traces() -> None:
     assert body_ops and all(op.traceback is None for op in body_ops)
     fit_graph = update.value_fit.get_concrete_function(*update.value_fit.input_signature).graph
     assert all(op.traceback is None for op in fit_graph.get_operations() if op.type == "While")
+
+
+def test_update_traced_with_or_without_stack_traces_computes_the_same_step(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def step(keep: bool) -> tuple[dict, list]:
+        if keep:
+            monkeypatch.setenv(KEEP_TRACEBACKS_ENV, "1")
+        else:
+            monkeypatch.delenv(KEEP_TRACEBACKS_ENV, raising=False)
+        head = make_categorical(gym.spaces.Discrete(3))
+        policy = Policy(build_mlp(4, [8], head.num_inputs, seed=0, name="pi"), head)
+        hyperparameters = TrpoHyperparameters(cg_iters=4, value_epochs=1, value_minibatch_size=16)
+        update = TrpoUpdate(
+            policy,
+            build_mlp(4, [8], 1, seed=1, name="value"),
+            keras.optimizers.Adam(1e-3),
+            hyperparameters,
+            32,
+            4,
+        )
+        rng = np.random.default_rng(0)
+        batch = (
+            rng.normal(size=(32, 4)).astype(np.float32),
+            rng.integers(0, 3, 32),
+            np.full(32, np.log(1 / 3), np.float32),
+            rng.normal(size=32).astype(np.float32),
+        )
+        graph = update.policy_update.get_concrete_function(*update.policy_update.input_signature)
+        mul = next(op for op in graph.graph.get_operations() if op.type == "MatMul")
+        assert (mul.traceback is not None) == keep
+        metrics = {k: float(v) for k, v in update.run_policy_step(*batch).items()}
+        return metrics, [v.numpy() for v in policy.policy_variables]
+
+    (kept, theta_kept), (dropped, theta_dropped) = step(True), step(False)
+    assert kept == dropped
+    for a, b in zip(theta_kept, theta_dropped, strict=True):
+        np.testing.assert_array_equal(a, b)
