@@ -19,12 +19,14 @@ Prints a markdown table (medians over the repetitions).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -32,10 +34,27 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from speed import SETTINGS  # noqa: E402 - sibling module, needs sys.path
 
+BUSY_THREAD = "busy-python"
 
-def _busy_python(stop: threading.Event) -> None:
-    while not stop.is_set():
-        sum(range(100))
+
+@contextlib.contextmanager
+def _python_running_beside(enabled: bool) -> Iterator[None]:
+    """While the block runs, another thread runs pure Python (if ``enabled``)."""
+    stop = threading.Event()
+
+    def spin() -> None:
+        while not stop.is_set():
+            sum(range(100))
+
+    busy = threading.Thread(target=spin, name=BUSY_THREAD)
+    if enabled:
+        busy.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        if enabled:
+            busy.join()
 
 
 def _measure(env_id: str, jit: bool, calls: int, beside_python: bool = False) -> dict:
@@ -80,16 +99,10 @@ def _measure(env_id: str, jit: bool, calls: int, beside_python: bool = False) ->
     ):
         start = time.perf_counter()
         function.get_concrete_function(*args)
-        stop = threading.Event()
-        busy = threading.Thread(target=_busy_python, args=(stop,))
-        if beside_python:
-            busy.start()
         traced = time.perf_counter()
-        function(*args)
+        with _python_running_beside(beside_python):
+            function(*args)
         first = time.perf_counter()
-        stop.set()
-        if beside_python:
-            busy.join()
         walls, cpus = [], []
         for _ in range(calls):
             wall, cpu = time.perf_counter(), time.process_time()
