@@ -218,12 +218,16 @@ def test_eval_of_a_run_defaults_to_its_own_evaluation_and_reproduces_summary(tra
 
 
 def test_eval_help_documents_the_default_seeds(capsys):
-    from trpo_tf.cli import main
+    from trpo_tf.cli import EXPORT_EVAL_SEED, main
+    from trpo_tf.evaluation import EVAL_SEED_OFFSET
 
     with pytest.raises(SystemExit):
         main(["eval", "--help"])
     text = " ".join(capsys.readouterr().out.split())
-    assert "config seed + 10000" in text and "summary.json" in text and "12345" in text
+    # The help spells the training offset out (the CLI does not import the evaluator
+    # for --help): it must stay the evaluator's.
+    assert f"config seed + {EVAL_SEED_OFFSET}" in text and "summary.json" in text
+    assert str(EXPORT_EVAL_SEED) in text
 
 
 def _train_args(override: str, run_dir: Path) -> list[str]:
