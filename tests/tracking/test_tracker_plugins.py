@@ -154,3 +154,22 @@ def test_bad_tracker_settings_stop_training_before_the_run_directory_exists(
         train(_config(plugins), run_dir, quiet=True)
     assert not run_dir.exists()
     assert recorder.calls == []  # checked from the factory's signature, not by calling it
+
+
+def test_a_tracker_that_breaks_its_contract_leaves_no_run_directory(recorder, tmp_path):
+    from trpo_tf.train import train
+
+    run_dir = tmp_path / "run"
+    with pytest.raises(ConfigError, match=r"without log\(\), finish\(\)"):
+        train(_config({"not_a_tracker": None}), run_dir, quiet=True)
+    # Its factory ran after the run directory was started; nothing of it is left, so
+    # the same command works once the plug-in is fixed.
+    assert not run_dir.exists()
+    kept = tmp_path / "existing"
+    kept.mkdir()
+    (kept / "notes.txt").write_text("mine")
+    with pytest.raises(ConfigError, match=r"without log\(\), finish\(\)"):
+        train(_config({"not_a_tracker": None}), kept, quiet=True)
+    assert [p.name for p in kept.iterdir()] == ["notes.txt"]
+    train(_config({"recorder": {"tag": "t"}}), run_dir, quiet=True)
+    assert (run_dir / "summary.json").exists()

@@ -26,7 +26,8 @@ def build_trackers(config: ExperimentConfig, run_dir: Path) -> list[Tracker]:
     ``tracking.tensorboard: false``; a W&B run when ``tracking.wandb.enabled`` and
     its mode is not ``disabled``; then each tracker plug-in named in
     ``tracking.plugins`` (W&B and plug-ins last, so they finish after the local files
-    exist).
+    exist; the plug-ins are built first, so that a broken one stops the run before
+    anything else has started).
 
     Raises:
         ConfigError: a plug-in's keyword arguments are not a mapping or are rejected,
@@ -36,6 +37,13 @@ def build_trackers(config: ExperimentConfig, run_dir: Path) -> list[Tracker]:
     """
     from trpo_tf.tracking.plots import CurvePlotTracker
 
+    # Plug-ins are built first: one that fails its contract raises before an event
+    # file is open or a W&B run has started.
+    plugins = [
+        tracker
+        for name, kwargs in config.tracking.plugins.items()
+        if (tracker := plugin_tracker(name, kwargs, config, run_dir)) is not None
+    ]
     trackers: list[Tracker] = []
     if config.tracking.tensorboard:
         from trpo_tf.tracking.tensorboard import TensorBoardTracker
@@ -47,11 +55,7 @@ def build_trackers(config: ExperimentConfig, run_dir: Path) -> list[Tracker]:
         from trpo_tf.tracking.wandb_tracker import WandbTracker
 
         trackers.append(WandbTracker(config, run_dir))
-    for name, kwargs in config.tracking.plugins.items():
-        tracker = plugin_tracker(name, kwargs, config, run_dir)
-        if tracker is not None:
-            trackers.append(tracker)
-    return trackers
+    return trackers + plugins
 
 
 def check_trackers(config: ExperimentConfig) -> None:
