@@ -6,6 +6,7 @@ from pathlib import Path
 
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 from tensorflow.python.trackable import base as trackable_base
 
@@ -51,9 +52,11 @@ def test_same_files_as_an_eager_write(tmp_path: Path) -> None:
 def test_restores_into_fresh_objects(tmp_path: Path) -> None:
     objects = _objects(0)
     writer = CheckpointWriter(tf.train.Checkpoint(**objects))
-    writer.write(str(tmp_path / "tf"))
+    prefix = str(tmp_path / "two" / "levels" / "tf")  # missing directories are created
+    writer.write(prefix)
+    assert writer.compiled
     fresh = _objects(1)
-    tf.train.Checkpoint(**fresh).read(str(tmp_path / "tf")).assert_consumed()
+    tf.train.Checkpoint(**fresh).read(prefix).assert_consumed()
     for mine, saved in zip(fresh["network"].variables, objects["network"].variables, strict=True):
         np.testing.assert_array_equal(mine.numpy(), saved.numpy())
     for mine, saved in zip(
@@ -127,7 +130,19 @@ def test_anything_but_variable_reads_is_written_eagerly(tmp_path: Path) -> None:
     np.testing.assert_array_equal(restored_weights.numpy(), [3.0])
 
 
-def test_the_training_state_is_written_compiled(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("env_id", "distribution"),
+    [
+        ("CartPole-v1", "categorical"),
+        ("Pendulum-v1", "diag_gaussian"),
+        ("Pendulum-v1", "gaussian_state_std"),
+        ("Pendulum-v1", "gsde"),
+        ("Pendulum-v1", "beta"),
+    ],
+)
+def test_the_training_state_is_written_compiled(
+    tmp_path: Path, env_id: str, distribution: str
+) -> None:
     # What train() checkpoints (networks, head, Adam, the update's generator) takes
     # the compiled path on this TensorFlow: if its serializer changed, this fails.
     from trpo_tf.agent import Agent
@@ -137,9 +152,13 @@ def test_the_training_state_is_written_compiled(tmp_path: Path) -> None:
     from trpo_tf.train import _tf_state
 
     config = experiment_from_dict(
-        {"env": {"id": "CartPole-v1", "n_envs": 2}, "trainer": {"steps_per_iteration": 64}}
+        {
+            "env": {"id": env_id, "n_envs": 2},
+            "trainer": {"steps_per_iteration": 64},
+            "policy": {"distribution": distribution},
+        }
     )
-    spec = describe("CartPole-v1", make_env_fn("CartPole-v1", {}))
+    spec = describe(env_id, make_env_fn(env_id, {}))
     agent = Agent.build(config, spec.observation_dim, spec.action_space)
     update = build_update(config, agent, 64, spec.observation_dim)
     update.value_optimizer.build(agent.value_network.trainable_variables)
@@ -148,5 +167,7 @@ def test_the_training_state_is_written_compiled(tmp_path: Path) -> None:
     writer.write(str(tmp_path / "tf"))
     assert writer.compiled
     saved = _contents(str(tmp_path / "tf"))
+    eager_prefix = tf.train.Checkpoint(**state).write(str(tmp_path / "eager" / "tf"))
+    assert sorted(saved) == sorted(_contents(eager_prefix))
     assert any(key.startswith("value_optimizer/v/") for key in saved)
     assert any(key.startswith("update_generator/") for key in saved)

@@ -20,6 +20,7 @@ the files.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -78,6 +79,8 @@ class CheckpointWriter:
             return
         if self._function is None or self._function[0] != plan.signature:
             self._function = (plan.signature, _compile(plan))
+        # SaveV2 creates one missing directory level at most; Checkpoint.write all.
+        tf.io.gfile.makedirs(os.path.dirname(prefix) or ".")
         self._function[1](tf.constant(prefix))
 
     def _plan(self) -> _Plan | None:
