@@ -64,3 +64,11 @@ class CountingEnv(gym.Env):
             raise EnvCrash(f"injected failure at life step {self.life_steps}")
         self.t += 1
         return self._obs(), 1.0, self.t >= self.episode_length, False, {}
+
+
+_CACHED: dict[int, CountingEnv] = {}
+
+
+def cached_counting_env() -> CountingEnv:
+    """A broken factory: the same instance on every call (per process)."""
+    return _CACHED.setdefault(os.getpid(), CountingEnv())

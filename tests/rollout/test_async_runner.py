@@ -16,7 +16,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import tensorflow as tf
-from crashing_env import CountingEnv
+from crashing_env import CountingEnv, cached_counting_env
 
 from trpo_tf.advantages.gae import GeneralizedAdvantageEstimator
 from trpo_tf.config import experiment_from_dict
@@ -390,3 +390,14 @@ def test_gae_on_an_async_batch_matches_the_sync_estimator() -> None:
     to_end = np.minimum(10 - t, T - rows)
     np.testing.assert_allclose(targets, (1 - 0.9**to_end) / (1 - 0.9), rtol=1e-5)
     np.testing.assert_allclose(advantages, targets, rtol=1e-5)
+
+
+def test_a_factory_that_returns_one_env_for_every_slot_is_a_config_error() -> None:
+    # A worker steps K_ENVS envs in one process: a cached instance would have all of
+    # its slots step one environment. The worker's error reaches the learner as is.
+    runner, _ = _runner(env_fn=cached_counting_env)
+    try:
+        with pytest.raises(ConfigError, match=r"'counting'.* same CountingEnv object"):
+            runner.collect(policy_version=1)
+    finally:
+        runner.close()

@@ -126,7 +126,8 @@ def make_vector_env(
 
     Raises:
         ConfigError: ``env_fn`` returned one environment object for two slots
-            (checked for ``sync``; ``async`` slots live in separate processes).
+            (checked for ``sync``; ``async`` slots live in separate processes, and
+            the asynchronous runners' workers check their own envs).
     """
     cls = gym.vector.AsyncVectorEnv if vector == "async" else gym.vector.SyncVectorEnv
     envs = cls([env_fn] * n_envs, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)

@@ -31,6 +31,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from trpo_tf.envs.factory import check_distinct_envs
 from trpo_tf.errors import TrpoTfError
 from trpo_tf.rollout.episodes import EpisodeCounter
 from trpo_tf.rollout.numpy_policy import EnvActionMap, PolicySnapshot, SnapshotPolicy
@@ -163,6 +164,7 @@ class RolloutWorker:
         self.sequence = 0
         self.env_steps = 0
         self.envs: list[gym.Env] = [spec.env_fn() for _ in range(spec.n_envs)]
+        check_distinct_envs(self.envs, spec.env_name)
         self.action_map = EnvActionMap(self.envs[0].action_space, self.policy.sampler)
         first = [self._reset(i, seed=self._env_seeds[i]) for i in range(spec.n_envs)]
         self.raw_obs = np.stack(first)
@@ -205,6 +207,7 @@ class RolloutWorker:
             failures += 1
             try:
                 self.envs[i] = self.spec.env_fn()
+                check_distinct_envs(self.envs, self.spec.env_name)
                 self._env_seeds[i] += 1_000_003  # a different episode than the one that failed
                 return self._reset(i, seed=self._env_seeds[i])
             except TrpoTfError:
