@@ -53,6 +53,15 @@ def test_update_profile_times_both_compiled_halves(bench):
         assert all(math.isfinite(v) and v > 0 for v in part.values()), part
 
 
+@pytest.mark.parametrize("writer", ["eager", "compiled"])
+def test_checkpoint_profile_times_both_writers(bench, writer):
+    checkpoint_profile = bench("checkpoint_profile")
+    result = checkpoint_profile._measure("CartPole-v1", writer, writes=1)
+    assert set(result) == {"first_ms", "alone_ms", "beside_python_ms"}
+    assert all(math.isfinite(v) and v > 0 for v in result.values()), result
+    assert not any(t.name == "busy-python" for t in threading.enumerate())
+
+
 def test_gpu_update_times_a_cpu_update_and_audits_its_kernels(bench, tmp_path, monkeypatch):
     gpu_update = bench("gpu_update")
     out = tmp_path / "gpu_update.json"
