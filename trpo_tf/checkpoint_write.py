@@ -4,7 +4,8 @@ Run eagerly, ``tf.train.Checkpoint.write`` is ~80 small TensorFlow operations: a
 read per variable, then a sharded save and a merge. Each eager operation takes
 and releases the GIL, so beside a thread running Python (the rollout, while the
 value fit's thread writes a periodic checkpoint) each one waits for a hand-over:
-a CartPole-sized write took ~0.8 s beside a busy thread against ~9 ms alone.
+a CartPole-sized write took ~0.87 s beside a busy thread against ~10 ms alone
+(`benchmarks/checkpoint_profile.py`).
 
 :class:`CheckpointWriter` writes the same files with one call of a compiled
 function that reads every variable and saves them with ``SaveV2`` under the
