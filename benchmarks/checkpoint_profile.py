@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,9 +29,17 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from speed import SETTINGS, _policy_settings  # noqa: E402 - sibling modules
-from update_profile import _python_running_beside  # noqa: E402
+from update_profile import (  # noqa: E402
+    _python_running_beside,
+    medians,
+    profile_parser,
+    table_header,
+    table_row,
+    worker_result,
+)
 
 WRITERS = ("eager", "compiled")
+KEYS = ("first_ms", "alone_ms", "beside_python_ms")
 
 
 def _measure(env_id: str, writer: str, writes: int) -> dict:
@@ -83,42 +89,25 @@ def _measure(env_id: str, writer: str, writes: int) -> dict:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--envs", nargs="+", default=list(SETTINGS))
-    parser.add_argument("--reps", type=int, default=3)
+    parser = profile_parser(__doc__)
     parser.add_argument("--writes", type=int, default=5)
     parser.add_argument("--worker", nargs=2, metavar=("ENV", "WRITER"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         print(json.dumps(_measure(args.worker[0], args.worker[1], args.writes)))
         return 0
-    env = dict(os.environ, CUDA_VISIBLE_DEVICES="", OMP_NUM_THREADS="1")
-    rows = [
-        "| env | writer | first write (ms) | later writes alone (ms) | beside Python (ms) |",
-        "|---|---|---|---|---|",
-    ]
+    rows = table_header(
+        "env", "writer", "first write (ms)", "later writes alone (ms)", "beside Python (ms)"
+    )
     for env_id in args.envs:
         runs: dict[str, list[dict]] = {name: [] for name in WRITERS}
         for rep in range(args.reps):
             for name in WRITERS if rep % 2 == 0 else WRITERS[::-1]:
-                out = subprocess.run(
-                    [sys.executable, __file__, "--worker", env_id, name]
-                    + ["--writes", str(args.writes)],
-                    capture_output=True,
-                    text=True,
-                    env=env,
-                    check=True,
-                )
-                runs[name].append(json.loads(out.stdout.strip().splitlines()[-1]))
+                command = [sys.executable, __file__, "--worker", env_id, name]
+                runs[name].append(worker_result(command + ["--writes", str(args.writes)]))
         for name in WRITERS:
-            med = {
-                key: float(np.median([run[key] for run in runs[name]]))
-                for key in ("first_ms", "alone_ms", "beside_python_ms")
-            }
-            rows.append(
-                f"| {env_id} | {name} | {med['first_ms']:.1f} | {med['alone_ms']:.1f} | "
-                f"{med['beside_python_ms']:.1f} |"
-            )
+            med = medians(runs[name], KEYS)
+            rows.append(table_row(env_id, name, *(f"{med[key]:.1f}" for key in KEYS)))
     print("\n".join(rows))
     return 0
 

@@ -57,6 +57,36 @@ def _python_running_beside(enabled: bool) -> Iterator[None]:
             busy.join()
 
 
+def worker_result(command: list[str]) -> dict:
+    """Runs a worker process (CPU only, one BLAS thread); the JSON on its last line."""
+    env = dict(os.environ, CUDA_VISIBLE_DEVICES="", OMP_NUM_THREADS="1")
+    out = subprocess.run(command, capture_output=True, text=True, env=env, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def profile_parser(doc: str) -> argparse.ArgumentParser:
+    """The options every profile script takes: ``--envs`` and ``--reps``."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--envs", nargs="+", default=list(SETTINGS))
+    parser.add_argument("--reps", type=int, default=3)
+    return parser
+
+
+def table_row(*cells: str) -> str:
+    """One markdown table row."""
+    return "| " + " | ".join(cells) + " |"
+
+
+def table_header(*names: str) -> list[str]:
+    """A markdown table's header and separator rows."""
+    return [table_row(*names), table_row(*["---"] * len(names))]
+
+
+def medians(runs: list[dict], keys: tuple[str, ...]) -> dict[str, float]:
+    """The median of each of ``keys`` over ``runs``."""
+    return {key: float(np.median([run[key] for run in runs])) for key in keys}
+
+
 def _measure(env_id: str, jit: bool, calls: int, beside_python: bool = False) -> dict:
     import tensorflow as tf
 
@@ -119,9 +149,7 @@ def _measure(env_id: str, jit: bool, calls: int, beside_python: bool = False) ->
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--envs", nargs="+", default=list(SETTINGS))
-    parser.add_argument("--reps", type=int, default=3)
+    parser = profile_parser(__doc__)
     parser.add_argument("--calls", type=int, default=20)
     parser.add_argument("--jit", action="store_true", help="also time XLA-compiled updates")
     parser.add_argument(
@@ -135,35 +163,27 @@ def main() -> int:
         result = _measure(args.worker[0], args.worker[1] == "1", args.calls, args.beside_python)
         print(json.dumps(result))
         return 0
-    env = dict(os.environ, CUDA_VISIBLE_DEVICES="", OMP_NUM_THREADS="1")
-    rows = [
-        "| env | XLA | part | trace (s) | first call (s) | steady wall (ms) | steady CPU (ms) |",
-        "|---|---|---|---|---|---|---|",
-    ]
+    rows = table_header(
+        "env", "XLA", "part", "trace (s)", "first call (s)", "steady wall (ms)", "steady CPU (ms)"
+    )
     for env_id in args.envs:
         for jit in (False, True) if args.jit else (False,):
-            runs = []
-            for _ in range(args.reps):
-                out = subprocess.run(
+            runs = [
+                worker_result(
                     [sys.executable, __file__, "--worker", env_id, str(int(jit))]
                     + ["--calls", str(args.calls)]
-                    + (["--beside-python"] if args.beside_python else []),
-                    capture_output=True,
-                    text=True,
-                    env=env,
-                    check=True,
+                    + (["--beside-python"] if args.beside_python else [])
                 )
-                runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
+                for _ in range(args.reps)
+            ]
             for part in ("policy", "value"):
-                med = {
-                    key: float(np.median([run[part][key] for run in runs]))
-                    for key in ("trace_s", "first_call_s", "steady_ms", "steady_cpu_ms")
-                }
-                rows.append(
-                    f"| {env_id} | {'yes' if jit else 'no'} | {part} | {med['trace_s']:.2f} | "
-                    f"{med['first_call_s']:.2f} | {med['steady_ms']:.1f} | "
-                    f"{med['steady_cpu_ms']:.1f} |"
+                med = medians(
+                    [run[part] for run in runs],
+                    ("trace_s", "first_call_s", "steady_ms", "steady_cpu_ms"),
                 )
+                seconds = [f"{med[key]:.2f}" for key in ("trace_s", "first_call_s")]
+                ms = [f"{med[key]:.1f}" for key in ("steady_ms", "steady_cpu_ms")]
+                rows.append(table_row(env_id, "yes" if jit else "no", part, *seconds, *ms))
     print("\n".join(rows))
     return 0
 
