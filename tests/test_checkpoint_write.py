@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import types
 from pathlib import Path
 
 import keras
@@ -113,6 +114,23 @@ class _PythonNumber(trackable_base.Trackable):
 
     def _restore_from_tensors(self, restored_tensors: dict) -> None:
         self.value = float(restored_tensors["value"].numpy())
+
+
+def test_a_serializer_that_changed_means_an_eager_write(tmp_path: Path, monkeypatch) -> None:
+    import trpo_tf.checkpoint_write as checkpoint_write
+
+    def other_signature(graph_view, object_map=None, call_with_mapped_captures=None):
+        return {}, {}, {}, None, "a fifth value"
+
+    changed = types.SimpleNamespace(serialize_graph_view=other_signature)
+    monkeypatch.setattr(checkpoint_write, "save_util", changed)
+    weights = tf.Variable([4.0])
+    writer = CheckpointWriter(tf.train.Checkpoint(weights=weights))
+    writer.write(str(tmp_path / "tf"))
+    assert not writer.compiled
+    restored = tf.Variable([0.0])
+    tf.train.Checkpoint(weights=restored).read(str(tmp_path / "tf")).assert_consumed()
+    np.testing.assert_array_equal(restored.numpy(), [4.0])
 
 
 def test_anything_but_variable_reads_is_written_eagerly(tmp_path: Path) -> None:
