@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import shutil
 import signal
 import sys
 import threading
@@ -73,24 +72,6 @@ def _tf_state(agent: Agent, update: TrpoUpdate, actor: Any) -> dict[str, Any]:
     if isinstance(actor, Actor):
         objects["actor_generator"] = actor.generator
     return objects
-
-
-def _entries(directory: Path) -> set[str] | None:
-    """Names in ``directory``, or None when it does not exist."""
-    return {p.name for p in directory.iterdir()} if directory.is_dir() else None
-
-
-def _remove_new_entries(directory: Path, before: set[str] | None) -> None:
-    """Remove what was created in ``directory`` since :func:`_entries` gave ``before``."""
-    if before is None:
-        shutil.rmtree(directory, ignore_errors=True)
-        return
-    for path in directory.iterdir():
-        if path.name not in before:
-            if path.is_dir():
-                shutil.rmtree(path, ignore_errors=True)
-            else:
-                path.unlink(missing_ok=True)
 
 
 class _GracefulInterrupt:
@@ -248,20 +229,24 @@ def _train(
             write()
         return path
 
-    left_before = _entries(run_path)
     run = RunDirectory(run_path, config, resume_after=loop.iteration if resume_from else None)
+
+    def close_all() -> None:
+        """What training holds open: the progress line, fit thread, envs, metrics file."""
+        progress.close()
+        value_fitter.close()
+        sampler.close()
+        run.close()
+
     if trackers is None:
         try:
             trackers = build_trackers(config, run.path)
         except BaseException:
             # A tracker that breaks its contract stops the run before it starts: leave
             # the run directory as it was, so the same command works once it is fixed.
-            run.close()
-            value_fitter.close()
-            sampler.close()
-            progress.close()
+            close_all()
             if resume_from is None:
-                _remove_new_entries(run_path, left_before)
+                run.discard()
             raise
     # Whole iterations only, never more than the budget (the config has room for one).
     iterations = trainer.total_steps // batch_size
@@ -321,10 +306,7 @@ def _train(
         raise
     finally:
         interrupt.restore()
-        progress.close()
-        value_fitter.close()
-        sampler.close()
-        run.close()
+        close_all()
     assert completed
     wall = time.perf_counter() - start
     eval_returns = loop.eval_returns

@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -114,6 +115,8 @@ class RunDirectory:
         resumed run recomputes them) and new rows are appended.
         """
         self.path = Path(path)
+        # What was there before this run started (None: no directory), for discard().
+        self._names_before = {p.name for p in self.path.iterdir()} if self.path.is_dir() else None
         self.path.mkdir(parents=True, exist_ok=True)
         dump_experiment(config, self.path / "config.yaml")
         metrics = self.path / "metrics.csv"
@@ -159,3 +162,21 @@ class RunDirectory:
 
     def close(self) -> None:
         self._metrics_file.close()
+
+    def discard(self) -> None:
+        """Close, and remove what was created in the directory since this object was made.
+
+        The whole directory when it did not exist before; otherwise only the new
+        entries, so files that were there stay.
+        """
+        self.close()
+        if self._names_before is None:
+            shutil.rmtree(self.path, ignore_errors=True)
+            return
+        for path in self.path.iterdir():
+            if path.name in self._names_before:
+                continue
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
