@@ -49,7 +49,7 @@ class CheckpointManager:
         # compiled save function (trpo_tf/checkpoint_write.py).
         self._writer: tuple[tuple[tuple[str, int], ...], CheckpointWriter] | None = None
 
-    def writer_of(self, tf_objects: dict[str, Any]) -> CheckpointWriter:
+    def _writer_of(self, tf_objects: dict[str, Any]) -> CheckpointWriter:
         """The writer of ``tf_objects`` (the same one while the objects are the same)."""
         import tensorflow as tf
 
@@ -96,7 +96,7 @@ class CheckpointManager:
         final = self.path_of(iteration)
         tmp = self.directory / f"{_TMP}{final.name}"
         tmp.mkdir()
-        self.writer_of(tf_objects).write(str(tmp / "tf"))
+        self._writer_of(tf_objects).write(str(tmp / "tf"))
         delay = float(os.environ.get(_DELAY_ENV, "0") or 0)
         if delay:
             time.sleep(delay)
