@@ -87,6 +87,18 @@ SETTINGS = {
 EVAL_EPISODES = 50  # Pendulum: one of 10 start states alone moved a mean by 13
 
 
+def trained_steps(budget: int, steps_per_iteration: int) -> int:
+    """Env steps both libraries train on a ``budget``: whole iterations up to at least it.
+
+    sb3-contrib's ``learn(total_timesteps=budget)`` starts another rollout while fewer
+    than ``budget`` steps are done (100k at 2,048 per iteration: 49 iterations, 100,352
+    steps), and trpo_tf's ``trainer.total_steps`` counts whole iterations up to at most
+    its value (48, 98,304), so trpo_tf is given this count: the same iterations, the same
+    data, the same number of updates.
+    """
+    return -(-budget // steps_per_iteration) * steps_per_iteration
+
+
 @dataclass(frozen=True)
 class Variant:
     """One way trpo_tf runs in the comparison."""
@@ -196,7 +208,7 @@ def _trpo_tf(env_id: str, seed: int, variant: Variant) -> dict:
             },
             "advantage": {"gamma": s["gamma"], "lam": s["lam"]},
             "trainer": {
-                "total_steps": s["budget"],
+                "total_steps": trained_steps(s["budget"], s["n_steps"] * s["n_envs"]),
                 "steps_per_iteration": s["n_steps"] * s["n_envs"],
                 "max_kl": s["max_kl"],
                 "cg_iters": s["cg_iters"],
@@ -265,7 +277,9 @@ def _report(results: dict, out_dir: Path) -> None:
         f"Machine: {os.cpu_count()} cores, CPU only, one thread per library. Median of "
         f"{results['reps']} repetitions, alternating order; steps/s exclude the final evaluation.",
         "Shared hyperparameters: the zoo's n_envs, steps per iteration, CG iterations, damping, "
-        "critic epochs and minibatch, γ, λ, max_kl, budget, seed. trpo_tf keeps its defaults "
+        "critic epochs and minibatch, γ, λ, max_kl, budget, seed. Budget: the env steps both "
+        "trained, whole iterations up to at least the nominal budget (sb3-contrib's `learn()` "
+        "count). trpo_tf keeps its defaults "
         "otherwise (checkpoints every 10 iterations included); on HalfCheetah its policy std "
         "starts at exp(-0.5) as in its shipped experiment; on Pendulum, where the zoo explores "
         "with gSDE (noise resampled every 4 steps), trpo_tf uses its gsde distribution "
@@ -286,7 +300,7 @@ def _report(results: dict, out_dir: Path) -> None:
         "64×64 MLP policy stepping the same vector env, the best of one 3-s measurement "
         "before each repetition.",
         "",
-        "| env | budget | trpo_tf variant | sb3-contrib steps/s | trpo_tf steps/s | ratio | "
+        "| env | env steps | trpo_tf variant | sb3-contrib steps/s | trpo_tf steps/s | ratio | "
         "sb3 eval return | trpo_tf eval return | sb3 update share | trpo_tf update share | "
         "trpo_tf steady update share | trpo_tf compile (s) | env-only limit | numpy-MLP limit |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
@@ -300,13 +314,16 @@ def _report(results: dict, out_dir: Path) -> None:
 
     for env_id, r in results["envs"].items():
         sb3 = r["sb3"]
+        steps = {kind: {row["env_steps"] for row in r[kind]} for kind in WORKERS if kind in r}
+        if len(set().union(*steps.values())) != 1:
+            raise SystemExit(f"{env_id}: the libraries trained different step counts {steps}")
         for kind, variant in TRPO_TF_VARIANTS.items():
             if kind not in r:
                 continue  # results written before this variant existed
             ours = r[kind]
             ratios = [o["steps_per_s"] / b["steps_per_s"] for o, b in zip(ours, sb3, strict=True)]
             lines.append(
-                f"| {env_id} | {SETTINGS[env_id]['budget']:,d} | {variant.label} | "
+                f"| {env_id} | {sb3[0]['env_steps']:,d} | {variant.label} | "
                 f"{med(sb3, 'steps_per_s'):,.0f} | {med(ours, 'steps_per_s'):,.0f} | "
                 f"{np.median(ratios):.2f}x | {med(sb3, 'eval_return'):.1f} | "
                 f"{med(ours, 'eval_return'):.1f} | {share(sb3):.0%} | {share(ours):.0%} | "

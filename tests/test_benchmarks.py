@@ -83,7 +83,8 @@ def test_gpu_update_times_a_cpu_update_and_audits_its_kernels(bench, tmp_path, m
 
 def test_speed_worker_limits_and_report(bench, tmp_path, monkeypatch):
     speed = bench("speed")
-    settings = dict(speed.SETTINGS["CartPole-v1"], budget=2048)  # two iterations
+    # Rounded up to whole iterations of 1,024 as sb3-contrib's learn() does: two.
+    settings = dict(speed.SETTINGS["CartPole-v1"], budget=1025)
     monkeypatch.setitem(speed.SETTINGS, "CartPole-v1", settings)
     monkeypatch.setattr(speed, "EVAL_EPISODES", 2)
     ours = speed._trpo_tf("CartPole-v1", 0, speed.TRPO_TF_VARIANTS["trpo_tf_fvp20"])
@@ -105,6 +106,30 @@ def test_speed_worker_limits_and_report(bench, tmp_path, monkeypatch):
     assert "| 2,048 | FVP 20% |" in row and "| 4.00x |" in row
     assert (tmp_path / "speed.png").stat().st_size > 0
     assert json.loads((tmp_path / "speed.json").read_text())["envs"]["CartPole-v1"]["limits"]
+
+    # A table of runs that trained different step counts is refused, naming the env.
+    entry["sb3"] = [dict(peer, env_steps=3072)]
+    with pytest.raises(SystemExit, match="CartPole-v1: the libraries trained different step"):
+        speed._report({"reps": 1, "envs": {"CartPole-v1": entry}}, tmp_path)
+
+
+def _steps_sb3_learn_collects(total_timesteps: int, steps_per_iteration: int) -> int:
+    """sb3's OnPolicyAlgorithm.learn loop, reduced to its step count."""
+    num_timesteps = 0
+    while num_timesteps < total_timesteps:
+        num_timesteps += steps_per_iteration
+    return num_timesteps
+
+
+@pytest.mark.parametrize(
+    ("budget", "per_iteration"), [(100_000, 2048), (100_000, 1024), (200_000, 2048), (4096, 2048)]
+)
+def test_speed_trains_both_libraries_on_the_step_count_sb3_learn_collects(
+    bench, budget, per_iteration
+):
+    speed = bench("speed")
+    expected = _steps_sb3_learn_collects(budget, per_iteration)
+    assert speed.trained_steps(budget, per_iteration) == expected
 
 
 def test_learning_benchmark_trains_reports_and_judges_targets(tmp_path):
