@@ -28,12 +28,16 @@ class EnvSpec:
         observation_dim: length of the flattened observation vector.
         action_space: the (unflattened) action space.
         observation_space: the flattened observation space.
+        env_observation_space: the observation space as the env itself returns
+            observations, before flattening (None: not recorded, as for a spec built
+            by hand; the same as ``observation_space`` for a 1-D Box).
     """
 
     name: str
     observation_dim: int
     action_space: gym.Space
     observation_space: gym.Space
+    env_observation_space: gym.Space | None = None
 
 
 def _gymnasium_maker(env_id: str) -> Callable[..., gym.Env]:
@@ -143,6 +147,8 @@ def describe(env_id: str, env_fn: Callable[[], gym.Env]) -> EnvSpec:
         space = env.observation_space
         if not isinstance(space, gym.spaces.Box) or not np.issubdtype(space.dtype, np.number):
             raise IncompatibleSpaceError(f"env '{env_id}': unsupported observation space {space}")
-        return EnvSpec(env_id, int(np.prod(space.shape)), env.action_space, space)
+        flattened = isinstance(env, gym.wrappers.FlattenObservation)
+        own = env.env.observation_space if flattened else space
+        return EnvSpec(env_id, int(np.prod(space.shape)), env.action_space, space, own)
     finally:
         env.close()

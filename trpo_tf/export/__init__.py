@@ -1,7 +1,8 @@
 """Export a trained agent as a SavedModel that needs nothing but TensorFlow to serve.
 
-The SavedModel holds one :class:`tf.Module` with four serving signatures. Each
-policy/value signature takes environment observations ``[batch, obs_dim]`` float32
+The SavedModel holds one :class:`tf.Module` with seven serving signatures (four for
+an :class:`~trpo_tf.envs.EnvSpec` without the env's own observation space). ``action``,
+``sample`` and ``value`` take environment observations ``[batch, obs_dim]`` float32
 flattened to a vector as :mod:`trpo_tf.envs` does (gymnasium's ``FlattenObservation``:
 a Discrete observation is one-hot, so FrozenLake's is ``[batch, 16]``) and bakes in
 everything between the environment and the networks:
@@ -14,6 +15,9 @@ everything between the environment and the networks:
   sample.
 * ``value(observation) -> {"value"}``: V(s) ``[batch]``.
 * ``metadata() -> {"metadata"}``: a JSON string (see below).
+* ``env_action``, ``env_sample``, ``env_value``: the same three, taking the
+  observation as the environment returns it (batched; a Dict or Tuple as one input
+  per leaf) and flattening it in the graph (:mod:`trpo_tf.export.observations`).
 
 Observation normalization o ↦ clip((o − μ) / √(σ² + ε), ±clip) is applied inside
 the graph with the run's frozen statistics as constants.

@@ -10,6 +10,7 @@ import numpy as np
 import tensorflow as tf
 
 from trpo_tf.errors import IncompatibleSpaceError
+from trpo_tf.export.observations import env_observation_inputs
 
 
 def env_action_fn(head: Any, action_space: gym.Space) -> Callable[[tf.Tensor], tf.Tensor]:
@@ -86,6 +87,10 @@ class ExportedAgent(tf.Module):
         observation_clip, epsilon: the normalizer's clip and ε.
         action_space: the environment's action space (for the env-ready mapping).
         metadata_json: the JSON string returned by :meth:`metadata`.
+        env_observation_space: the environment's own observation space, before
+            flattening: adds ``env_action``, ``env_sample`` and ``env_value``, which
+            take observations as the env returns them
+            (:mod:`trpo_tf.export.observations`). None: only the flattened signatures.
     """
 
     def __init__(
@@ -99,6 +104,7 @@ class ExportedAgent(tf.Module):
         epsilon: float,
         action_space: gym.Space,
         metadata_json: str,
+        env_observation_space: gym.Space | None = None,
     ) -> None:
         super().__init__(name="trpo_tf_export")
         self.policy_network = policy.network
@@ -120,6 +126,22 @@ class ExportedAgent(tf.Module):
         self.sample = tf.function(self._sample, input_signature=[spec], autograph=False)
         self.value = tf.function(self._value, input_signature=[spec], autograph=False)
         self.metadata = tf.function(self._metadata, input_signature=[], autograph=False)
+        if env_observation_space is not None:
+            specs, self._flatten = env_observation_inputs(env_observation_space)
+            for name, flat_fn in (
+                ("env_action", self._action),
+                ("env_sample", self._sample),
+                ("env_value", self._value),
+            ):
+                setattr(self, name, self._on_env_observations(flat_fn, specs))
+
+    def _on_env_observations(self, flat_fn: Callable, specs: dict[str, tf.TensorSpec]) -> Any:
+        """``flat_fn`` behind the in-graph flattening of env observations ``specs``."""
+
+        def on_env(observation: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+            return flat_fn(self._flatten(observation))
+
+        return tf.function(on_env, input_signature=[specs], autograph=False)
 
     def _normalized(self, observation: tf.Tensor) -> tf.Tensor:
         if not self._normalize:

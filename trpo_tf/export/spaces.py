@@ -42,10 +42,19 @@ def space_to_json(space: gym.Space) -> dict[str, Any]:
     Discrete: ``{"type": "Discrete", "shape": [], "dtype", "n", "start"}``.
     MultiDiscrete: ``{"type": "MultiDiscrete", "shape", "dtype", "nvec", "start"}``.
     MultiBinary: ``{"type": "MultiBinary", "shape", "dtype"}``.
+    Dict: ``{"type": "Dict", "spaces": {key: space JSON}}`` in the space's key order.
+    Tuple: ``{"type": "Tuple", "spaces": [space JSON, ...]}``.
 
     Raises:
         IncompatibleSpaceError: any other space.
     """
+    if isinstance(space, gym.spaces.Dict):
+        return {
+            "type": "Dict",
+            "spaces": {str(key): space_to_json(child) for key, child in space.spaces.items()},
+        }
+    if isinstance(space, gym.spaces.Tuple):
+        return {"type": "Tuple", "spaces": [space_to_json(child) for child in space.spaces]}
     if isinstance(space, gym.spaces.MultiDiscrete):
         return {
             "type": "MultiDiscrete",
@@ -77,13 +86,19 @@ def space_to_json(space: gym.Space) -> dict[str, Any]:
             "high": _json_array(np.asarray(space.high)),
         }
     raise IncompatibleSpaceError(
-        f"export supports Box, Discrete, MultiDiscrete and MultiBinary spaces, not {space}; "
+        f"export supports Box, Discrete, MultiDiscrete, MultiBinary spaces and Dict/Tuple of "
+        f"them, not {space}; "
         "serve this policy from the run directory instead"
     )
 
 
 def space_from_json(data: Mapping[str, Any]) -> gym.Space:
     """Inverse of :func:`space_to_json`."""
+    if data["type"] == "Dict":
+        # Pairs keep the written key order (a plain dict would be sorted by gymnasium).
+        return gym.spaces.Dict([(key, space_from_json(c)) for key, c in data["spaces"].items()])
+    if data["type"] == "Tuple":
+        return gym.spaces.Tuple([space_from_json(child) for child in data["spaces"]])
     dtype = np.dtype(data["dtype"])
     if data["type"] == "Discrete":
         return gym.spaces.Discrete(int(data["n"]), start=int(data["start"]))

@@ -12,6 +12,7 @@ import tensorflow as tf
 
 from trpo_tf.errors import TrpoTfError
 from trpo_tf.export.module import ExportedAgent
+from trpo_tf.export.observations import env_observation_inputs
 from trpo_tf.export.spaces import space_to_json
 
 METADATA_FILE = "metadata.json"
@@ -41,6 +42,7 @@ def export_metadata(config: Any, env_spec: Any, agent: Any) -> dict[str, Any]:
         },
         "observation_dim": int(env_spec.observation_dim),
         "observation_space": space_to_json(env_spec.observation_space),
+        **_env_observation_metadata(env_spec.env_observation_space),
         "action_space": space_to_json(env_spec.action_space),
         "distribution": config.policy.distribution,
         "observation_normalization": {
@@ -52,8 +54,30 @@ def export_metadata(config: Any, env_spec: Any, agent: Any) -> dict[str, Any]:
             "sample": "raw observation -> stochastic env action, log_prob of the raw sample",
             "value": "raw observation -> V(s) [batch]",
             "metadata": "() -> this JSON",
+            **(
+                {
+                    "env_action": "env observation (env_observation_inputs) -> as action",
+                    "env_sample": "env observation -> as sample",
+                    "env_value": "env observation -> as value",
+                }
+                if env_spec.env_observation_space is not None
+                else {}
+            ),
         },
     }
+
+
+def _env_observation_metadata(space: Any) -> dict[str, Any]:
+    """The env's own observation space and the ``env_*`` signatures' inputs, if known."""
+    if space is None:
+        return {}
+    specs, _ = env_observation_inputs(space)
+    # A list: the metadata is written with sorted keys, and the order is the flattening's.
+    inputs = [
+        {"name": name, "shape": [None, *spec.shape[1:].as_list()], "dtype": spec.dtype.name}
+        for name, spec in specs.items()
+    ]
+    return {"env_observation_space": space_to_json(space), "env_observation_inputs": inputs}
 
 
 def export_savedmodel(agent: Any, config: Any, env_spec: Any, out_dir: str | Path) -> Path:
@@ -85,13 +109,12 @@ def export_savedmodel(agent: Any, config: Any, env_spec: Any, out_dir: str | Pat
         epsilon=normalizer.epsilon,
         action_space=env_spec.action_space,
         metadata_json=json.dumps(metadata, sort_keys=True),
+        env_observation_space=env_spec.env_observation_space,
     )
-    signatures = {
-        "action": module.action.get_concrete_function(),
-        "sample": module.sample.get_concrete_function(),
-        "value": module.value.get_concrete_function(),
-        "metadata": module.metadata.get_concrete_function(),
-    }
+    names = ["action", "sample", "value", "metadata"]
+    if env_spec.env_observation_space is not None:
+        names += ["env_action", "env_sample", "env_value"]
+    signatures = {name: getattr(module, name).get_concrete_function() for name in names}
     signatures["serving_default"] = signatures["action"]
     out_dir.mkdir(parents=True, exist_ok=True)
     tf.saved_model.save(module, str(out_dir), signatures=signatures)
