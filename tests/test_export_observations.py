@@ -9,6 +9,7 @@ fresh TF-only process, must act exactly as its flattened ``action``/``value``.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -23,8 +24,14 @@ import tensorflow as tf
 from trpo_tf.agent import Agent
 from trpo_tf.config import experiment_from_dict
 from trpo_tf.envs import describe, make_env_fn
-from trpo_tf.errors import IncompatibleSpaceError
-from trpo_tf.export import METADATA_FILE, export_savedmodel, space_from_json, space_to_json
+from trpo_tf.errors import IncompatibleSpaceError, RunDirError
+from trpo_tf.export import (
+    METADATA_FILE,
+    export_savedmodel,
+    load_policy,
+    space_from_json,
+    space_to_json,
+)
 from trpo_tf.export.observations import env_observation_inputs
 
 DICT_ENV_ID = "TrpoTfExportTestDictObs-v0"
@@ -88,7 +95,8 @@ def test_graph_flattening_equals_gymnasium_flatten(name: str) -> None:
 
 def test_composite_space_json_round_trips_in_its_own_key_order() -> None:
     space = _dict_space()
-    restored = space_from_json(json.loads(json.dumps(space_to_json(space))))
+    # metadata.json is written with sorted keys: the order must survive that.
+    restored = space_from_json(json.loads(json.dumps(space_to_json(space), sort_keys=True)))
     assert list(restored.spaces) == ["pos", "mode", "grid", "flags"]
     assert restored == space
     space.seed(3)
@@ -156,9 +164,15 @@ FRESH_PROCESS_CODE = textwrap.dedent(
 )
 
 
-def test_env_signatures_act_on_env_observations_in_a_fresh_process(tmp_path: Path) -> None:
-    jobs, expected_inputs = [], {}
-    for env_id in (DICT_ENV_ID, "FrozenLake-v1", "CartPole-v1"):
+ENV_IDS = (DICT_ENV_ID, "FrozenLake-v1", "CartPole-v1")
+
+
+@pytest.fixture(scope="module")
+def env_exports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, list]]:
+    """Per env id: an export of an untrained agent, and 64 env observations."""
+    root = tmp_path_factory.mktemp("env_exports")
+    exports = {}
+    for env_id in ENV_IDS:
         spec = describe(env_id, make_env_fn(env_id))
         config = experiment_from_dict(
             {"name": "env-obs", "env": {"id": env_id, "normalize_obs": True}, "seed": 1}
@@ -169,8 +183,19 @@ def test_env_signatures_act_on_env_observations_in_a_fresh_process(tmp_path: Pat
         space = spec.env_observation_space
         space.seed(11)
         samples = [space.sample() for _ in range(64)]
+        exports[env_id] = (export_savedmodel(agent, config, spec, root / env_id), samples)
+    return exports
+
+
+def test_env_signatures_act_on_env_observations_in_a_fresh_process(
+    env_exports: dict[str, tuple[Path, list]], tmp_path: Path
+) -> None:
+    jobs, expected_inputs = [], {}
+    for env_id, (export_dir, samples) in env_exports.items():
+        metadata = json.loads((export_dir / METADATA_FILE).read_text())
+        space = space_from_json(metadata["env_observation_space"])
+        assert space == describe(env_id, make_env_fn(env_id)).env_observation_space
         stem = tmp_path / env_id
-        export_dir = export_savedmodel(agent, config, spec, stem)
         np.savez(f"{stem}_inputs.npz", **_leaf_batches(space, samples))
         flat = np.stack([gym.spaces.flatten(space, s) for s in samples]).astype(np.float32)
         np.save(f"{stem}_flat.npy", flat)
@@ -182,8 +207,6 @@ def test_env_signatures_act_on_env_observations_in_a_fresh_process(tmp_path: Pat
                 "result": f"{stem}_result.npz",
             }
         )
-        metadata = json.loads((export_dir / METADATA_FILE).read_text())
-        assert space_from_json(metadata["env_observation_space"]) == space
         expected_inputs[env_id] = (metadata["env_observation_inputs"], space)
     completed = subprocess.run(
         [sys.executable, "-c", FRESH_PROCESS_CODE, json.dumps(jobs)],
@@ -214,3 +237,61 @@ def test_env_signatures_act_on_env_observations_in_a_fresh_process(tmp_path: Pat
             np.testing.assert_array_equal(result["env_value"], result["value"])
             assert len(np.unique(result["action"], axis=0)) > 1, env_id
             assert result["env_sample"].shape == result["action"].shape
+
+
+def _stack(space: gym.Space, samples: list) -> Any:
+    """A batch of env observations as a vector env returns them (dicts of arrays)."""
+    if isinstance(space, gym.spaces.Dict):
+        return {k: _stack(c, [s[k] for s in samples]) for k, c in space.spaces.items()}
+    if isinstance(space, gym.spaces.Tuple):
+        return tuple(_stack(c, [s[i] for s in samples]) for i, c in enumerate(space.spaces))
+    return np.stack([np.asarray(s) for s in samples])
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_predict_takes_one_env_observation_or_a_batch(
+    env_exports: dict[str, tuple[Path, list]], env_id: str
+) -> None:
+    export_dir, samples = env_exports[env_id]
+    policy = load_policy(export_dir)
+    space = space_from_json(policy.metadata["env_observation_space"])
+    batch = policy.predict(_stack(space, samples))
+    flat = np.stack([gym.spaces.flatten(space, s) for s in samples]).astype(np.float32)
+    np.testing.assert_array_equal(batch, policy.act(flat))
+    assert batch.shape == (64,) and len(np.unique(batch)) > 1  # Discrete actions
+    for index in (0, 5):
+        one = policy.predict(samples[index])
+        assert np.shape(one) == () and one == batch[index]
+    sampled = policy.predict(_stack(space, samples), deterministic=False)
+    action_space = space_from_json(policy.metadata["action_space"])
+    assert sampled.shape == (64,) and all(action_space.contains(a) for a in sampled)
+
+
+def test_load_policy_finds_a_runs_export_and_names_bad_observations(
+    env_exports: dict[str, tuple[Path, list]], tmp_path: Path
+) -> None:
+    export_dir, samples = env_exports[DICT_ENV_ID]
+    run_dir = tmp_path / "run"
+    shutil.copytree(export_dir, run_dir / "export")
+    policy = load_policy(run_dir)
+    assert policy.predict(samples[0]) == load_policy(export_dir).predict(samples[0])
+    with pytest.raises(IncompatibleSpaceError, match="observation has no 'grid'"):
+        policy.predict({k: v for k, v in samples[0].items() if k != "grid"})
+    wrong = dict(samples[0], pos=np.zeros((3, 2), np.float32))
+    with pytest.raises(IncompatibleSpaceError, match=r"observation_pos has shape \(3, 2\)"):
+        policy.predict(wrong)
+    with pytest.raises(RunDirError, match="no saved_model.pb"):
+        load_policy(tmp_path / "nothing")
+
+
+def test_predict_on_an_export_without_env_signatures_says_to_export_again(
+    env_exports: dict[str, tuple[Path, list]], tmp_path: Path
+) -> None:
+    export_dir, samples = env_exports["CartPole-v1"]
+    older = tmp_path / "older"
+    shutil.copytree(export_dir, older)
+    metadata = json.loads((older / METADATA_FILE).read_text())
+    del metadata["env_observation_inputs"], metadata["env_observation_space"]
+    (older / METADATA_FILE).write_text(json.dumps(metadata))
+    with pytest.raises(RunDirError, match="export the run again with `trpo-tf export RUN_DIR`"):
+        load_policy(older).predict(samples[0])

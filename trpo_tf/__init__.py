@@ -18,6 +18,7 @@ _EXPORTS = {
     "ExperimentConfig": "trpo_tf.config",
     "load_experiment": "trpo_tf.config",
     "train": "trpo_tf.train",
+    "load_policy": "trpo_tf.export",
     "TrpoTfError": "trpo_tf.errors",
 }
 

@@ -37,7 +37,7 @@ Serving in a process without trpo_tf or TensorFlow Probability::
     actions = model.action(observations)["action"]
 """
 
-from trpo_tf.export.loading import LoadedExport, evaluate_export, is_export_dir
+from trpo_tf.export.loading import LoadedExport, evaluate_export, is_export_dir, load_policy
 from trpo_tf.export.module import ExportedAgent
 from trpo_tf.export.spaces import space_from_json, space_to_json
 from trpo_tf.export.writer import (
@@ -66,6 +66,7 @@ __all__ = [
     "export_savedmodel",
     "export_tflite",
     "is_export_dir",
+    "load_policy",
     "space_from_json",
     "space_to_json",
 ]

@@ -11,7 +11,7 @@ import gymnasium as gym
 import numpy as np
 import tensorflow as tf
 
-from trpo_tf.errors import RunDirError
+from trpo_tf.errors import IncompatibleSpaceError, RunDirError
 from trpo_tf.export.writer import METADATA_FILE
 
 
@@ -45,12 +45,90 @@ class LoadedExport:
         batch = np.asarray(observations, np.float32).reshape(len(observations), -1)
         return self._action(observation=tf.constant(batch))["action"].numpy()
 
+    def predict(self, observation: Any, deterministic: bool = True) -> np.ndarray:
+        """Env-ready action(s) for observation(s) exactly as the environment returns them.
+
+        One observation (an int for a Discrete space, a ``[*shape]`` array for a Box, a
+        dict for a Dict space) gives one action; a batch (every leaf with a leading
+        batch axis, as a vector env returns them) gives ``[batch, ...]`` actions.
+
+        Args:
+            observation: as above.
+            deterministic: the mode action (``env_action``), else a sample
+                (``env_sample``).
+
+        Raises:
+            RunDirError: the export has no ``env_*`` signatures (written before they
+                existed: export the run again).
+            IncompatibleSpaceError: ``observation`` does not match the env's
+                observation space.
+        """
+        from trpo_tf.export.spaces import space_from_json
+
+        if "env_observation_inputs" not in self.metadata:
+            raise RunDirError(
+                "this export has no env_action signature (written by an older trpo_tf); "
+                "export the run again with `trpo-tf export RUN_DIR`"
+            )
+        space = space_from_json(self.metadata["env_observation_space"])
+        leaves = _leaves(space, observation)
+        first_space, first = leaves[0]
+        single = np.ndim(first) == len(first_space.shape)
+        inputs = {}
+        for entry, (leaf_space, leaf) in zip(
+            self.metadata["env_observation_inputs"], leaves, strict=True
+        ):
+            array = np.asarray(leaf)[None] if single else np.asarray(leaf)
+            if array.shape[1:] != leaf_space.shape:
+                raise IncompatibleSpaceError(
+                    f"observation {entry['name']} has shape {np.shape(leaf)}; the env's "
+                    f"observation space {leaf_space} needs {leaf_space.shape} or a batch of them"
+                )
+            inputs[entry["name"]] = tf.constant(array, tf.as_dtype(entry["dtype"]))
+        signature = "env_action" if deterministic else "env_sample"
+        actions = self.module.signatures[signature](**inputs)["action"].numpy()
+        return actions[0] if single else actions
+
     def env_fn(self, **extra_kwargs: Any) -> Callable[[], gym.Env]:
         """Constructor of the export's environment (metadata env id + kwargs)."""
         from trpo_tf.envs import make_env_fn
 
         env = self.metadata["env"]
         return make_env_fn(env["id"], {**env.get("kwargs", {}), **extra_kwargs})
+
+
+def _leaves(space: gym.Space, observation: Any) -> list[tuple[gym.Space, Any]]:
+    """(leaf space, leaf value) pairs of a Dict/Tuple ``observation``, in the space's order."""
+    if isinstance(space, gym.spaces.Dict):
+        children = list(space.spaces.items())
+    elif isinstance(space, gym.spaces.Tuple):
+        children = list(enumerate(space.spaces))
+    else:
+        return [(space, observation)]
+    pairs = []
+    for key, child in children:
+        try:
+            value = observation[key]
+        except (KeyError, IndexError, TypeError) as error:
+            raise IncompatibleSpaceError(
+                f"observation has no {key!r} ({type(error).__name__}); the env's observation "
+                f"space is {space}"
+            ) from error
+        pairs += _leaves(child, value)
+    return pairs
+
+
+def load_policy(path: str | Path) -> LoadedExport:
+    """The exported policy of a run directory (``RUN_DIR/export``) or an export directory.
+
+    ``load_policy("runs/cartpole-s0-...").predict(observation)`` acts on observations
+    as the environment returns them (:meth:`LoadedExport.predict`).
+
+    Raises:
+        RunDirError: ``path`` holds no export.
+    """
+    path = Path(path)
+    return LoadedExport(path / "export" if is_export_dir(path / "export") else path)
 
 
 class _EnvReadyActions:

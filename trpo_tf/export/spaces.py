@@ -42,17 +42,17 @@ def space_to_json(space: gym.Space) -> dict[str, Any]:
     Discrete: ``{"type": "Discrete", "shape": [], "dtype", "n", "start"}``.
     MultiDiscrete: ``{"type": "MultiDiscrete", "shape", "dtype", "nvec", "start"}``.
     MultiBinary: ``{"type": "MultiBinary", "shape", "dtype"}``.
-    Dict: ``{"type": "Dict", "spaces": {key: space JSON}}`` in the space's key order.
+    Dict: ``{"type": "Dict", "spaces": [[key, space JSON], ...]}`` in the space's order.
     Tuple: ``{"type": "Tuple", "spaces": [space JSON, ...]}``.
 
     Raises:
         IncompatibleSpaceError: any other space.
     """
     if isinstance(space, gym.spaces.Dict):
-        return {
-            "type": "Dict",
-            "spaces": {str(key): space_to_json(child) for key, child in space.spaces.items()},
-        }
+        # [key, space] pairs: the order is the flattening's, and the metadata is written
+        # with sorted keys.
+        pairs = [[str(key), space_to_json(child)] for key, child in space.spaces.items()]
+        return {"type": "Dict", "spaces": pairs}
     if isinstance(space, gym.spaces.Tuple):
         return {"type": "Tuple", "spaces": [space_to_json(child) for child in space.spaces]}
     if isinstance(space, gym.spaces.MultiDiscrete):
@@ -96,7 +96,7 @@ def space_from_json(data: Mapping[str, Any]) -> gym.Space:
     """Inverse of :func:`space_to_json`."""
     if data["type"] == "Dict":
         # Pairs keep the written key order (a plain dict would be sorted by gymnasium).
-        return gym.spaces.Dict([(key, space_from_json(c)) for key, c in data["spaces"].items()])
+        return gym.spaces.Dict([(key, space_from_json(child)) for key, child in data["spaces"]])
     if data["type"] == "Tuple":
         return gym.spaces.Tuple([space_from_json(child) for child in data["spaces"]])
     dtype = np.dtype(data["dtype"])
