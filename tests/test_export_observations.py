@@ -295,3 +295,21 @@ def test_predict_on_an_export_without_env_signatures_says_to_export_again(
     (older / METADATA_FILE).write_text(json.dumps(metadata))
     with pytest.raises(RunDirError, match="export the run again with `trpo-tf export RUN_DIR`"):
         load_policy(older).predict(samples[0])
+
+
+def test_an_env_space_the_env_signatures_cannot_take_still_exports_flattened(
+    tmp_path: Path,
+) -> None:
+    from trpo_tf.envs import EnvSpec
+
+    own = gym.spaces.Dict({"pos": gym.spaces.Box(-1.0, 1.0, (3,)), "name": gym.spaces.Text(4)})
+    flat = gym.spaces.Box(-np.inf, np.inf, (7,), np.float32)
+    spec = EnvSpec("TextObs-v0", 7, gym.spaces.Discrete(2), flat, own)
+    config = experiment_from_dict({"name": "text-obs", "env": {"id": "CartPole-v1"}})
+    agent = Agent.build(config, 7, spec.action_space)
+    policy = load_policy(export_savedmodel(agent, config, spec, tmp_path / "export"))
+    assert "env_action" not in policy.module.signatures
+    assert "env_observation_space" not in policy.metadata
+    assert policy.act(np.zeros((2, 7), np.float32)).shape == (2,)
+    with pytest.raises(RunDirError, match="no env_action signature: cannot export env obs"):
+        policy.predict({"pos": np.zeros(3, np.float32), "name": "ab"})

@@ -59,16 +59,21 @@ class LoadedExport:
 
         Raises:
             RunDirError: the export has no ``env_*`` signatures (written before they
-                existed: export the run again).
+                existed: export the run again; or the env's observation space has a
+                leaf they cannot take, named in the message).
             IncompatibleSpaceError: ``observation`` does not match the env's
                 observation space.
         """
         from trpo_tf.export.spaces import space_from_json
 
         if "env_observation_inputs" not in self.metadata:
+            reason = self.metadata.get("env_signatures_unavailable")
             raise RunDirError(
-                "this export has no env_action signature (written by an older trpo_tf); "
-                "export the run again with `trpo-tf export RUN_DIR`"
+                f"this export has no env_action signature: {reason}; pass flattened "
+                "observations to act()"
+                if reason
+                else "this export has no env_action signature (written by an older "
+                "trpo_tf); export the run again with `trpo-tf export RUN_DIR`"
             )
         space = space_from_json(self.metadata["env_observation_space"])
         leaves = _leaves(space, observation)

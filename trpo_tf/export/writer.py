@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from trpo_tf.errors import TrpoTfError
+from trpo_tf.errors import IncompatibleSpaceError, TrpoTfError
 from trpo_tf.export.module import ExportedAgent
 from trpo_tf.export.observations import env_observation_inputs
 from trpo_tf.export.spaces import space_to_json
@@ -30,6 +30,7 @@ def export_metadata(config: Any, env_spec: Any, agent: Any) -> dict[str, Any]:
     from trpo_tf import __version__
 
     normalizer = agent.observation_normalizer
+    env_space, env_entries = _servable_env_space(env_spec)
     return {
         "format_version": FORMAT_VERSION,
         "trpo_tf_version": __version__,
@@ -42,7 +43,7 @@ def export_metadata(config: Any, env_spec: Any, agent: Any) -> dict[str, Any]:
         },
         "observation_dim": int(env_spec.observation_dim),
         "observation_space": space_to_json(env_spec.observation_space),
-        **_env_observation_metadata(env_spec.env_observation_space),
+        **env_entries,
         "action_space": space_to_json(env_spec.action_space),
         "distribution": config.policy.distribution,
         "observation_normalization": {
@@ -60,24 +61,31 @@ def export_metadata(config: Any, env_spec: Any, agent: Any) -> dict[str, Any]:
                     "env_sample": "env observation -> as sample",
                     "env_value": "env observation -> as value",
                 }
-                if env_spec.env_observation_space is not None
+                if env_space is not None
                 else {}
             ),
         },
     }
 
 
-def _env_observation_metadata(space: Any) -> dict[str, Any]:
-    """The env's own observation space and the ``env_*`` signatures' inputs, if known."""
+def _servable_env_space(env_spec: Any) -> tuple[Any, dict[str, Any]]:
+    """The env's own observation space if the ``env_*`` signatures can take it, and
+    its metadata entries; else None and the reason (the export keeps its flattened
+    signatures either way)."""
+    space = env_spec.env_observation_space
     if space is None:
-        return {}
-    specs, _ = env_observation_inputs(space)
+        return None, {}
+    try:
+        specs, _ = env_observation_inputs(space)
+        space_json = space_to_json(space)
+    except IncompatibleSpaceError as error:
+        return None, {"env_signatures_unavailable": str(error)}
     # A list: the metadata is written with sorted keys, and the order is the flattening's.
     inputs = [
         {"name": name, "shape": [None, *spec.shape[1:].as_list()], "dtype": spec.dtype.name}
         for name, spec in specs.items()
     ]
-    return {"env_observation_space": space_to_json(space), "env_observation_inputs": inputs}
+    return space, {"env_observation_space": space_json, "env_observation_inputs": inputs}
 
 
 def export_savedmodel(agent: Any, config: Any, env_spec: Any, out_dir: str | Path) -> Path:
@@ -98,6 +106,7 @@ def export_savedmodel(agent: Any, config: Any, env_spec: Any, out_dir: str | Pat
     """
     out_dir = Path(out_dir)
     metadata = export_metadata(config, env_spec, agent)
+    env_space, _ = _servable_env_space(env_spec)
     normalizer = agent.observation_normalizer
     module = ExportedAgent(
         agent.policy,
@@ -109,10 +118,10 @@ def export_savedmodel(agent: Any, config: Any, env_spec: Any, out_dir: str | Pat
         epsilon=normalizer.epsilon,
         action_space=env_spec.action_space,
         metadata_json=json.dumps(metadata, sort_keys=True),
-        env_observation_space=env_spec.env_observation_space,
+        env_observation_space=env_space,
     )
     names = ["action", "sample", "value", "metadata"]
-    if env_spec.env_observation_space is not None:
+    if env_space is not None:
         names += ["env_action", "env_sample", "env_value"]
     signatures = {name: getattr(module, name).get_concrete_function() for name in names}
     signatures["serving_default"] = signatures["action"]
