@@ -282,6 +282,11 @@ def test_load_policy_finds_a_runs_export_and_names_bad_observations(
         policy.predict(wrong)
     with pytest.raises(RunDirError, match="no saved_model.pb"):
         load_policy(tmp_path / "nothing")
+    unexported = tmp_path / "unexported"
+    unexported.mkdir()
+    (unexported / "config.yaml").write_text("name: x\n")
+    with pytest.raises(RunDirError, match="has no export yet; write one with `trpo-tf export"):
+        load_policy(unexported)
 
 
 def test_predict_on_an_export_without_env_signatures_says_to_export_again(

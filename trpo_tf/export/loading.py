@@ -133,7 +133,13 @@ def load_policy(path: str | Path) -> LoadedExport:
         RunDirError: ``path`` holds no export.
     """
     path = Path(path)
-    return LoadedExport(path / "export" if is_export_dir(path / "export") else path)
+    if is_export_dir(path / "export"):
+        return LoadedExport(path / "export")
+    if (path / "config.yaml").is_file() and not is_export_dir(path):
+        raise RunDirError(
+            f"run directory {path} has no export yet; write one with `trpo-tf export {path}`"
+        )
+    return LoadedExport(path)
 
 
 class _EnvReadyActions:
