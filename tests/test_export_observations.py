@@ -318,3 +318,13 @@ def test_an_env_space_the_env_signatures_cannot_take_still_exports_flattened(
     assert policy.act(np.zeros((2, 7), np.float32)).shape == (2,)
     with pytest.raises(RunDirError, match="no env_action signature: cannot export env obs"):
         policy.predict({"pos": np.zeros(3, np.float32), "name": "ab"})
+
+
+def test_a_factory_that_flattens_itself_is_served_what_its_env_returns() -> None:
+    def flattened_dict_env() -> gym.Env:
+        return gym.wrappers.FlattenObservation(DictObservationEnv())
+
+    spec = describe("self-flattening", flattened_dict_env)
+    assert spec.env_observation_space == spec.observation_space  # what env.step returns
+    spec = describe(DICT_ENV_ID, make_env_fn(DICT_ENV_ID))
+    assert spec.env_observation_space == _dict_space()

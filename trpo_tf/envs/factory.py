@@ -57,12 +57,19 @@ def _gymnasium_maker(env_id: str) -> Callable[..., gym.Env]:
     return make
 
 
+class _FlattenedForTraining(gym.wrappers.FlattenObservation):
+    """The ``FlattenObservation`` trpo_tf adds: the env's own space is the inner one.
+
+    (A ``FlattenObservation`` the env's factory applied itself is part of the env.)
+    """
+
+
 def _flatten_observations(env: gym.Env) -> gym.Env:
     space = env.observation_space
     if isinstance(space, gym.spaces.Box) and len(space.shape) == 1:
         return env
     try:
-        return gym.wrappers.FlattenObservation(env)
+        return _FlattenedForTraining(env)
     except Exception as error:  # noqa: BLE001 - any failure means unsupported space
         raise IncompatibleSpaceError(
             f"env '{env.spec.id if env.spec else env}': observation space {space} cannot be "
@@ -147,8 +154,7 @@ def describe(env_id: str, env_fn: Callable[[], gym.Env]) -> EnvSpec:
         space = env.observation_space
         if not isinstance(space, gym.spaces.Box) or not np.issubdtype(space.dtype, np.number):
             raise IncompatibleSpaceError(f"env '{env_id}': unsupported observation space {space}")
-        flattened = isinstance(env, gym.wrappers.FlattenObservation)
-        own = env.env.observation_space if flattened else space
+        own = env.env.observation_space if isinstance(env, _FlattenedForTraining) else space
         return EnvSpec(env_id, int(np.prod(space.shape)), env.action_space, space, own)
     finally:
         env.close()
