@@ -26,8 +26,11 @@ from trpo_tf.config import experiment_from_dict
 from trpo_tf.envs import describe, make_env_fn
 from trpo_tf.errors import IncompatibleSpaceError, RunDirError
 from trpo_tf.export import (
+    ENV_TFLITE_FILE,
     METADATA_FILE,
+    TFLITE_FILE,
     export_savedmodel,
+    export_tflite,
     load_policy,
     space_from_json,
     space_to_json,
@@ -328,3 +331,23 @@ def test_a_factory_that_flattens_itself_is_served_what_its_env_returns() -> None
     assert spec.env_observation_space == spec.observation_space  # what env.step returns
     spec = describe(DICT_ENV_ID, make_env_fn(DICT_ENV_ID))
     assert spec.env_observation_space == _dict_space()
+
+
+@pytest.mark.filterwarnings("ignore:.*tf.lite.Interpreter is deprecated")
+@pytest.mark.parametrize("env_id", [DICT_ENV_ID, "FrozenLake-v1"])
+def test_tflite_of_env_action_takes_env_observations(
+    env_exports: dict[str, tuple[Path, list]], env_id: str, tmp_path: Path
+) -> None:
+    export_dir, samples = env_exports[env_id]
+    export_tflite(export_dir, tmp_path / TFLITE_FILE)
+    interpreter = tf.lite.Interpreter(model_path=str(tmp_path / ENV_TFLITE_FILE))
+    runner = interpreter.get_signature_runner()
+    metadata = json.loads((export_dir / METADATA_FILE).read_text())
+    space = space_from_json(metadata["env_observation_space"])
+    batches = _leaf_batches(space, samples)
+    inputs = {
+        e["name"]: batches[e["name"]].astype(e["dtype"]) for e in metadata["env_observation_inputs"]
+    }
+    loaded = tf.saved_model.load(str(export_dir))
+    expected = loaded.signatures["env_action"](**{k: tf.constant(v) for k, v in inputs.items()})
+    np.testing.assert_array_equal(runner(**inputs)["action"], expected["action"].numpy())

@@ -205,10 +205,12 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from trpo_tf.export import export_run
+    from trpo_tf.export import ENV_TFLITE_FILE, export_run
 
     out = export_run(Path(args.run_dir), args.out, format=args.format, force=args.force)
-    print(f"exported {args.format}: {out}")
+    env_model = out.with_name(ENV_TFLITE_FILE)
+    also = f" and {env_model}" if args.format == "tflite" and env_model.is_file() else ""
+    print(f"exported {args.format}: {out}{also}")
     return 0
 
 
@@ -327,7 +329,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--format",
         choices=("savedmodel", "tflite"),
         default="savedmodel",
-        help="tflite also writes OUT/policy.tflite of the action signature",
+        help="tflite also writes OUT/policy.tflite of the action signature and "
+        "OUT/policy_env.tflite of env_action",
     )
     export.set_defaults(func=_cmd_export)
 

@@ -30,6 +30,7 @@ the environment id and kwargs — is also written as ``metadata.json`` next to
       saved_model.pb, variables/   the SavedModel
       metadata.json                spaces, env id, experiment name
       policy.tflite                with ``--format tflite``: the ``action`` signature
+      policy_env.tflite            and the ``env_action`` signature
 
 Serving in a process without trpo_tf or TensorFlow Probability::
 
@@ -41,6 +42,7 @@ from trpo_tf.export.loading import LoadedExport, evaluate_export, is_export_dir,
 from trpo_tf.export.module import ExportedAgent
 from trpo_tf.export.spaces import space_from_json, space_to_json
 from trpo_tf.export.writer import (
+    ENV_TFLITE_FILE,
     FORMAT_VERSION,
     FORMATS,
     METADATA_FILE,
@@ -53,6 +55,7 @@ from trpo_tf.export.writer import (
 )
 
 __all__ = [
+    "ENV_TFLITE_FILE",
     "FORMATS",
     "FORMAT_VERSION",
     "METADATA_FILE",

@@ -12,6 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from trpo_tf.errors import IncompatibleSpaceError, RunDirError
+from trpo_tf.export.observations import observation_leaves
 from trpo_tf.export.writer import METADATA_FILE
 
 
@@ -76,7 +77,7 @@ class LoadedExport:
                 "trpo_tf); export the run again with `trpo-tf export RUN_DIR`"
             )
         space = space_from_json(self.metadata["env_observation_space"])
-        leaves = _leaves(space, observation)
+        leaves = observation_leaves(space, observation)
         first_space, first = leaves[0]
         single = np.ndim(first) == len(first_space.shape)
         inputs = {}
@@ -100,27 +101,6 @@ class LoadedExport:
 
         env = self.metadata["env"]
         return make_env_fn(env["id"], {**env.get("kwargs", {}), **extra_kwargs})
-
-
-def _leaves(space: gym.Space, observation: Any) -> list[tuple[gym.Space, Any]]:
-    """(leaf space, leaf value) pairs of a Dict/Tuple ``observation``, in the space's order."""
-    if isinstance(space, gym.spaces.Dict):
-        children = list(space.spaces.items())
-    elif isinstance(space, gym.spaces.Tuple):
-        children = list(enumerate(space.spaces))
-    else:
-        return [(space, observation)]
-    pairs = []
-    for key, child in children:
-        try:
-            value = observation[key]
-        except (KeyError, IndexError, TypeError) as error:
-            raise IncompatibleSpaceError(
-                f"observation has no {key!r} ({type(error).__name__}); the env's observation "
-                f"space is {space}"
-            ) from error
-        pairs += _leaves(child, value)
-    return pairs
 
 
 def load_policy(path: str | Path) -> LoadedExport:

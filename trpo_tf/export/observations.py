@@ -110,3 +110,24 @@ def env_observation_inputs(space: gym.Space) -> tuple[dict[str, tf.TensorSpec], 
     return {spec.name: spec for spec in specs}, lambda inputs: flatten(
         [inputs[name] for name in names]
     )
+
+
+def observation_leaves(space: gym.Space, observation: Any) -> list[tuple[gym.Space, Any]]:
+    """(leaf space, leaf value) pairs of a Dict/Tuple ``observation``, in the space's order."""
+    if isinstance(space, gym.spaces.Dict):
+        children = list(space.spaces.items())
+    elif isinstance(space, gym.spaces.Tuple):
+        children = list(enumerate(space.spaces))
+    else:
+        return [(space, observation)]
+    pairs = []
+    for key, child in children:
+        try:
+            value = observation[key]
+        except (KeyError, IndexError, TypeError) as error:
+            raise IncompatibleSpaceError(
+                f"observation has no {key!r} ({type(error).__name__}); the env's observation "
+                f"space is {space}"
+            ) from error
+        pairs += observation_leaves(child, value)
+    return pairs

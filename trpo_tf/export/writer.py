@@ -12,11 +12,12 @@ import tensorflow as tf
 
 from trpo_tf.errors import IncompatibleSpaceError, TrpoTfError
 from trpo_tf.export.module import ExportedAgent
-from trpo_tf.export.observations import env_observation_inputs
-from trpo_tf.export.spaces import space_to_json
+from trpo_tf.export.observations import env_observation_inputs, observation_leaves
+from trpo_tf.export.spaces import space_from_json, space_to_json
 
 METADATA_FILE = "metadata.json"
 TFLITE_FILE = "policy.tflite"
+ENV_TFLITE_FILE = "policy_env.tflite"  # the env_action signature
 FORMAT_VERSION = 1
 FORMATS = ("savedmodel", "tflite")
 
@@ -127,53 +128,66 @@ def export_savedmodel(agent: Any, config: Any, env_spec: Any, out_dir: str | Pat
     signatures["serving_default"] = signatures["action"]
     out_dir.mkdir(parents=True, exist_ok=True)
     tf.saved_model.save(module, str(out_dir), signatures=signatures)
-    (out_dir / TFLITE_FILE).unlink(missing_ok=True)  # would be stale now
+    for stale in (TFLITE_FILE, ENV_TFLITE_FILE):  # would be stale now
+        (out_dir / stale).unlink(missing_ok=True)
     (out_dir / METADATA_FILE).write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n")
     return out_dir
 
 
-def _check_observations(observation_dim: int, seed: int = 0) -> list[np.ndarray]:
+def _check_observations(observation_dim: int, seed: int = 0) -> list[dict[str, np.ndarray]]:
+    """Inputs of the ``action`` signature: random flattened observations, 3 batch sizes."""
     rng = np.random.default_rng(seed)
     return [
-        rng.normal(0.0, 3.0, (batch, observation_dim)).astype(np.float32) for batch in (1, 7, 64)
+        {"observation": rng.normal(0.0, 3.0, (batch, observation_dim)).astype(np.float32)}
+        for batch in (1, 7, 64)
     ]
 
 
-def export_tflite(saved_model_dir: str | Path, out_path: str | Path) -> Path:
-    """Convert the SavedModel's ``action`` signature to TFLite and check it.
+def _check_env_observations(metadata: dict[str, Any], seed: int = 0) -> list[dict[str, np.ndarray]]:
+    """Inputs of the ``env_action`` signature: samples of the env's observation space."""
+    space = space_from_json(metadata["env_observation_space"])
+    space.seed(seed)
+    entries = metadata["env_observation_inputs"]
+    batches = []
+    for batch in (1, 7, 64):
+        rows = [observation_leaves(space, space.sample()) for _ in range(batch)]
+        batches.append(
+            {
+                entry["name"]: np.stack([row[i][1] for row in rows]).astype(entry["dtype"])
+                for i, entry in enumerate(entries)
+            }
+        )
+    return batches
+
+
+def _checked_tflite(
+    function: Any, loaded: Any, inputs: list[dict[str, np.ndarray]], source: Path
+) -> bytes:
+    """``function`` (a loaded signature) as a TFLite flatbuffer that reproduces its actions.
 
     The converter reads the loaded SavedModel's concrete function (converting the
     in-memory module would leave Keras 3 weights uninitialised and output NaN).
-    The TFLite model must then reproduce the SavedModel's actions on random
-    observations (batch 1, 7 and 64) to 1e-5 (exactly for Discrete actions).
-
-    Returns:
-        ``out_path`` as a :class:`~pathlib.Path`.
+    The TFLite model must reproduce the SavedModel's actions on every batch of
+    ``inputs`` to 1e-5 (exactly for integer actions).
 
     Raises:
         ExportError: the conversion failed, or its outputs are non-finite or differ.
     """
-    saved_model_dir, out_path = Path(saved_model_dir), Path(out_path)
-    loaded = tf.saved_model.load(str(saved_model_dir))
-    action_fn = loaded.signatures["action"]
-    observation_dim = int(action_fn.structured_input_signature[1]["observation"].shape[-1])
     try:
-        converter = tf.lite.TFLiteConverter.from_concrete_functions([action_fn], loaded)
+        converter = tf.lite.TFLiteConverter.from_concrete_functions([function], loaded)
         flatbuffer = converter.convert()
     except Exception as error:  # noqa: BLE001 - the converter raises many types
-        raise ExportError(f"TFLite conversion of {saved_model_dir} failed: {error}") from error
+        raise ExportError(f"TFLite conversion of {source} failed: {error}") from error
     with warnings.catch_warnings():
         # tf.lite.Interpreter warns that it moves to ai_edge_litert; it still works.
         warnings.simplefilter("ignore", UserWarning)
         interpreter = tf.lite.Interpreter(model_content=flatbuffer)
     runner = interpreter.get_signature_runner()
-    for observations in _check_observations(observation_dim):
-        expected = action_fn(observation=tf.constant(observations))["action"].numpy()
-        got = runner(observation=observations)["action"]
+    for batch in inputs:
+        expected = function(**{k: tf.constant(v) for k, v in batch.items()})["action"].numpy()
+        got = runner(**batch)["action"]
         if np.issubdtype(expected.dtype, np.floating) and not np.all(np.isfinite(got)):
-            raise ExportError(
-                f"TFLite model of {saved_model_dir} outputs NaN/inf actions; not written"
-            )
+            raise ExportError(f"TFLite model of {source} outputs NaN/inf actions; not written")
         exact = not np.issubdtype(expected.dtype, np.floating)
         if got.shape != expected.shape or not (
             np.array_equal(got, expected)
@@ -182,11 +196,47 @@ def export_tflite(saved_model_dir: str | Path, out_path: str | Path) -> Path:
         ):
             worst = np.max(np.abs(np.asarray(got, np.float64) - expected), initial=0.0)
             raise ExportError(
-                f"TFLite model of {saved_model_dir} disagrees with the SavedModel "
+                f"TFLite model of {source} disagrees with the SavedModel "
                 f"(shape {got.shape} vs {expected.shape}, max |diff| {worst:.3g}); not written"
             )
+    return flatbuffer
+
+
+def export_tflite(saved_model_dir: str | Path, out_path: str | Path) -> Path:
+    """Convert the SavedModel's ``action`` signature to TFLite and check it.
+
+    An export with ``env_action`` also gets ``ENV_TFLITE_FILE`` next to ``out_path``:
+    that signature, taking the env's own observations (its inputs as listed in
+    ``metadata.json``), checked on samples of the env's observation space.
+    Each model must reproduce the SavedModel's actions (batch 1, 7 and 64) to 1e-5,
+    exactly for integer actions, or nothing is written.
+
+    Returns:
+        ``out_path`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        ExportError: a conversion failed, or its outputs are non-finite or differ.
+    """
+    saved_model_dir, out_path = Path(saved_model_dir), Path(out_path)
+    loaded = tf.saved_model.load(str(saved_model_dir))
+    action_fn = loaded.signatures["action"]
+    observation_dim = int(action_fn.structured_input_signature[1]["observation"].shape[-1])
+    models = {
+        out_path: _checked_tflite(
+            action_fn, loaded, _check_observations(observation_dim), saved_model_dir
+        )
+    }
+    if "env_action" in loaded.signatures:
+        metadata = json.loads(loaded.metadata()["metadata"].numpy().decode())
+        models[out_path.with_name(ENV_TFLITE_FILE)] = _checked_tflite(
+            loaded.signatures["env_action"],
+            loaded,
+            _check_env_observations(metadata),
+            saved_model_dir,
+        )
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    out_path.write_bytes(flatbuffer)
+    for path, flatbuffer in models.items():
+        path.write_bytes(flatbuffer)
     return out_path
 
 
