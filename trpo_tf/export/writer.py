@@ -7,6 +7,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 import tensorflow as tf
 
@@ -144,19 +145,26 @@ def _check_observations(observation_dim: int, seed: int = 0) -> list[dict[str, n
 
 
 def _check_env_observations(metadata: dict[str, Any], seed: int = 0) -> list[dict[str, np.ndarray]]:
-    """Inputs of the ``env_action`` signature: samples of the env's observation space."""
+    """Inputs of the ``env_action`` signature: samples of the env's observation space.
+
+    Float Box leaves are drawn from N(0, 3²) clipped to their bounds, as the flattened
+    check draws its observations: a uniform sample of a wide Box (MuJoCo's are
+    unbounded, others ±3.4e38) would only compare saturated units.
+    """
     space = space_from_json(metadata["env_observation_space"])
     space.seed(seed)
-    entries = metadata["env_observation_inputs"]
+    rng = np.random.default_rng(seed)
     batches = []
     for batch in (1, 7, 64):
         rows = [observation_leaves(space, space.sample()) for _ in range(batch)]
-        batches.append(
-            {
-                entry["name"]: np.stack([row[i][1] for row in rows]).astype(entry["dtype"])
-                for i, entry in enumerate(entries)
-            }
-        )
+        inputs = {}
+        for i, entry in enumerate(metadata["env_observation_inputs"]):
+            leaf = rows[0][i][0]
+            values = np.stack([row[i][1] for row in rows])
+            if isinstance(leaf, gym.spaces.Box) and np.issubdtype(leaf.dtype, np.floating):
+                values = np.clip(rng.normal(0.0, 3.0, values.shape), leaf.low, leaf.high)
+            inputs[entry["name"]] = values.astype(entry["dtype"])
+        batches.append(inputs)
     return batches
 
 
