@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -65,8 +66,6 @@ class LoadedExport:
             IncompatibleSpaceError: ``observation`` does not match the env's
                 observation space.
         """
-        from trpo_tf.export.spaces import space_from_json
-
         if "env_observation_inputs" not in self.metadata:
             reason = self.metadata.get("env_signatures_unavailable")
             raise RunDirError(
@@ -76,8 +75,7 @@ class LoadedExport:
                 else "this export has no env_action signature (written by an older "
                 "trpo_tf); export the run again with `trpo-tf export RUN_DIR`"
             )
-        space = space_from_json(self.metadata["env_observation_space"])
-        leaves = observation_leaves(space, observation)
+        leaves = observation_leaves(self._env_observation_space, observation)
         first_space, first = leaves[0]
         single = np.ndim(first) == len(first_space.shape)
         inputs = {}
@@ -94,6 +92,14 @@ class LoadedExport:
         signature = "env_action" if deterministic else "env_sample"
         actions = self.module.signatures[signature](**inputs)["action"].numpy()
         return actions[0] if single else actions
+
+    @functools.cached_property
+    def _env_observation_space(self) -> gym.Space:
+        """The env's own observation space from the metadata (read once: predict() is
+        called per env step)."""
+        from trpo_tf.export.spaces import space_from_json
+
+        return space_from_json(self.metadata["env_observation_space"])
 
     def env_fn(self, **extra_kwargs: Any) -> Callable[[], gym.Env]:
         """Constructor of the export's environment (metadata env id + kwargs)."""

@@ -108,7 +108,9 @@ def export_savedmodel(agent: Any, config: Any, env_spec: Any, out_dir: str | Pat
     """
     out_dir = Path(out_dir)
     metadata = export_metadata(config, env_spec, agent)
-    env_space, _ = _servable_env_space(env_spec)
+    # The metadata lists the env_* inputs exactly when the env's space is servable.
+    servable = "env_observation_inputs" in metadata
+    env_space = env_spec.env_observation_space if servable else None
     normalizer = agent.observation_normalizer
     module = ExportedAgent(
         agent.policy,
