@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-COMMON = ["checkpoint.every=0", "tracking.tensorboard=false"]
+COMMON = ["checkpoint.every=0", "checkpoint.every_s=0", "tracking.tensorboard=false"]
 ASYNC = ["runner.kind=async", "runner.workers=2", "runner.max_policy_lag=1"]
 VARIANTS = {
     "sync": ["runner.kind=sync"],

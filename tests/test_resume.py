@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ import pytest
 
 from trpo_tf.checkpoint import CheckpointManager
 from trpo_tf.config import experiment_from_dict
+from trpo_tf.config.schema import CheckpointConfig
 from trpo_tf.run_loading import load_run
 from trpo_tf.train import train
 
@@ -93,6 +95,23 @@ def test_checkpoint_written_behind_the_value_fit_resumes_exactly(tmp_path: Path)
     variables_b = agent_b.policy.policy_variables + agent_b.value_network.trainable_variables
     for a, b in zip(variables_a, variables_b, strict=True):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+@pytest.mark.slow
+def test_periodic_checkpoints_by_time(tmp_path: Path) -> None:
+    # checkpoint.every_s alone: a run shorter than it writes only its final checkpoint;
+    # one whose every iteration outlasts it writes one after each iteration.
+    base = _config("CartPole-v1", 1024, keep=4)
+    seconds = {"long": 3600.0, "short": 1e-9}
+    for name, every_s in seconds.items():
+        config = replace(base, checkpoint=CheckpointConfig(every=0, every_s=every_s, keep=4))
+        train(config, tmp_path / name, quiet=True)
+
+    def written(name: str) -> list[str]:
+        return sorted(path.name for path in (tmp_path / name / "checkpoints").iterdir())
+
+    assert written("long") == ["iter_000004"]
+    assert written("short") == [f"iter_{i:06d}" for i in (1, 2, 3, 4)]
 
 
 def test_checkpoint_manager_keeps_newest_and_ignores_partial(tmp_path: Path) -> None:

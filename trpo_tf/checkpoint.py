@@ -31,12 +31,40 @@ from trpo_tf.errors import RunDirError
 
 if TYPE_CHECKING:
     from trpo_tf.checkpoint_write import CheckpointWriter
+    from trpo_tf.config.schema import CheckpointConfig
 
 _PREFIX = "iter_"
 _TMP = ".tmp-"
 # Fault-injection hook for tests: seconds to sleep between writing the TF and
 # Python state of a checkpoint (so a test can kill the process mid-write).
 _DELAY_ENV = "TRPO_TF_CHECKPOINT_WRITE_DELAY"
+
+
+class CheckpointSchedule:
+    """When training writes a periodic checkpoint (``checkpoint.every`` / ``every_s``).
+
+    After iteration k a checkpoint is due when k is a multiple of ``every``, or when
+    ``every_s`` seconds of training have passed since the previous one (or since this
+    process started training); 0 turns either trigger off.
+
+    Args:
+        config: the experiment's ``checkpoint:`` section.
+        elapsed: seconds of training so far (where a resumed run starts counting).
+    """
+
+    def __init__(self, config: CheckpointConfig, elapsed: float) -> None:
+        self.every = config.every
+        self.every_s = config.every_s
+        self.last = elapsed
+
+    def due(self, iteration: int, elapsed: float) -> bool:
+        """Whether a checkpoint is due after ``iteration`` at ``elapsed`` seconds."""
+        by_iterations = self.every > 0 and iteration % self.every == 0
+        return by_iterations or (self.every_s > 0 and elapsed - self.last >= self.every_s)
+
+    def written(self, elapsed: float) -> None:
+        """A checkpoint was written at ``elapsed`` seconds; the clock restarts there."""
+        self.last = elapsed
 
 
 class CheckpointManager:

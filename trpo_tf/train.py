@@ -16,7 +16,7 @@ import tensorflow as tf
 
 from trpo_tf.agent import Agent
 from trpo_tf.blas import blas_threads
-from trpo_tf.checkpoint import CheckpointManager
+from trpo_tf.checkpoint import CheckpointManager, CheckpointSchedule
 from trpo_tf.config.schema import ExperimentConfig
 from trpo_tf.envs import describe, make_env_fn
 from trpo_tf.errors import IncompatibleSpaceError
@@ -252,6 +252,7 @@ def _train(
     iterations = trainer.total_steps // batch_size
     progress.total_steps = iterations * batch_size
     start = time.perf_counter() - loop.elapsed
+    schedule = CheckpointSchedule(config.checkpoint, loop.elapsed)
     progress.begin(sampler.total_env_steps)
     stall = StallWatch()
     completed = False
@@ -277,9 +278,9 @@ def _train(
             warning = stall.observe(row)
             if warning:
                 progress.message(warning)
-            every = config.checkpoint.every
-            if every and iteration % every == 0 and iteration < iterations:
+            if iteration < iterations and schedule.due(iteration, loop.elapsed):
                 save_checkpoint(in_background=True)
+                schedule.written(loop.elapsed)
             if interrupt.requested:
                 raise KeyboardInterrupt
         completed = True

@@ -155,8 +155,14 @@ class TrackingConfig:
 class CheckpointConfig:
     """``checkpoint:`` — periodic checkpoints for ``trpo-tf train --resume``."""
 
-    every: int = _bounded(10, min=0)
-    """Iterations between checkpoints (0: only at the end and on Ctrl-C)."""
+    every: int = _bounded(0, min=0)
+    """Write one after every iteration whose number is a multiple of this (0: off)."""
+    every_s: float = _bounded(60.0, min=0.0)
+    """Write one after the first iteration that ends this many seconds of training after
+    the previous checkpoint (or the start); 0: off. Either trigger writes one; with both
+    off, checkpoints are written only at the end and on Ctrl-C. By time, a checkpoint's
+    cost is bounded against the training it protects (a 5-second run writes none, an
+    hour-long one sixty)."""
     keep: int = _bounded(3, min=1)
     """How many of the newest checkpoints to keep."""
 
