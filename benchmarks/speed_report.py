@@ -83,8 +83,8 @@ def write_report(
                 f"| {env_id} | {sb3[0]['env_steps']:,d} | {variant.label} | "
                 f"{med(sb3, 'steps_per_s'):,.0f} | {med(ours, 'steps_per_s'):,.0f} | "
                 f"{np.median(ratios):.2f}x | {med(sb3, 'eval_return'):.1f} | "
-                f"{med(ours, 'eval_return'):.1f} | {share(sb3):.0%} | {share(ours):.0%} | "
-                f"{med(ours, 'steady_update_share'):.0%} | {med(ours, 'compile_s'):.1f} | "
+                f"{med(ours, 'eval_return'):.1f} | {share(sb3):.1%} | {share(ours):.1%} | "
+                f"{med(ours, 'steady_update_share'):.1%} | {med(ours, 'compile_s'):.1f} | "
                 f"{r['limits']['env_only']:,.0f} | {r['limits']['numpy_mlp']:,.0f} |"
             )
     lines += ["", "Per repetition (steps/s, eval return):", ""]
