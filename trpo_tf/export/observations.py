@@ -41,6 +41,18 @@ def _input_name(path: tuple[str, ...]) -> str:
     return re.sub(r"[^A-Za-z0-9_]", "_", "_".join((INPUT_NAME, *path)))
 
 
+def _children(space: gym.Space) -> list[tuple[Any, gym.Space]] | None:
+    """(key or index, subspace) of a Dict or Tuple in the flattening's order; None for a leaf.
+
+    The one walk order of both the signature's inputs and :func:`observation_leaves`.
+    """
+    if isinstance(space, gym.spaces.Dict):
+        return list(space.spaces.items())
+    if isinstance(space, gym.spaces.Tuple):
+        return list(enumerate(space.spaces))
+    return None
+
+
 def _leaf(space: gym.Space, name: str) -> tuple[tf.TensorSpec, Flattener]:
     """The input spec of one non-composite space and its map to ``[batch, dim]`` float32."""
     if isinstance(space, gym.spaces.Discrete):
@@ -72,10 +84,8 @@ def _leaf(space: gym.Space, name: str) -> tuple[tf.TensorSpec, Flattener]:
 
 def _build(space: gym.Space, path: tuple[str, ...]) -> tuple[list[tf.TensorSpec], Flattener]:
     """Leaf specs in order, and ``[leaf tensors] -> [batch, dim]`` for ``space``."""
-    if isinstance(space, gym.spaces.Dict | gym.spaces.Tuple):
-        children = (
-            space.spaces.items() if isinstance(space, gym.spaces.Dict) else enumerate(space.spaces)
-        )
+    children = _children(space)
+    if children is not None:
         specs: list[tf.TensorSpec] = []
         parts: list[tuple[slice, Flattener]] = []
         for key, child in children:
@@ -114,11 +124,8 @@ def env_observation_inputs(space: gym.Space) -> tuple[dict[str, tf.TensorSpec], 
 
 def observation_leaves(space: gym.Space, observation: Any) -> list[tuple[gym.Space, Any]]:
     """(leaf space, leaf value) pairs of a Dict/Tuple ``observation``, in the space's order."""
-    if isinstance(space, gym.spaces.Dict):
-        children = list(space.spaces.items())
-    elif isinstance(space, gym.spaces.Tuple):
-        children = list(enumerate(space.spaces))
-    else:
+    children = _children(space)
+    if children is None:
         return [(space, observation)]
     pairs = []
     for key, child in children:
