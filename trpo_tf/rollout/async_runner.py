@@ -69,27 +69,6 @@ from trpo_tf.rollout.process_pool import Event, ProcessWorkerPool
 from trpo_tf.types import Rollout
 
 
-def check_mirrorable(actor: Any, head: Any, kind: str) -> None:
-    """ConfigError unless ``actor`` can hand workers a numpy snapshot of the policy."""
-    if not hasattr(head, "numpy_sampler"):
-        raise ConfigError(
-            f"runner.kind {kind} needs a distribution with numpy_sampler() "
-            f"('{type(head).__name__}' has none); use runner.kind: sync"
-        )
-    if not hasattr(actor, "snapshot"):
-        raise ConfigError(
-            f"runner.kind {kind} needs a policy network of Dense layers with activations "
-            "linear/tanh/relu/elu/silu (workers run it in numpy); use runner.kind: sync"
-        )
-    builtin = type(head).__module__.startswith("trpo_tf.distributions")
-    if not builtin and not hasattr(head.numpy_sampler(), "to_env_action"):
-        raise ConfigError(
-            f"runner.kind {kind}: distribution '{type(head).__name__}' maps actions to the env "
-            "in to_env_action(), which workers cannot run; give its numpy sampler a "
-            "to_env_action(actions) method, or use runner.kind: sync"
-        )
-
-
 def _stderr_event(message: str) -> None:
     print(f"[trpo-tf rollout] {message}", file=sys.stderr, flush=True)
 

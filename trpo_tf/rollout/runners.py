@@ -73,11 +73,32 @@ def build_runner(
     raise ConfigError(f"runner.kind: '{kind}' is not one of sync, async, ray")
 
 
+def check_mirrorable(actor: Any, head: Any, kind: str) -> None:
+    """ConfigError unless ``actor`` can hand workers a numpy snapshot of the policy."""
+    if not hasattr(head, "numpy_sampler"):
+        raise ConfigError(
+            f"runner.kind {kind} needs a distribution with numpy_sampler() "
+            f"('{type(head).__name__}' has none); use runner.kind: sync"
+        )
+    if not hasattr(actor, "snapshot"):
+        raise ConfigError(
+            f"runner.kind {kind} needs a policy network of Dense layers with activations "
+            "linear/tanh/relu/elu/silu (workers run it in numpy); use runner.kind: sync"
+        )
+    builtin = type(head).__module__.startswith("trpo_tf.distributions")
+    if not builtin and not hasattr(head.numpy_sampler(), "to_env_action"):
+        raise ConfigError(
+            f"runner.kind {kind}: distribution '{type(head).__name__}' maps actions to the env "
+            "in to_env_action(), which workers cannot run; give its numpy sampler a "
+            "to_env_action(actions) method, or use runner.kind: sync"
+        )
+
+
 def _build_async_runner(
     config: ExperimentConfig, actor: Any, agent: Agent, steps_per_env: int
 ) -> Runner:
     """An :class:`AsyncRunner` (``async``) or :class:`RayRunner` (``ray``)."""
-    from trpo_tf.rollout.async_runner import AsyncRunner, check_mirrorable
+    from trpo_tf.rollout.async_runner import AsyncRunner
     from trpo_tf.rollout.async_worker import EnvFactory, WorkerSpec
 
     runner = config.runner
