@@ -3,9 +3,11 @@
 An experiment file maps one-to-one onto the frozen dataclasses of
 :mod:`trpo_tf.config.schema`. Loading goes in three steps:
 
-1. the file is read with :func:`yaml.safe_load` (an empty file means all defaults),
+1. the file is read like :func:`yaml.safe_load` (an empty file means all defaults),
+   except that anchors, aliases and duplicate keys are refused
+   (:mod:`trpo_tf.config.yaml_input`),
 2. ``--set key.path=value`` overrides are applied to the raw mapping, each value
-   parsed as YAML (``policy.hidden=[128,128]``, ``env.normalize_obs=true``),
+   parsed the same way (``policy.hidden=[128,128]``, ``env.normalize_obs=true``),
 3. the mapping is converted field by field, driven by :func:`dataclasses.fields`
    and :func:`typing.get_type_hints`, then checked against the range constraints in
    the field metadata and a few cross-field rules.
@@ -44,6 +46,7 @@ from trpo_tf.config.convert import Converter, check_cross_fields
 from trpo_tf.config.overrides import parse_override, parse_overrides, yaml_problem
 from trpo_tf.config.schema import ExperimentConfig
 from trpo_tf.config.schema_info import field_names, is_scalar, show
+from trpo_tf.config.yaml_input import RefusedYaml, load_yaml
 from trpo_tf.errors import ConfigError
 
 __all__ = [
@@ -64,13 +67,14 @@ def load_experiment(path: str | Path, overrides: Sequence[str] = ()) -> Experime
     Args:
         path: The experiment file. An empty file yields the default experiment.
         overrides: ``--set`` style strings ``"key.path=value"``, applied in order;
-            each value is parsed with :func:`yaml.safe_load`.
+            each value is parsed as YAML, like the file.
 
     Returns:
         The fully resolved, validated experiment.
 
     Raises:
-        ConfigError: The file is missing or not valid YAML, an override is malformed
+        ConfigError: The file is missing, larger than :data:`MAX_FILE_BYTES` or not
+            valid YAML, uses anchors, aliases or a key twice, an override is malformed
             or names an unknown key, or a value has the wrong type or is out of range.
     """
     path = Path(path)
@@ -163,8 +167,18 @@ def dump_experiment(config: ExperimentConfig, path: str | Path) -> Path:
 # --------------------------------------------------------------------------- reading
 
 
+MAX_FILE_BYTES = 1 << 20
+"""Largest experiment file read (an experiment is a few hundred bytes)."""
+
+
 def _read_yaml_mapping(path: Path) -> dict[str, Any]:
     try:
+        size = path.stat().st_size if path.is_file() else 0
+        if size > MAX_FILE_BYTES:
+            raise ConfigError(
+                f"{path}: {size:,d} bytes is too large for an experiment file (at most "
+                f"{MAX_FILE_BYTES:,d}); check that it is the right file"
+            )
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"experiment file not found: {path}; check the path") from None
@@ -177,7 +191,9 @@ def _read_yaml_mapping(path: Path) -> dict[str, Any]:
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the experiment file ({exc.strerror})") from None
     try:
-        data = yaml.safe_load(text)
+        data = load_yaml(text)
+    except RefusedYaml as exc:
+        raise ConfigError(exc.located(str(path))) from None
     except yaml.YAMLError as exc:
         raise ConfigError(
             f"{path}: invalid YAML{_yaml_error_location(exc)}: {yaml_problem(exc)}; "

@@ -11,6 +11,7 @@ import yaml
 
 from trpo_tf.config.schema import ExperimentConfig
 from trpo_tf.config.schema_info import (
+    brief,
     describe_type,
     field_names,
     is_section,
@@ -18,6 +19,7 @@ from trpo_tf.config.schema_info import (
     type_hints,
     unknown_key,
 )
+from trpo_tf.config.yaml_input import RefusedYaml, load_yaml
 from trpo_tf.errors import ConfigError
 
 
@@ -29,7 +31,8 @@ def parse_overrides(overrides: Sequence[str]) -> dict[str, Any]:
 
     Args:
         overrides: Strings ``"key.path=value"``; ``value`` is parsed as YAML, so
-            ``"policy.hidden=[128,128]"`` gives ``[128, 128]``. Below a mapping-typed
+            ``"policy.hidden=[128,128]"`` gives ``[128, 128]`` (anchors, aliases and
+            duplicate keys are refused, as in files). Below a mapping-typed
             field such as ``env.kwargs`` any sub-key is allowed.
 
     Returns:
@@ -39,7 +42,8 @@ def parse_overrides(overrides: Sequence[str]) -> dict[str, Any]:
 
     Raises:
         ConfigError: An override has no ``=``, names an unknown key (the message
-            suggests the closest one), or its value is not valid YAML.
+            suggests the closest one), or its value is not valid YAML or uses an
+            anchor, alias or duplicate key.
     """
     result: dict[str, Any] = {}
     for text in overrides:
@@ -75,10 +79,13 @@ def parse_override(text: str) -> Override:
         )
     check_override_path(segments, f"--set {text}")
     try:
-        value = yaml.safe_load(raw_value)
+        value = load_yaml(raw_value, key)
+    except RefusedYaml as exc:
+        source = f"{key}: the value of override {brief(text)}"
+        raise ConfigError(exc.located(source, with_line="\n" in raw_value)) from None
     except yaml.YAMLError as exc:
         raise ConfigError(
-            f"{key}: the value {raw_value!r} of override {text!r} is not valid YAML "
+            f"{key}: the value {brief(raw_value)} of override {brief(text)} is not valid YAML "
             f"({yaml_problem(exc)}); quote it if it is meant as a string"
         ) from None
     return Override(path=key, value=value, text=text)

@@ -90,6 +90,12 @@ def show(value: Any) -> str:
     return f"{type(value).__name__} {text}"
 
 
+def brief(text: str, limit: int = 80) -> str:
+    """``repr(text)``, shortened to about ``limit`` characters with ``...``."""
+    shown = repr(text)
+    return shown if len(shown) <= limit else shown[: limit - 4] + "...'"
+
+
 def format_number(number: float) -> str:
     if isinstance(number, float) and number.is_integer():
         return str(int(number))
