@@ -14,13 +14,12 @@ from tensorflow.python.client import pywrap_tf_session
 from trpo_tf.distributions import make_categorical
 from trpo_tf.networks import build_mlp
 from trpo_tf.policy import Policy
-from trpo_tf.trainer import tracing
+from trpo_tf.trainer import TrpoHyperparameters, TrpoUpdate, tracing
 from trpo_tf.trainer.tracing import (
     KEEP_TRACEBACKS_ENV,
     traced_without_op_tracebacks,
     without_op_tracebacks,
 )
-from trpo_tf.trainer.trpo import TrpoHyperparameters, TrpoUpdate
 
 
 def _mul_op(function) -> tf.Operation:

@@ -14,7 +14,7 @@ from trpo_tf.distributions import make_categorical, make_diag_gaussian
 from trpo_tf.networks import build_mlp
 from trpo_tf.policy import Policy
 from trpo_tf.trainer import TrpoHyperparameters, TrpoUpdate
-from trpo_tf.trainer import trpo as trpo_module
+from trpo_tf.trainer import compiled as compiled_module
 from trpo_tf.trainer.cg import conjugate_gradient
 from trpo_tf.trainer.flat import get_flat
 from trpo_tf.trainer.fvp import fisher_vector_product
@@ -154,7 +154,7 @@ def test_policy_step_as_built_for_a_gpu_equals_the_cpu_one(
     del batch["value_targets"]
     results = {}
     for accelerator in (False, True):
-        monkeypatch.setattr(trpo_module, "on_accelerator", lambda _, a=accelerator: a)
+        monkeypatch.setattr(compiled_module, "on_accelerator", lambda _, a=accelerator: a)
         update = _build(kind, cg_iters=30)  # more than converging in float64 needs
         metrics = _numpy(update.policy_update(**batch))
         results[accelerator] = (metrics, _theta(update))

@@ -1,0 +1,201 @@
+"""The TRPO update compiled once per run: :class:`TrpoUpdate`.
+
+The algorithm is ``trainer/trpo.py`` (the policy step) and ``trainer/value_fit.py``
+(the value fit); this module holds what compiling them takes: the ``tf.function``s
+with fixed input signatures, calls through their concrete functions, trace counts,
+and a value fit built ahead of its first call. Why each choice was made, with the
+measurements, is in ``docs/trainer.md``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from trpo_tf.policy import Policy
+from trpo_tf.trainer.placement import on_accelerator
+from trpo_tf.trainer.tracing import traced_without_op_tracebacks
+from trpo_tf.trainer.trpo import TrpoHyperparameters, fisher_batch_size, policy_step
+from trpo_tf.trainer.value_fit import GradientOptimizer, fit_value
+
+
+class TrpoUpdate(tf.Module):
+    """Callable that performs one TRPO policy step and one value fit.
+
+    Call with (all ``[batch, ...]`` with a fixed ``batch``):
+        observations ``[batch, obs_dim]``, actions ``[batch, *action_shape]``,
+        behavior_log_prob ``[batch]`` (log β(a|s) as stored at collection time),
+        advantages ``[batch]``, value_targets ``[batch]``.
+
+    Returns a dict of scalar tensors: ``kl, surrogate_improvement,
+    line_search_steps, line_search_accepted, skip_reason, grad_norm, entropy,
+    value_loss`` plus the head's diagnostics.
+
+    Attributes:
+        update: the whole iteration (policy step, then value fit) as one function.
+        policy_update: the policy step alone, for a learner that overlaps the value
+            fit with the next rollout (the policy step needs only θ, the fit only φ).
+        value_fit: the value fit alone; its epoch count is an input, so that a call
+            with none builds it without touching φ, Adam or the generator.
+    """
+
+    def __init__(
+        self,
+        policy: Policy,
+        value_network: keras.Model,
+        value_optimizer: GradientOptimizer,
+        hyperparameters: TrpoHyperparameters,
+        batch_size: int,
+        observation_dim: int,
+        seed: int = 0,
+        dtype: tf.DType = tf.float32,
+        jit_compile: bool = False,
+    ) -> None:
+        super().__init__(name="trpo_update")
+        self.policy = policy
+        self.value_network = value_network
+        self.value_optimizer = value_optimizer
+        self.hp = hyperparameters
+        self.batch_size = int(batch_size)
+        self.generator = tf.random.Generator.from_seed(seed)
+        self.dtype = dtype
+        self.fvp_batch = fisher_batch_size(self.batch_size, hyperparameters.fvp_subsample)
+        value_optimizer.build(value_network.trainable_variables)
+        self._value_epochs = tf.constant(hyperparameters.value_epochs)
+        self._concrete: dict[str, Any] = {}  # by function name
+        head = policy.head
+        signature = [
+            tf.TensorSpec([batch_size, observation_dim], dtype, name="observations"),
+            tf.TensorSpec([batch_size, *head.action_shape], head.action_dtype, name="actions"),
+            tf.TensorSpec([batch_size], dtype, name="behavior_log_prob"),
+            tf.TensorSpec([batch_size], dtype, name="advantages"),
+            tf.TensorSpec([batch_size], dtype, name="value_targets"),
+        ]
+
+        def compile_function(function: Any, input_signature: list[tf.TensorSpec]) -> Any:
+            # Traced without per-operation Python stack traces, so that the first call
+            # runs without the GIL beside the learner's other thread (trainer/tracing.py).
+            return tf.function(
+                traced_without_op_tracebacks(function),
+                input_signature=input_signature,
+                jit_compile=jit_compile,
+                autograph=False,
+            )
+
+        self.update = compile_function(self._update, signature)
+        self.policy_update = compile_function(self.policy_step, signature[:4])
+        self.value_fit = compile_function(
+            self._value_fit,
+            [signature[0], signature[4], tf.TensorSpec([], tf.int32, "epochs")],
+        )
+
+    def trace_count(self) -> int:
+        """Traces of the compiled functions so far (1 per function that was called)."""
+        return sum(
+            int(f.experimental_get_tracing_count())
+            for f in (self.update, self.policy_update, self.value_fit)
+        )
+
+    def retrace_count(self) -> int:
+        """Traces beyond the first of each compiled function (0 when shapes are fixed)."""
+        return sum(
+            max(0, int(f.experimental_get_tracing_count()) - 1)
+            for f in (self.update, self.policy_update, self.value_fit)
+        )
+
+    def run_policy_step(
+        self,
+        observations: tf.Tensor | np.ndarray,
+        actions: tf.Tensor | np.ndarray,
+        behavior_log_prob: tf.Tensor | np.ndarray,
+        advantages: tf.Tensor | np.ndarray,
+    ) -> dict[str, tf.Tensor]:
+        """:attr:`policy_update` on one batch (arrays or tensors of its signature).
+
+        Called through its concrete function (traced here on first use), which skips
+        the ``tf.function``'s argument binding and cache lookup. A batch of another
+        shape is a ValueError naming the input, never a retrace.
+        """
+        return self._call_concrete(
+            self.policy_update, observations, actions, behavior_log_prob, advantages
+        )
+
+    def value_update(
+        self, observations: tf.Tensor | np.ndarray, value_targets: tf.Tensor | np.ndarray
+    ) -> tf.Tensor:
+        """Fit V_φ to ``value_targets`` ``[batch]`` for ``value_epochs``; the last epoch's MSE.
+
+        Called like :meth:`run_policy_step`, through the fit's concrete function.
+        """
+        return self._call_concrete(self.value_fit, observations, value_targets, self._value_epochs)
+
+    def _call_concrete(self, function: Any, *arguments: Any) -> Any:
+        """``function`` (one of this update's ``tf.function``s) through its concrete
+        function, traced on first use; each argument converted to its spec's dtype
+        and checked against its shape (a concrete function does not check them)."""
+        name = function.python_function.__name__
+        concrete = self._concrete.get(name)
+        if concrete is None:
+            concrete = self._concrete[name] = function.get_concrete_function()
+        tensors = []
+        for argument, spec in zip(arguments, function.input_signature, strict=True):
+            tensor = tf.convert_to_tensor(argument, spec.dtype)
+            if not spec.shape.is_compatible_with(tensor.shape):
+                raise ValueError(
+                    f"{name}: {spec.name} has shape {tensor.shape}, this update was built "
+                    f"for {spec.shape} (batch_size={self.batch_size})"
+                )
+            tensors.append(tensor)
+        return concrete(*tensors)
+
+    def prepare_value_fit(self) -> None:
+        """Trace and instantiate the compiled value fit, changing no state.
+
+        Calls it for zero epochs: no Adam step, no draw from the generator.
+        """
+        observations, targets, _ = self.value_fit.input_signature
+        self.value_fit(
+            tf.zeros(observations.shape, observations.dtype),
+            tf.zeros(targets.shape, targets.dtype),
+            tf.constant(0),
+        )
+
+    def policy_step(
+        self,
+        observations: tf.Tensor,
+        actions: tf.Tensor,
+        behavior_log_prob: tf.Tensor,
+        advantages: tf.Tensor,
+    ) -> dict[str, tf.Tensor]:
+        """:func:`~trpo_tf.trainer.trpo.policy_step` with this update's policy and constants."""
+        return policy_step(
+            self.policy,
+            self.hp,
+            self.generator,
+            observations,
+            actions,
+            behavior_log_prob,
+            advantages,
+            # With θ on a GPU, CG runs all its iterations without reading its residual
+            # back to the host each time (the same result); on the CPU it stops early.
+            cg_early_exit=not on_accelerator(self.policy.policy_variables),
+        )
+
+    def _value_fit(self, observations, value_targets, epochs=None):
+        return fit_value(
+            self.value_network,
+            self.value_optimizer,
+            self.generator,
+            observations,
+            value_targets,
+            self.hp.value_epochs if epochs is None else epochs,
+            self.hp.value_minibatch_size,
+        )
+
+    def _update(self, observations, actions, behavior_log_prob, advantages, value_targets):
+        metrics = self.policy_step(observations, actions, behavior_log_prob, advantages)
+        metrics["value_loss"] = self._value_fit(observations, value_targets)
+        return metrics
