@@ -333,8 +333,8 @@ def test_list_becomes_tuple():
             {"advantage": {"gamma": 1.5}},
             "advantage.gamma must be >= 0 and <= 1, got 1.5 (in exp.yaml)",
         ),
-        ({"env": {"n_envs": 0}}, "env.n_envs must be >= 1, got 0 (in exp.yaml)"),
-        ({"seed": -1}, "seed must be >= 0, got -1 (in exp.yaml)"),
+        ({"env": {"n_envs": 0}}, "env.n_envs must be >= 1 and <= 1024, got 0 (in exp.yaml)"),
+        ({"seed": -1}, "seed must be >= 0 and <= 4294967295, got -1 (in exp.yaml)"),
         (
             {"trainer": {"line_search_backtrack": 1.0}},
             "trainer.line_search_backtrack must be > 0 and < 1, got 1.0 (in exp.yaml)",
@@ -378,7 +378,7 @@ def test_choice_violation_without_close_match():
 
 def test_layer_sizes_must_be_positive():
     assert config_error({"policy": {"hidden": [64, 0]}}) == (
-        "policy.hidden[1] must be >= 1, got 0 (in exp.yaml)"
+        "policy.hidden[1] must be >= 1 and <= 16384, got 0 (in exp.yaml)"
     )
 
 

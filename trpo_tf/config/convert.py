@@ -9,13 +9,15 @@ import difflib
 import json
 import math
 import numbers
+import os
+import struct
 import types
 import typing
 from collections.abc import Mapping
 from typing import Any
 
 from trpo_tf.config.overrides import Override
-from trpo_tf.config.schema import ExperimentConfig
+from trpo_tf.config.schema import INT32_MAX, MAX_NAME_BYTES, ExperimentConfig
 from trpo_tf.config.schema_info import (
     describe_type,
     field_names,
@@ -30,6 +32,12 @@ from trpo_tf.config.schema_info import (
 from trpo_tf.errors import ConfigError
 
 _BOUND_SYMBOLS = (("min", ">="), ("gt", ">"), ("max", "<="), ("lt", "<"))
+
+FLOAT32_MAX = 3.4028234663852886e38
+
+TRAINING_RENDER_MODES = (None, "rgb_array")
+"""``env.kwargs.render_mode`` values training accepts (``human`` opens a window per env
+copy, and crashed without a display)."""
 
 
 class Converter:
@@ -90,7 +98,7 @@ class Converter:
             key_path = join_path(path, field.name)
             if field.name in data:
                 value = self.convert(hints[field.name], data[field.name], key_path)
-                self.check_constraints(value, key_path, field.metadata)
+                self.check_constraints(value, key_path, _limits(hints[field.name], field.metadata))
                 kwargs[field.name] = value
             elif field.default is dataclasses.MISSING and (
                 field.default_factory is dataclasses.MISSING
@@ -204,37 +212,139 @@ class Converter:
             message = f"{path} must be one of {allowed}, got {show(value)}{self.where(path)}"
             close = difflib.get_close_matches(str(value).lower(), choices, n=1)
             raise ConfigError(f"{message}; did you mean {close[0]!r}?" if close else message)
+        if metadata.get("path_component"):
+            self.check_path_component(value, path)
         self.check_bounds(value, path, metadata)
-        min_item = metadata.get("min_item")
-        if min_item is not None:
-            if not value:
-                raise ConfigError(
-                    f"{path} must be a non-empty list, got []{self.where(path)}; "
-                    "write e.g. [64, 64]"
-                )
-            for i, item in enumerate(value):
-                self.check_bounds(item, f"{path}[{i}]", {"min": min_item})
+        if metadata.get("float32"):
+            self.check_float32(value, path, metadata)
+        if "min_item" in metadata or "max_item" in metadata:
+            self.check_items(value, path, metadata)
+
+    def check_items(self, value: tuple, path: str, metadata: Mapping[str, Any]) -> None:
+        if not value:
+            raise ConfigError(
+                f"{path} must be a non-empty list, got []{self.where(path)}; write e.g. [64, 64]"
+            )
+        max_items = metadata.get("max_items")
+        if max_items is not None and len(value) > max_items:
+            raise ConfigError(
+                f"{path} must have at most {max_items} items, got {len(value):,d}"
+                f"{self.where(path)}; use fewer layers"
+            )
+        bounds = {key: metadata[key] for key in ("min_item", "max_item") if key in metadata}
+        item_bounds = {
+            "min" if key == "min_item" else "max": bound for key, bound in bounds.items()
+        }
+        for i, item in enumerate(value):
+            self.check_bounds(item, f"{path}[{i}]", item_bounds)
 
     def check_bounds(self, value: Any, path: str, metadata: Mapping[str, Any]) -> None:
-        bounds = [(key, symbol, metadata[key]) for key, symbol in _BOUND_SYMBOLS if key in metadata]
-        if not bounds:
-            return
-        ok = {
-            "min": lambda bound: value >= bound,
-            "gt": lambda bound: value > bound,
-            "max": lambda bound: value <= bound,
-            "lt": lambda bound: value < bound,
-        }
-        if all(ok[key](bound) for key, _, bound in bounds):
-            return
-        rule = " and ".join(f"{symbol} {format_number(bound)}" for _, symbol, bound in bounds)
-        raise ConfigError(f"{path} must be {rule}, got {value!r}{self.where(path)}")
+        rule = _broken_rule(value, metadata)
+        if rule:
+            raise ConfigError(
+                f"{path} must be {rule}, got {_shown_number(value)}{self.where(path)}"
+            )
+
+    def check_float32(self, value: float, path: str, metadata: Mapping[str, Any]) -> None:
+        """The bounds hold for ``value`` rounded to the float32 it is used as."""
+        if abs(value) > FLOAT32_MAX:
+            raise ConfigError(
+                f"{path} must be at most {FLOAT32_MAX:.8g} in magnitude (it is used as a "
+                f"float32), got {value!r}{self.where(path)}"
+            )
+        rounded = struct.unpack("f", struct.pack("f", value))[0]
+        rule = _broken_rule(rounded, metadata)
+        if rule:
+            raise ConfigError(
+                f"{path} must be {rule} as a float32 (the type it is used as), got {value!r}, "
+                f"which rounds to {rounded!r}{self.where(path)}"
+            )
+
+    def check_path_component(self, value: str, path: str) -> None:
+        """``value`` names a directory: one printable path component, not too long."""
+        separators = sorted({"/", "\\", os.sep, os.altsep or "/"} & set(value))
+        problem = ""
+        if value in ("", ".", ".."):
+            problem = f"{value!r} is not a directory name"
+        elif separators:
+            problem = f"it contains {' and '.join(map(repr, separators))}"
+        elif not value.isprintable():
+            problem = "it contains a control character"
+        elif len(value.encode("utf-8")) > MAX_NAME_BYTES:
+            problem = f"it is {len(value.encode('utf-8')):,d} bytes long (at most {MAX_NAME_BYTES})"
+        if problem:
+            raise ConfigError(
+                f"{path} must be a single path component (it names the run directory), got "
+                f"{show(value)}{self.where(path)}: {problem}; choose a plain name like "
+                "'cartpole' and pass --run-dir to choose where the run goes"
+            )
 
     def type_error(self, path: str, expected: str, value: Any, fix: str = "") -> ConfigError:
         return ConfigError(f"{path} must be {expected}, got {show(value)}{self.where(path)}{fix}")
 
 
+def _limits(hint: Any, metadata: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``metadata``, plus ``implicit_max`` :data:`INT32_MAX` for an unbounded integer field."""
+    union = typing.get_origin(hint) in (typing.Union, types.UnionType)
+    is_int = hint is int or (union and int in typing.get_args(hint))
+    if is_int and "max" not in metadata and "lt" not in metadata:
+        return {**metadata, "implicit_max": INT32_MAX}
+    return metadata
+
+
+def _broken_rule(value: Any, metadata: Mapping[str, Any]) -> str:
+    """``">= 1 and <= 1024"`` when ``value`` breaks one of those bounds, else ``""``.
+
+    An ``implicit_max`` (not stated in the schema) is named only when it is broken.
+    """
+    implicit = metadata.get("implicit_max")
+    if implicit is not None and value > implicit:
+        return f"<= {implicit}"
+    bounds = [(key, symbol, metadata[key]) for key, symbol in _BOUND_SYMBOLS if key in metadata]
+    ok = {
+        "min": lambda bound: value >= bound,
+        "gt": lambda bound: value > bound,
+        "max": lambda bound: value <= bound,
+        "lt": lambda bound: value < bound,
+    }
+    if all(ok[key](bound) for key, _, bound in bounds):
+        return ""
+    return " and ".join(f"{symbol} {format_number(bound)}" for _, symbol, bound in bounds)
+
+
+def _shown_number(value: Any) -> str:
+    """``repr`` of a number, an integer of more than 30 digits as ``~1.0e+400``."""
+    if isinstance(value, int) and abs(value) >= 10**30:
+        digits = len(str(abs(value)))
+        return f"{'-' if value < 0 else ''}~{str(abs(value))[0]}e+{digits - 1}"
+    return repr(value)
+
+
 def check_cross_fields(config: ExperimentConfig, converter: Converter) -> None:
+    check_env_kwargs(config, converter)
+    check_batch(config, converter)
+    check_memory(config, converter)
+
+
+def check_env_kwargs(config: ExperimentConfig, converter: Converter) -> None:
+    """What training needs of ``env.kwargs``: no window to render into, one time limit."""
+    kwargs = config.env.kwargs
+    render_mode = kwargs.get("render_mode")
+    if render_mode not in TRAINING_RENDER_MODES:
+        raise ConfigError(
+            f"env.kwargs.render_mode must be 'rgb_array' or null for training, got "
+            f"{show(render_mode)}{converter.where('env.kwargs.render_mode')}; remove it: "
+            "training never renders (trpo-tf eval --video records rgb_array frames itself)"
+        )
+    if "max_episode_steps" in kwargs and config.env.max_episode_steps is not None:
+        where = converter.where("env.kwargs.max_episode_steps", "env.max_episode_steps")
+        raise ConfigError(
+            f"env.kwargs.max_episode_steps and env.max_episode_steps are both set{where}; "
+            "keep env.max_episode_steps only"
+        )
+
+
+def check_batch(config: ExperimentConfig, converter: Converter) -> None:
     steps = config.trainer.steps_per_iteration
     n_envs = config.env.n_envs
     if steps % n_envs:
@@ -262,3 +372,52 @@ def check_cross_fields(config: ExperimentConfig, converter: Converter) -> None:
             f"value.minibatch_size must be <= trainer.steps_per_iteration, got {minibatch} > "
             f"{steps}{where}; lower value.minibatch_size or raise trainer.steps_per_iteration"
         )
+
+
+# A rough, low estimate of what training holds in float32: each network parameter about
+# eight times (weights, gradient, conjugate-gradient vectors, the old policy, the line
+# search's candidate, Adam's moments), and per sample of an iteration the activations
+# of every hidden unit twice (forward pass and its gradient) plus the sample itself.
+PARAMETER_COPIES = 8
+ACTIVATION_COPIES = 2
+FLOATS_PER_SAMPLE = 16
+
+
+def mlp_parameters(hidden: tuple[int, ...]) -> int:
+    """Weights and biases of an MLP with these hidden widths and 1-wide input and output."""
+    widths = (1, *hidden, 1)
+    return sum(a * b + b for a, b in zip(widths[:-1], widths[1:], strict=False))
+
+
+def training_memory_bytes(config: ExperimentConfig) -> int:
+    """A low estimate of the memory a training run needs (the env's own is not counted)."""
+    parameters = mlp_parameters(config.policy.hidden) + mlp_parameters(config.value.hidden)
+    units = sum(config.policy.hidden) + sum(config.value.hidden)
+    per_sample = ACTIVATION_COPIES * units + FLOATS_PER_SAMPLE
+    floats = PARAMETER_COPIES * parameters + config.trainer.steps_per_iteration * per_sample
+    return 4 * floats
+
+
+def machine_memory_bytes() -> int | None:
+    """Physical memory of this machine, or None where the OS does not say."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def check_memory(config: ExperimentConfig, converter: Converter) -> None:
+    """Networks and batch whose rough memory need exceeds the machine's are refused."""
+    available = machine_memory_bytes()
+    need = training_memory_bytes(config)
+    if available is None or need <= available:
+        return
+    parameters = mlp_parameters(config.policy.hidden) + mlp_parameters(config.value.hidden)
+    where = converter.where("policy.hidden", "value.hidden", "trainer.steps_per_iteration")
+    raise ConfigError(
+        f"policy.hidden, value.hidden and trainer.steps_per_iteration need roughly "
+        f"{need / 2**30:,.1f} GiB to train ({parameters:,d} network parameters, "
+        f"{config.trainer.steps_per_iteration:,d} samples per iteration), more than this "
+        f"machine's {available / 2**30:,.1f} GiB of memory{where}; use narrower or fewer "
+        "hidden layers or fewer trainer.steps_per_iteration"
+    )

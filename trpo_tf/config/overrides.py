@@ -61,7 +61,7 @@ class Override:
 
     @property
     def label(self) -> str:
-        return f"--set {self.text}"
+        return f"--set {brief(self.text)[1:-1]}"
 
 
 def parse_override(text: str) -> Override:

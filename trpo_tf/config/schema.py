@@ -1,11 +1,25 @@
 """Experiment schema: frozen dataclasses with defaults.
 
-The YAML keys of an experiment map one-to-one onto these fields (see DESIGN.md).
-Range constraints live in field metadata and are enforced by ``config.loader``:
+The YAML keys of an experiment map one-to-one onto these fields (the README's
+"Experiments in YAML" and ``experiments/*.yaml`` show them in use; docs/plugins.md
+covers the keys that name plug-ins). Range constraints live in field metadata and are
+enforced by ``config.loader``:
 
 * ``min`` / ``max``: inclusive bounds,
 * ``gt`` / ``lt``: exclusive bounds,
-* ``choices``: the allowed values of a string field.
+* ``choices``: the allowed values of a string field,
+* ``min_item`` / ``max_item`` / ``max_items``: bounds of a list's items and its length,
+* ``float32``: the value is used as a float32 (in TensorFlow or numpy), so it must be
+  finite as a float32 and the bounds hold for its float32 rounding too (``1e-50``
+  is not ``> 0`` there),
+* ``path_component``: the string names a directory, so it must be a single path
+  component (see :data:`MAX_NAME_BYTES`).
+
+An integer field without a ``max`` is at most :data:`INT32_MAX`, so that every
+accepted integer fits the int32 TensorFlow counts in. The upper bounds say where a
+value stops being a setting and starts exhausting memory or time; besides them, the
+loader refuses a network and batch whose rough memory need exceeds the machine's
+memory (``config.convert.check_memory``).
 
 Nothing below ``config.build`` ever receives a config dict: modules take these
 dataclasses' fields as plain values.
@@ -21,8 +35,28 @@ def _bounded(default: Any, **constraints: Any) -> Any:
     return field(default=default, metadata=constraints)
 
 
+INT32_MAX = 2**31 - 1
+"""Largest value of an integer field that states no ``max`` of its own."""
+
+SEED_MAX = 2**32 - 1
+"""Largest seed: numpy seeds its global generator from a uint32."""
+
+MAX_WIDTH = 16_384
+"""Widest hidden layer: one 16,384-wide layer after another holds 268 M weights (1 GiB)."""
+
+MAX_LAYERS = 64
+"""Most hidden layers in a network."""
+
+MAX_NAME_BYTES = 200
+"""Longest experiment name in UTF-8 bytes: run directories add ``-s<seed>-<time>`` and
+file systems allow 255 bytes per component."""
+
+
 def _listed(default: list[int]) -> Any:
-    return field(default_factory=lambda: tuple(default), metadata={"min_item": 1})
+    return field(
+        default_factory=lambda: tuple(default),
+        metadata={"min_item": 1, "max_item": MAX_WIDTH, "max_items": MAX_LAYERS},
+    )
 
 
 @dataclass(frozen=True)
@@ -31,12 +65,22 @@ class EnvConfig:
 
     id: str = "CartPole-v1"
     kwargs: dict[str, Any] = field(default_factory=dict)
-    n_envs: int = _bounded(8, min=1)
+    """Keyword arguments of the env's constructor (of ``gymnasium.make`` for an id).
+    ``render_mode`` may only be ``rgb_array`` or null: training never shows a window."""
+    n_envs: int = _bounded(8, min=1, max=1024)
+    """Env copies stepped together (sync: objects in this process; async: a process
+    each); at most 1,024."""
     vector: str = _bounded("sync", choices=("sync", "async"))
     normalize_obs: bool = False
     normalize_reward: bool = False
-    clip_obs: float = _bounded(10.0, gt=0.0)
+    clip_obs: float = _bounded(10.0, gt=0.0, float32=True)
     clip_nonfinite: bool = False
+    max_episode_steps: int | None = _bounded(None, min=1)
+    """Truncate every episode after this many steps (a ``TimeLimit``; truncated
+    episodes bootstrap from V). ``null`` keeps the env's own limit: a gymnasium id's
+    registered ``max_episode_steps``, none for a plug-in env that sets none. For a
+    gymnasium id it replaces the registered limit; a plug-in env's own limit still
+    ends episodes first when it is shorter."""
 
 
 @dataclass(frozen=True)
@@ -55,7 +99,7 @@ class ValueConfig:
 
     hidden: tuple[int, ...] = _listed([64, 64])
     activation: str = _bounded("tanh", choices=("tanh", "relu", "elu", "gelu", "silu"))
-    learning_rate: float = _bounded(1.0e-3, gt=0.0)
+    learning_rate: float = _bounded(1.0e-3, gt=0.0, float32=True)
     epochs: int = _bounded(10, min=1)
     minibatch_size: int = _bounded(64, min=1)
 
@@ -65,8 +109,8 @@ class AdvantageConfig:
     """``advantage:`` — the advantage estimator plug-in and its parameters."""
 
     estimator: str = "gae"
-    gamma: float = _bounded(0.99, min=0.0, max=1.0)
-    lam: float = _bounded(0.95, min=0.0, max=1.0)
+    gamma: float = _bounded(0.99, min=0.0, max=1.0, float32=True)
+    lam: float = _bounded(0.95, min=0.0, max=1.0, float32=True)
     normalize: bool = True
     kwargs: dict[str, Any] = field(default_factory=dict)
 
@@ -75,13 +119,16 @@ class AdvantageConfig:
 class TrainerConfig:
     """``trainer:`` — the TRPO step."""
 
-    total_steps: int = _bounded(100_000, min=1)
-    steps_per_iteration: int = _bounded(2048, min=1)
-    max_kl: float = _bounded(0.01, gt=0.0)
+    total_steps: int = _bounded(100_000, min=1, max=10**15)
+    """Env steps to train for, whole iterations only; at most 1e15."""
+    steps_per_iteration: int = _bounded(2048, min=1, max=2**24)
+    """Samples per update, summed over all envs; at most 2**24 (16,777,216): the batch
+    and the networks' activations on it are held in memory."""
+    max_kl: float = _bounded(0.01, gt=0.0, float32=True)
     cg_iters: int = _bounded(10, min=1)
-    cg_damping: float = _bounded(0.1, min=0.0)
+    cg_damping: float = _bounded(0.1, min=0.0, float32=True)
     line_search_steps: int = _bounded(10, min=1)
-    line_search_backtrack: float = _bounded(0.8, gt=0.0, lt=1.0)
+    line_search_backtrack: float = _bounded(0.8, gt=0.0, lt=1.0, float32=True)
     # Fraction of the batch the Fisher-vector products see: a fresh random subset each
     # update (0.2 makes the policy step ~2.5x faster at 1-2k samples; gradient and line
     # search always use the whole batch).
@@ -92,9 +139,9 @@ class TrainerConfig:
     behavior_correction: bool = True
     overlap_value_fit: bool = True
     fvp: str = _bounded("gauss_newton", choices=("gauss_newton", "hessian"))
-    threads: int = _bounded(1, min=0)
+    threads: int = _bounded(1, min=0, max=1024)
     """Threads for TensorFlow (intra- and inter-op) and numpy's BLAS during training;
-    0 keeps the libraries' defaults. Small MLP updates run fastest on one."""
+    0 keeps the libraries' defaults. Small MLP updates run fastest on one. At most 1,024."""
     graph_optimizer: bool = False
     """TensorFlow's graph optimizer (grappler) on the compiled functions. Off: it cost
     0.3–0.5 s on each function's first call and did not make the update faster."""
@@ -135,8 +182,9 @@ class WandbConfig:
     """Run group; ``null`` groups by the experiment name so seeds aggregate."""
     name: str | None = None
     """Run name; ``null`` uses the run directory's name."""
-    init_timeout: float = _bounded(30.0, gt=0.0)
-    """Seconds ``wandb.init`` may take before W&B is given up for this run."""
+    init_timeout: float = _bounded(30.0, gt=0.0, max=86_400.0)
+    """Seconds ``wandb.init`` may take before W&B is given up for this run (at most a
+    day: timeouts beyond what threads can wait on overflow)."""
 
 
 @dataclass(frozen=True)
@@ -171,8 +219,12 @@ class CheckpointConfig:
 class ExperimentConfig:
     """A whole experiment, as resolved from YAML plus ``--set`` overrides."""
 
-    name: str = "experiment"
-    seed: int = _bounded(0, min=0)
+    name: str = _bounded("experiment", path_component=True)
+    """Names the run directory (``runs/<name>-s<seed>-<time>``), so it must be a single
+    path component: no ``/`` or ``\\``, not ``.`` or ``..``, printable, at most
+    :data:`MAX_NAME_BYTES` bytes."""
+    seed: int = _bounded(0, min=0, max=SEED_MAX)
+    """Seeds TensorFlow, numpy and the envs; ``0 <= seed < 2**32``."""
     env: EnvConfig = field(default_factory=EnvConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     value: ValueConfig = field(default_factory=ValueConfig)
