@@ -73,6 +73,24 @@ def test_stops_once_residual_is_below_tolerance() -> None:
     assert len(calls) == 1
 
 
+@pytest.mark.parametrize("scale", [1e-8, 1.0, 1e6])
+def test_stopping_test_is_relative_to_the_right_hand_side(scale: float) -> None:
+    # rᵀr is compared with residual_tol · bᵀb: c·b takes the same iterations as b and
+    # gives c times its solution, however small c·b is (an absolute test would stop a
+    # tiny b before its first product and return x = 0).
+    a = _spd(12, seed=9, condition=50.0)
+    b = np.random.default_rng(9).normal(size=12)
+    matvec, calls = _matvec(a)
+    reference = conjugate_gradient(matvec, tf.constant(b), 30, residual_tol=1e-10).numpy()
+    reference_calls = len(calls)
+    assert 1 < reference_calls < 30  # converged, by the tolerance and not the limit
+    calls.clear()
+    x = conjugate_gradient(matvec, tf.constant(scale * b), 30, residual_tol=1e-10).numpy()
+    assert len(calls) == reference_calls
+    np.testing.assert_allclose(x / scale, reference, rtol=1e-6)
+    np.testing.assert_allclose(x / scale, np.linalg.solve(a, b), rtol=1e-4)
+
+
 def test_respects_iteration_limit() -> None:
     matvec, calls = _matvec(_spd(10, seed=3))
     b = tf.constant(np.ones(10), tf.float64)

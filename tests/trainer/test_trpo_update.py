@@ -31,17 +31,22 @@ HP = TrpoHyperparameters(value_epochs=2, value_minibatch_size=MINIBATCH)
 
 
 def _build(
-    kind: str, seed: int = 0, batch_size: int = BATCH, jit_compile: bool = False, **overrides
+    kind: str,
+    seed: int = 0,
+    batch_size: int = BATCH,
+    jit_compile: bool = False,
+    dtype: tf.DType = tf.float64,
+    **overrides,
 ) -> TrpoUpdate:
     if kind == "categorical":
-        head = make_categorical(gym.spaces.Discrete(3), dtype=tf.float64)
+        head = make_categorical(gym.spaces.Discrete(3), dtype=dtype)
     else:
-        space = gym.spaces.Box(-1.0, 1.0, (2,), np.float64)
-        head = make_diag_gaussian(space, log_std_init=-0.5, dtype=tf.float64)
+        space = gym.spaces.Box(-1.0, 1.0, (2,), dtype.as_numpy_dtype)
+        head = make_diag_gaussian(space, log_std_init=-0.5, dtype=dtype)
     network = build_mlp(
-        OBS_DIM, [16], head.num_inputs, output_gain=0.5, seed=seed, dtype="float64", name="pi"
+        OBS_DIM, [16], head.num_inputs, output_gain=0.5, seed=seed, dtype=dtype.name, name="pi"
     )
-    value = build_mlp(OBS_DIM, [16], 1, seed=seed + 7, dtype="float64", name="value")
+    value = build_mlp(OBS_DIM, [16], 1, seed=seed + 7, dtype=dtype.name, name="value")
     return TrpoUpdate(
         Policy(network, head),
         value,
@@ -50,7 +55,7 @@ def _build(
         batch_size=batch_size,
         observation_dim=OBS_DIM,
         seed=seed,
-        dtype=tf.float64,
+        dtype=dtype,
         jit_compile=jit_compile,
     )
 
@@ -383,3 +388,33 @@ def test_run_policy_step_equals_the_tf_function_and_rejects_another_batch_shape(
     with pytest.raises(ValueError, match=r"policy_step: observations has shape \(128, 4\)"):
         update.run_policy_step(*short)
     assert update.retrace_count() == 0
+
+
+@pytest.mark.parametrize("dtype", [tf.float64, tf.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_step_direction_does_not_depend_on_the_scale_of_the_advantages(
+    kind: str, dtype: tf.DType
+) -> None:
+    """Â and 1e-4·Â (advantage normalization off, small rewards) give one direction.
+
+    g scales with Â, and so does CG's residual: a stopping test on the absolute rᵀr
+    stops the small one early (or before its first product: s = 0, a skipped step).
+    """
+    batch = {k: v for k, v in _batch(_build(kind), seed=5).items() if k != "value_targets"}
+    if dtype == tf.float32:
+        batch = {
+            k: tf.cast(v, tf.float32) if v.dtype == tf.float64 else v for k, v in batch.items()
+        }
+    steps, metrics = [], []
+    for scale in (1.0, 1e-4):
+        update = _build(kind, dtype=dtype)
+        theta_old = get_flat(update.policy.policy_variables).numpy()
+        scaled = {**batch, "advantages": batch["advantages"] * scale}
+        metrics.append(_numpy(update.policy_update(**scaled)))
+        steps.append(get_flat(update.policy.policy_variables).numpy() - theta_old)
+    for m in metrics:
+        assert m["skip_reason"] == SKIP_NONE and m["line_search_accepted"]
+    assert metrics[1]["grad_norm"] == pytest.approx(1e-4 * metrics[0]["grad_norm"], rel=1e-4)
+    big, small = (np.asarray(s, np.float64) for s in steps)
+    cosine = big @ small / np.linalg.norm(big) / np.linalg.norm(small)
+    assert cosine > 1 - 1e-5

@@ -31,7 +31,10 @@ def conjugate_gradient_with_residual(
 
     Standard CG from x₀ = 0: r₀ = p₀ = b; each iteration
     α = rᵀr / pᵀFp, x ← x + αp, r ← r − αFp, β = r'ᵀr' / rᵀr, p ← r' + βp.
-    Stops after ``iterations`` products or once rᵀr < ``residual_tol``.
+    Stops after ``iterations`` products or once rᵀr ≤ ``residual_tol`` · bᵀb: the
+    test is relative, so the iterates of c·b are c times those of b (up to rounding)
+    for any scale c (TRPO's g scales with the advantages, and its step must not depend on that).
+    A zero ``b`` stops before the first product.
 
     Runs as a ``tf.while_loop`` whose body calls ``matvec`` (a plain function, so
     second-order gradients inside it are not taken through the loop).
@@ -47,7 +50,7 @@ def conjugate_gradient_with_residual(
         matvec: v ``[n]`` -> F v ``[n]``.
         b: right-hand side ``[n]``.
         iterations: maximum number of CG iterations (Python int, fixed at trace).
-        residual_tol: convergence threshold on the squared residual norm.
+        residual_tol: convergence threshold on rᵀr relative to bᵀb.
         early_exit: leave the loop once converged (on a GPU, a device-to-host read of
             rᵀr every iteration) instead of running all ``iterations``.
 
@@ -56,11 +59,13 @@ def conjugate_gradient_with_residual(
         b − F x up to rounding), so F x = b − r costs no further product.
     """
     b = tf.convert_to_tensor(b)
-    tol = tf.constant(residual_tol, b.dtype)
+    bb = dot(b, b)
+    # Strictly greater: a zero b (rᵀr = 0 = tol) must not run an iteration (α = 0/0).
+    tol = tf.constant(residual_tol, b.dtype) * bb
 
     def cond(i, x, r, p, rr):
         if early_exit:
-            return tf.logical_and(i < iterations, rr >= tol)
+            return tf.logical_and(i < iterations, rr > tol)
         return i < iterations
 
     def body(i, x, r, p, rr):
@@ -73,14 +78,14 @@ def conjugate_gradient_with_residual(
         if early_exit:
             return i + 1, x_new, r_new, p_new, rr_new
         # Converged: keep every state as it is (α and β may be 0/0 there).
-        active = rr >= tol
+        active = rr > tol
         keep = [tf.where(active, new, old) for new, old in ((x_new, x), (r_new, r), (p_new, p))]
         return i + 1, *keep, tf.where(active, rr_new, rr)
 
     _, x, r, _, _ = tf.while_loop(
         cond,
         body,
-        (tf.constant(0), tf.zeros_like(b), b, b, dot(b, b)),
+        (tf.constant(0), tf.zeros_like(b), b, b, bb),
         maximum_iterations=iterations,
     )
     return x, r

@@ -5,7 +5,8 @@
     J(θ)  = mean[ π_θ(a|s) / β(a|s) · Â ]
     g     = ∇_θ J(θ_old)
     if ‖g‖ ≈ 0: skip
-    s, r  = CG(F, g)                     F v = ∇²_θ mean KL(π_old‖π_θ) v + λ v, r = g − F s
+    s, r  = CG(F, g)                     F v = ∇²_θ mean KL(π_old‖π_θ) v + λ v, r = g − F s,
+                                         until rᵀr ≤ 10⁻¹⁰·gᵀg (s does not depend on Â's scale)
     sᵀFs  = sᵀ(g − r)
     if sᵀFs ≤ 0 or non-finite: skip
     step  = √(2δ / sᵀFs) · s
