@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
-from trpo_tf.errors import RunDirError
+from trpo_tf.errors import ConfigError, RunDirError
 from trpo_tf.resume import check_run_to_resume
-from trpo_tf.tracking.seeds import INTERRUPTED, _outcome
+from trpo_tf.tracking.seeds import INTERRUPTED, MAX_SEEDS, _outcome, parse_seeds
 
 
 def test_outcome_of_each_seed(tmp_path):
@@ -31,3 +33,30 @@ def test_resume_names_the_seed_runs_of_a_parent(tmp_path):
     with pytest.raises(RunDirError, match="not a run directory"):
         check_run_to_resume(tmp_path / "seed_0" / "missing")
     check_run_to_resume(tmp_path / "seed_2")  # a run: no error
+
+
+def test_many_seeds_are_refused_before_they_are_expanded():
+    start = time.perf_counter()
+    with pytest.raises(ConfigError, match=f"names more than {MAX_SEEDS} seeds"):
+        parse_seeds("0-100000")  # spent minutes in a quadratic duplicate check
+    with pytest.raises(ConfigError, match=f"names more than {MAX_SEEDS} seeds"):
+        parse_seeds("0-4000000000")
+    with pytest.raises(ConfigError, match=f"names more than {MAX_SEEDS} seeds"):
+        parse_seeds(",".join(str(seed) for seed in range(MAX_SEEDS + 1)))
+    assert time.perf_counter() - start < 1.0
+
+
+def test_seed_lists_are_checked_in_linear_time():
+    start = time.perf_counter()
+    assert parse_seeds(f"0-{MAX_SEEDS - 1}") == list(range(MAX_SEEDS))
+    with pytest.raises(ConfigError, match="names seed 998 more than once"):
+        parse_seeds("0-997,998,998")
+    assert time.perf_counter() - start < 1.0
+
+
+def test_seeds_stay_within_the_seed_key_range():
+    assert parse_seeds("4294967295") == [2**32 - 1]
+    with pytest.raises(ConfigError, match=r"seeds must be >= 0 and <= 4294967295.*'4294967296'"):
+        parse_seeds("4294967296")
+    with pytest.raises(ConfigError, match="is not a seed"):
+        parse_seeds("9" * 5000)  # past Python's int conversion limit

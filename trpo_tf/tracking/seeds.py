@@ -16,17 +16,26 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from trpo_tf.checkpoint import CheckpointManager
+from trpo_tf.config.schema import SEED_MAX
 from trpo_tf.errors import ConfigError, RunDirError
+
+MAX_SEEDS = 1000
+"""Most seeds one ``--seeds`` may name: each is a whole training run."""
 
 
 def parse_seeds(spec: str) -> list[int]:
     """Seeds from ``"0-4"`` (inclusive range), ``"0,2,5"`` or a mix (``"0-2,7"``).
 
+    Time and memory are linear in the number of seeds, which is checked before a
+    range is expanded.
+
     Raises:
-        ConfigError: empty items, non-integers, negative seeds, a descending range or
-            a seed given twice.
+        ConfigError: empty items, non-integers, negative seeds or seeds of 2**32 and
+            more (the ``seed`` key's range), a descending range, more than
+            :data:`MAX_SEEDS` seeds, or a seed given twice.
     """
     seeds: list[int] = []
+    seen: set[int] = set()
     for item in spec.split(","):
         item = item.strip()
         first, dash, last = item.partition("-")
@@ -34,16 +43,25 @@ def parse_seeds(spec: str) -> list[int]:
             low, high = (int(first), int(last)) if dash else (int(item), int(item))
         except ValueError:
             raise ConfigError(
-                f"--seeds: {item!r} in {spec!r} is not a seed; write e.g. 0-4 or 0,2,5"
+                f"--seeds: {item[:40]!r} is not a seed or a range of seeds; write e.g. 0-4 or 0,2,5"
             ) from None
         if high < low:  # outside the try: ConfigError is a ValueError too
             raise ConfigError(f"--seeds: range {item!r} is reversed; write {high}-{low}")
-        seeds.extend(range(low, high + 1))
-    if any(seed < 0 for seed in seeds):
-        raise ConfigError(f"--seeds: seeds must be >= 0, got {spec!r}")
-    duplicates = sorted({seed for seed in seeds if seeds.count(seed) > 1})
-    if duplicates:
-        raise ConfigError(f"--seeds: {spec!r} names seed {duplicates[0]} more than once")
+        if low < 0 or high > SEED_MAX:
+            raise ConfigError(
+                f"--seeds: seeds must be >= 0 and <= {SEED_MAX} (the range of the seed key), "
+                f"got {item!r}"
+            )
+        if len(seeds) + (high - low + 1) > MAX_SEEDS:
+            raise ConfigError(
+                f"--seeds: {spec[:60]!r} names more than {MAX_SEEDS} seeds, each a whole "
+                "training run; split them over several commands"
+            )
+        for seed in range(low, high + 1):
+            if seed in seen:
+                raise ConfigError(f"--seeds: {spec[:60]!r} names seed {seed} more than once")
+            seen.add(seed)
+            seeds.append(seed)
     return seeds
 
 
