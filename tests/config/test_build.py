@@ -54,3 +54,26 @@ def test_unknown_kwarg_without_a_close_match_has_no_stray_separator():
         "unknown key 'policy.distribution_kwargs.init_std': d takes no keyword 'init_std' "
         "(it accepts init_log_scale)"
     )
+
+
+def test_check_kwargs_suggests_for_tracker_factories():
+    """The check a tracker plug-in's kwargs get: run_dir and experiment are trpo_tf's own."""
+    from trpo_tf.config.contracts import check_kwargs as contracts_check_kwargs
+
+    assert contracts_check_kwargs is check_kwargs  # one implementation, TensorFlow-free
+
+    def factory(*, run_dir, experiment, uri="file:./mlruns", run_name=None):
+        return None
+
+    with pytest.raises(ConfigError) as caught:
+        check_kwargs(
+            factory,
+            {"url": "x"},
+            "tracking.plugins.mlflow",
+            "tracker 'mlflow'",
+            reserved=("run_dir", "experiment"),
+        )
+    assert str(caught.value) == (
+        "unknown key 'tracking.plugins.mlflow.url': tracker 'mlflow' takes no keyword 'url'; "
+        "did you mean 'uri'? (it accepts uri, run_name)"
+    )

@@ -6,10 +6,6 @@ through :mod:`trpo_tf.registry`.
 
 from __future__ import annotations
 
-import difflib
-from collections.abc import Mapping
-from typing import Any
-
 import gymnasium as gym
 import keras
 
@@ -17,8 +13,8 @@ from trpo_tf import registry
 from trpo_tf.config.contracts import (
     check_estimator,
     check_head,
+    check_kwargs,
     check_passed_keywords,
-    keyword_names,
 )
 from trpo_tf.config.schema import AdvantageConfig, ExperimentConfig, PolicyConfig
 from trpo_tf.distributions.auto import auto_distribution_name
@@ -27,43 +23,6 @@ from trpo_tf.interfaces import AdvantageEstimator, DistributionHead
 from trpo_tf.networks import build_mlp
 from trpo_tf.policy import Policy
 from trpo_tf.trainer.adam import FusedAdam
-
-
-def check_kwargs(
-    factory: Any,
-    kwargs: Mapping[str, Any],
-    key: str,
-    what: str,
-    positional: int = 0,
-    reserved: tuple[str, ...] = (),
-) -> None:
-    """Unknown keyword arguments of a plug-in factory as a one-line error.
-
-    Args:
-        factory: the plug-in's callable (a function or a class).
-        kwargs: the keyword arguments from the config.
-        key: their config key path, e.g. ``policy.distribution_kwargs``.
-        what: the plug-in for the message, e.g. ``distribution 'diag_gaussian'``.
-        positional: leading arguments the builder passes by position (not offered).
-        reserved: keywords the builder passes itself (not offered).
-
-    Raises:
-        ConfigError: a key the factory does not accept (and it takes no ``**kwargs``),
-            naming the key path and the closest accepted keyword.
-    """
-    names = keyword_names(factory, skip_leading=positional)
-    if names is None:  # **kwargs, or no signature to read: let the call decide
-        return
-    accepted = [name for name in names if name not in reserved]
-    for name in kwargs:
-        if name in accepted or name in reserved:
-            continue
-        close = difflib.get_close_matches(name, accepted, n=1, cutoff=0.6)
-        hint = f"did you mean '{close[0]}'? " if close else ""
-        raise ConfigError(
-            f"unknown key '{key}.{name}': {what} takes no keyword '{name}'"
-            f"{'; ' + hint if hint else ' '}(it accepts {', '.join(accepted) or 'no keywords'})"
-        )
 
 
 def build_distribution(config: PolicyConfig, action_space: gym.Space) -> DistributionHead:

@@ -7,12 +7,13 @@ not with a traceback from inside a traced TensorFlow function hours later.
 
 from __future__ import annotations
 
+import difflib
 import inspect
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from trpo_tf import registry
-from trpo_tf.errors import PluginError
+from trpo_tf.errors import ConfigError, PluginError
 from trpo_tf.interfaces import AdvantageOutputs, DistributionHead
 
 
@@ -158,3 +159,49 @@ def check_passed_keywords(
         f"{', '.join(passed)}, which trpo_tf passes to every {registry.kind(group)}; add "
         f"{', '.join(missing)} to {function}'s signature"
     )
+
+
+def check_kwargs(
+    factory: Any,
+    kwargs: Mapping[str, Any],
+    key: str,
+    what: str,
+    positional: int = 0,
+    reserved: tuple[str, ...] = (),
+    also_accepted: Sequence[str] = (),
+) -> None:
+    """Unknown keyword arguments of a plug-in factory as a one-line error.
+
+    Used for ``policy.distribution_kwargs``, ``advantage.kwargs``, ``env.kwargs`` and
+    ``tracking.plugins.NAME``: wherever the factory's signature can be read, a key it
+    does not take is named with the closest one it does ("did you mean").
+
+    Args:
+        factory: the plug-in's callable (a function or a class).
+        kwargs: the keyword arguments from the config.
+        key: their config key path, e.g. ``policy.distribution_kwargs``.
+        what: the plug-in for the message, e.g. ``distribution 'diag_gaussian'``.
+        positional: leading arguments the builder passes by position (not offered).
+        reserved: keywords the builder passes itself (not offered).
+        also_accepted: keywords taken besides the factory's own (``gymnasium.make``'s
+            ``max_episode_steps`` for a gymnasium id).
+
+    Raises:
+        ConfigError: a key the factory does not accept (and it takes no ``**kwargs``),
+            naming the key path and the closest accepted keyword.
+    """
+    names = keyword_names(factory, skip_leading=positional)
+    if names is None:  # **kwargs, or no signature to read: let the call decide
+        return
+    accepted = [name for name in [*names, *also_accepted] if name not in reserved]
+    accepted = list(dict.fromkeys(accepted))
+    for name in kwargs:
+        if name in accepted or name in reserved:
+            continue
+        close = difflib.get_close_matches(str(name), accepted, n=1, cutoff=0.6)
+        hint = f"did you mean '{close[0]}'? " if close else ""
+        shown = name if len(str(name)) <= 40 else f"{str(name)[:37]}..."
+        raise ConfigError(
+            f"unknown key '{key}.{shown}': {what} takes no keyword '{shown}'"
+            f"{'; ' + hint if hint else ' '}(it accepts {', '.join(accepted) or 'no keywords'})"
+        )
