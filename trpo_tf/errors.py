@@ -33,6 +33,14 @@ class NonFiniteEnvError(TrpoTfError, FloatingPointError):
     """An environment returned a NaN or infinite observation or reward."""
 
 
+class NumericalError(TrpoTfError, FloatingPointError):
+    """Training produced a NaN or infinity (advantages, value targets, θ or φ).
+
+    Raised at the stage that produced it, naming the iteration, so that the run
+    stops before it checkpoints or exports non-finite weights.
+    """
+
+
 class RunDirError(TrpoTfError, FileNotFoundError):
     """A run directory or exported policy is missing or incomplete."""
 

@@ -23,11 +23,13 @@ from trpo_tf.agent import Agent
 from trpo_tf.config.build import build_estimator
 from trpo_tf.config.contracts import check_advantage_outputs
 from trpo_tf.config.schema import ExperimentConfig
+from trpo_tf.errors import NumericalError
 from trpo_tf.interfaces import AdvantageEstimator, AdvantageInputs
 from trpo_tf.rollout.numpy_actor import mirror_layers, read_weights
 from trpo_tf.rollout.numpy_policy import mlp_forward
 from trpo_tf.trainer import TrpoHyperparameters, TrpoUpdate
 from trpo_tf.trainer.tracing import traced_without_op_tracebacks
+from trpo_tf.trainer.trpo import SKIP_REASONS
 from trpo_tf.types import Rollout
 
 
@@ -79,6 +81,26 @@ def compute_advantages(
     return values, np.asarray(outputs.advantages), np.asarray(outputs.value_targets)
 
 
+def check_finite(values: Any, what: str, iteration: int, stage: str, hint: str) -> None:
+    """Raise :class:`NumericalError` when ``values`` (an array, or a list of arrays or
+    variables) hold a NaN or an infinity.
+
+    The message names ``what`` became non-finite, at which ``iteration`` and ``stage``,
+    how many values, and ``hint`` (what to try).
+    """
+    arrays = values if isinstance(values, list | tuple) else [values]
+    bad = total = 0
+    for value in arrays:
+        array = np.asarray(value.numpy() if hasattr(value, "numpy") else value)
+        bad += array.size - int(np.count_nonzero(np.isfinite(array)))
+        total += array.size
+    if bad:
+        raise NumericalError(
+            f"{what} became non-finite at iteration {iteration} ({stage}: {bad} of {total} "
+            f"values NaN or infinite); {hint}"
+        )
+
+
 def staleness_metrics(
     log_rho: np.ndarray, policy_version: np.ndarray, learner_version: int
 ) -> dict[str, float]:
@@ -96,6 +118,11 @@ def staleness_metrics(
         "policy_lag_mean": float(lag.mean()),
         "policy_lag_max": float(lag.max()),
     }
+
+
+def normalize_advantages(advantages: np.ndarray) -> np.ndarray:
+    """(Â − mean Â) / (std Â + 1e-8), ``[n]``: mean 0 and standard deviation ~1."""
+    return (advantages - advantages.mean()) / (advantages.std() + 1e-8)
 
 
 def value_predictor(
@@ -155,9 +182,21 @@ class ValueFitter:
         if self.overlap:
             self._submit(self.update.prepare_value_fit)
 
-    def launch(self, observations: np.ndarray, targets: np.ndarray) -> None:
+    def launch(
+        self,
+        observations: np.ndarray,
+        targets: np.ndarray,
+        check: Callable[[], Any] | None = None,
+    ) -> None:
+        """Queue V's fit to ``targets``, then ``check`` (in the same task, after it)."""
         self.wait()
-        self.then(lambda: self.update.value_update(observations, targets))
+
+        def fit() -> None:
+            self.update.value_update(observations, targets)
+            if check is not None:
+                check()
+
+        self.then(fit)
 
     def then(self, task: Callable[[], Any]) -> None:
         """Run ``task`` after the queued work, in the background when overlapping."""
@@ -247,6 +286,8 @@ class Learner:
         self.estimator: AdvantageEstimator = build_estimator(config.advantage)
         self.value_fitter = ValueFitter(self.update, overlap=config.trainer.overlap_value_fit)
         policy = agent.policy
+        self._policy_variables = policy.policy_variables
+        self._value_variables = agent.value_network.trainable_variables
         observation_spec = tf.TensorSpec([None, observation_dim], tf.float32)
         self._value = value_predictor(agent.value_network, observation_dim)
         self._log_prob = tf.function(
@@ -263,9 +304,15 @@ class Learner:
     def learn(self, rollout: Rollout, iteration: int) -> dict[str, Any]:
         """Update θ from ``rollout`` (π_old = version ``iteration``), queue V's fit.
 
-        Returns the metrics of the step: the update's (``kl``, ``grad_norm``, ...),
+        Returns the metrics of the step: the update's (``kl``, ``grad_norm``, ...;
+        ``skip_reason`` as its text, empty when the step was not skipped),
         ``value_loss`` (V's MSE on this batch before fitting), ``explained_variance``
         and the importance-weight/policy-lag statistics.
+
+        Raises:
+            NumericalError: the advantages or value targets of this batch, or θ after
+                the step, hold a NaN or an infinity; or φ after the previous
+                iteration's fit did (raised when that fit is waited for).
         """
         self.value_fitter.wait()  # V must be fitted before it is used
         observations, actions = rollout.flat("observations"), rollout.flat("actions")
@@ -277,12 +324,24 @@ class Learner:
                 self._log_prob(observations, actions).numpy().reshape(rollout.rewards.shape)
             )
         log_rho = old_log_prob - rollout.behavior_log_prob
+        estimator = self.config.advantage.estimator
         values, advantages, targets = compute_advantages(
-            rollout, self._value, self.estimator, log_rho, self.config.advantage.estimator
+            rollout, self._value, self.estimator, log_rho, estimator
         )
+        stage = f"advantage estimation, estimator '{estimator}'"
+        hint = "check the rewards (env.normalize_reward) and V_φ's predictions"
+        check_finite(advantages, "advantages", iteration, stage, hint)
+        check_finite(targets, "value targets", iteration, stage, hint)
         flat_adv = advantages.reshape(-1)
         if self.config.advantage.normalize:
-            flat_adv = (flat_adv - flat_adv.mean()) / (flat_adv.std() + 1e-8)
+            flat_adv = normalize_advantages(flat_adv)
+            check_finite(
+                flat_adv,
+                "normalized advantages",
+                iteration,
+                "advantage.normalize",
+                "their mean or spread overflowed: check the rewards' scale",
+            )
         # The surrogate's denominator is β as stored at collection time. Turning the
         # correction off (an ablation) treats stale data as if π_old had collected it.
         correct = self.config.trainer.behavior_correction
@@ -301,7 +360,26 @@ class Learner:
         metrics: dict[str, Any] = {
             k: float(v) for k, v in self.update.run_policy_step(*arguments).items()
         }
-        self.value_fitter.launch(observations, targets.reshape(-1).astype(np.float32))
+        check_finite(
+            self._policy_variables,
+            "policy parameters",
+            iteration,
+            "policy step",
+            "the run stops before they are checkpointed or exported; check the distribution's "
+            "log_prob and KL (trpo_tf.testing.check_distribution) or lower trainer.max_kl",
+        )
+        self.value_fitter.launch(
+            observations,
+            targets.reshape(-1).astype(np.float32),
+            check=lambda: check_finite(
+                self._value_variables,
+                "value parameters",
+                iteration,
+                "value fit",
+                "the run stops before they are checkpointed or exported; lower "
+                "value.learning_rate or scale the rewards (env.normalize_reward)",
+            ),
+        )
         # Reported before fitting (so it is the same whether or not the fit overlaps
         # the next rollout): how well V predicts this batch's targets, MSE.
         metrics["value_loss"] = float(np.mean(np.square(values - targets)))
@@ -309,5 +387,5 @@ class Learner:
         metrics.update(staleness_metrics(log_rho, rollout.policy_version, iteration))
         metrics["line_search_accepted"] = bool(metrics["line_search_accepted"])
         metrics["line_search_steps"] = int(metrics["line_search_steps"])
-        metrics["skip_reason"] = int(metrics["skip_reason"])
+        metrics["skip_reason"] = SKIP_REASONS[int(metrics["skip_reason"])]
         return metrics

@@ -21,6 +21,8 @@ from trpo_tf.trainer.fvp import fisher_vector_product
 from trpo_tf.trainer.trpo import (
     SKIP_BAD_CURVATURE,
     SKIP_NONE,
+    SKIP_NONFINITE_GRADIENT,
+    SKIP_REASONS,
     SKIP_ZERO_GRADIENT,
     random_subset,
 )
@@ -145,6 +147,32 @@ def test_zero_advantages_skip_and_leave_theta_unchanged(kind: str) -> None:
     assert metrics["kl"] == 0.0 and metrics["surrogate_improvement"] == 0.0
     assert np.isfinite(metrics["value_loss"])  # the value fit still runs
     _assert_same(before, _theta(update))
+
+
+@pytest.mark.parametrize("bad_value", [np.nan, np.inf], ids=["nan", "inf"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_non_finite_gradient_skips_with_its_own_reason(kind: str, bad_value: float) -> None:
+    update = _build(kind)
+    batch = _batch(update, seed=1)
+    advantages = batch["advantages"].numpy()
+    advantages[7] = bad_value
+    batch["advantages"] = tf.constant(advantages)
+    before = _theta(update)
+    metrics = _numpy(update.update(**batch))
+    assert not np.isfinite(metrics["grad_norm"])
+    assert metrics["skip_reason"] == SKIP_NONFINITE_GRADIENT
+    assert not metrics["line_search_accepted"] and metrics["line_search_steps"] == 0
+    assert metrics["kl"] == 0.0 and metrics["surrogate_improvement"] == 0.0
+    _assert_same(before, _theta(update))
+
+
+def test_skip_reasons_have_distinct_texts() -> None:
+    codes = [SKIP_NONE, SKIP_ZERO_GRADIENT, SKIP_BAD_CURVATURE, SKIP_NONFINITE_GRADIENT]
+    texts = [SKIP_REASONS[code] for code in codes]
+    assert texts[0] == "" and all(texts[1:]) and len(set(texts)) == len(codes)
+    assert "non-finite gradient" in SKIP_REASONS[SKIP_NONFINITE_GRADIENT]
+    assert "0" in SKIP_REASONS[SKIP_ZERO_GRADIENT]
+    assert all(text.isascii() for text in texts)  # written into metrics.csv as they are
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -4,7 +4,7 @@
     π_old ← π_θ (parameters stop-gradiented on the batch states)
     J(θ)  = mean[ π_θ(a|s) / β(a|s) · Â ]
     g     = ∇_θ J(θ_old)
-    if ‖g‖ ≈ 0: skip
+    if g non-finite or ‖g‖ ≈ 0: skip
     s, r  = CG(F, g)                     F v = ∇²_θ mean KL(π_old‖π_θ) v + λ v, r = g − F s,
                                          until rᵀr ≤ 10⁻¹⁰·gᵀg (s does not depend on Â's scale)
     sᵀFs  = sᵀ(g − r)
@@ -38,10 +38,12 @@ from trpo_tf.trainer.line_search import backtracking_line_search
 SKIP_NONE = 0
 SKIP_ZERO_GRADIENT = 1
 SKIP_BAD_CURVATURE = 2
-SKIP_REASONS = {
+SKIP_NONFINITE_GRADIENT = 3
+SKIP_REASONS = {  # the text metrics.csv shows (ASCII: the file's encoding is the locale's)
     SKIP_NONE: "",
-    SKIP_ZERO_GRADIENT: "gradient norm ≈ 0",
-    SKIP_BAD_CURVATURE: "sᵀFs ≤ 0 or non-finite",
+    SKIP_ZERO_GRADIENT: "gradient norm ~ 0",
+    SKIP_BAD_CURVATURE: "curvature s'Fs <= 0 or non-finite",
+    SKIP_NONFINITE_GRADIENT: "non-finite gradient",
 }
 
 
@@ -179,6 +181,8 @@ def policy_step(
         forward.gradient(surrogate_old, primal_variables(variables)), variables
     )
     grad_norm = tf.norm(gradient)
+    gradient_finite = tf.math.is_finite(grad_norm)
+    has_gradient = tf.logical_and(gradient_finite, grad_norm > hp.grad_norm_eps)
 
     if hp.fvp_method == "hessian":
 
@@ -198,7 +202,6 @@ def policy_step(
 
     # A skip is a straight line, not a tf.cond: CG runs on g = 0 (stopping before its
     # first product when it may exit early) and the line search tries no candidate.
-    has_gradient = tf.logical_and(grad_norm > hp.grad_norm_eps, tf.math.is_finite(grad_norm))
     rhs = tf.where(has_gradient, gradient, tf.zeros_like(gradient))
     direction, residual = conjugate_gradient_with_residual(
         fisher_product, rhs, hp.cg_iters, early_exit=cg_early_exit
@@ -222,7 +225,7 @@ def policy_step(
     skip_reason = tf.where(
         has_gradient,
         tf.where(curvature_ok, SKIP_NONE, SKIP_BAD_CURVATURE),
-        SKIP_ZERO_GRADIENT,
+        tf.where(gradient_finite, SKIP_ZERO_GRADIENT, SKIP_NONFINITE_GRADIENT),
     )
     metrics = {
         "kl": result.kl,
