@@ -15,9 +15,10 @@ from trpo_tf.networks import build_mlp
 from trpo_tf.policy import Policy
 from trpo_tf.trainer import TrpoHyperparameters, TrpoUpdate
 from trpo_tf.trainer import compiled as compiled_module
+from trpo_tf.trainer import trpo as trpo_module
 from trpo_tf.trainer.cg import conjugate_gradient
 from trpo_tf.trainer.flat import get_flat
-from trpo_tf.trainer.fvp import fisher_vector_product
+from trpo_tf.trainer.fvp import fisher_of_linearization, fisher_vector_product
 from trpo_tf.trainer.trpo import (
     SKIP_BAD_CURVATURE,
     SKIP_NONE,
@@ -200,9 +201,17 @@ def test_policy_step_as_built_for_a_gpu_equals_the_cpu_one(
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_bad_curvature_skips_and_leaves_theta_unchanged(kind: str) -> None:
-    # F − 1000·I is negative definite, so sᵀ(F + λI)s < 0 for the CG solution.
-    update = _build(kind, cg_damping=-1000.0)
+def test_bad_curvature_skips_and_leaves_theta_unchanged(
+    kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A Fisher product of the wrong sign (as from a head whose KL is negated): −(F + λI)
+    # is negative definite, so sᵀ(F + λI)s < 0 for the CG solution.
+    def negated(*arguments):
+        product = fisher_of_linearization(*arguments)
+        return lambda vector: -product(vector)
+
+    monkeypatch.setattr(trpo_module, "fisher_of_linearization", negated)
+    update = _build(kind)
     before = _theta(update)
     metrics = _numpy(update.update(**_batch(update, seed=2)))
     assert metrics["skip_reason"] == SKIP_BAD_CURVATURE

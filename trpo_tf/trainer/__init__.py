@@ -3,8 +3,8 @@
 from trpo_tf.trainer.cg import conjugate_gradient
 from trpo_tf.trainer.compiled import TrpoUpdate
 from trpo_tf.trainer.fvp import fisher_vector_product
+from trpo_tf.trainer.hyperparameters import TrpoHyperparameters
 from trpo_tf.trainer.line_search import LineSearchResult, backtracking_line_search
-from trpo_tf.trainer.trpo import TrpoHyperparameters
 
 __all__ = [
     "LineSearchResult",

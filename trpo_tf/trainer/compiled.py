@@ -16,9 +16,10 @@ import numpy as np
 import tensorflow as tf
 
 from trpo_tf.policy import Policy
+from trpo_tf.trainer.hyperparameters import TrpoHyperparameters
 from trpo_tf.trainer.placement import on_accelerator
 from trpo_tf.trainer.tracing import traced_without_op_tracebacks
-from trpo_tf.trainer.trpo import TrpoHyperparameters, fisher_batch_size, policy_step
+from trpo_tf.trainer.trpo import fisher_batch_size, policy_step
 from trpo_tf.trainer.value_fit import GradientOptimizer, fit_value
 
 

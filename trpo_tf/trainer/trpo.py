@@ -14,14 +14,13 @@
 
 :func:`policy_step` is that box, top to bottom; the value fit V_φ is
 ``trainer/value_fit.py``. Both are compiled once per run by :class:`TrpoUpdate`
-(``trainer/compiled.py``): the hyperparameters are Python constants captured when
-it is built and the batch shape is fixed.
+(``trainer/compiled.py``): the hyperparameters (``trainer/hyperparameters.py``) are
+Python constants captured when it is built and the batch shape is fixed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import tensorflow as tf
 
@@ -33,6 +32,7 @@ from trpo_tf.trainer.fvp import (
     fisher_vector_product,
     primal_variables,
 )
+from trpo_tf.trainer.hyperparameters import TrpoHyperparameters
 from trpo_tf.trainer.line_search import backtracking_line_search
 
 SKIP_NONE = 0
@@ -45,37 +45,6 @@ SKIP_REASONS = {  # the text metrics.csv shows (ASCII: the file's encoding is th
     SKIP_BAD_CURVATURE: "curvature s'Fs <= 0 or non-finite",
     SKIP_NONFINITE_GRADIENT: "non-finite gradient",
 }
-
-
-@dataclass(frozen=True)
-class TrpoHyperparameters:
-    """Constants of the update (captured at trace time).
-
-    Attributes:
-        max_kl: δ, the trust-region radius on mean KL(π_old‖π_θ).
-        cg_iters: conjugate-gradient iterations.
-        cg_damping: λ added to the Fisher diagonal.
-        line_search_steps: candidates tried by the backtracking line search.
-        line_search_backtrack: step shrink factor per candidate.
-        fvp_subsample: fraction of the batch used for Fisher-vector products, a
-            fresh uniformly random subset each update (1.0 = the whole batch).
-        value_epochs: Adam epochs of the value fit.
-        value_minibatch_size: samples per Adam step.
-        grad_norm_eps: ‖g‖ below this skips the policy step.
-        fvp_method: ``gauss_newton`` (Jᵀ H_p J v: forward + reverse pass) or
-            ``hessian`` (double back-propagation of the mean KL); equal at θ_old.
-    """
-
-    max_kl: float = 0.01
-    cg_iters: int = 10
-    cg_damping: float = 0.1
-    line_search_steps: int = 10
-    line_search_backtrack: float = 0.8
-    fvp_subsample: float = 1.0
-    value_epochs: int = 10
-    value_minibatch_size: int = 64
-    grad_norm_eps: float = 1e-8
-    fvp_method: str = "gauss_newton"
 
 
 def fisher_batch_size(batch_size: int, fvp_subsample: float) -> int:
