@@ -161,6 +161,19 @@ def test_gaussian_params_mode_and_log_std_variable() -> None:
     )
 
 
+def test_gaussian_policy_std_is_that_of_the_params_not_of_the_current_log_std() -> None:
+    # The trainer reports the diagnostics of π_old's params after θ (log_std included)
+    # may have moved; every head must read them from params, like entropy.
+    d = 3
+    head = _gaussian(d, log_std_init=-0.5)
+    params = _gaussian_params(4, d, seed=3)
+    expected = np.mean(np.exp(params[:, d:]))
+    head.log_std.assign([1.0, 2.0, 3.0])
+    np.testing.assert_allclose(
+        head.diagnostics(tf.constant(params))["policy_std"].numpy(), expected, rtol=1e-12
+    )
+
+
 def test_gaussian_log_std_receives_gradients_through_policy() -> None:
     head = _gaussian(2)
     network = build_mlp(3, [4], head.num_inputs, dtype="float64")

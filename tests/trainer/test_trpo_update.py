@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from trpo_tf.distributions import make_categorical, make_diag_gaussian
+from trpo_tf.distributions import DiagGaussianHead, make_categorical, make_diag_gaussian
 from trpo_tf.networks import build_mlp
 from trpo_tf.policy import Policy
 from trpo_tf.trainer import TrpoHyperparameters, TrpoUpdate
@@ -455,3 +455,35 @@ def test_step_direction_does_not_depend_on_the_scale_of_the_advantages(
     big, small = (np.asarray(s, np.float64) for s in steps)
     cosine = big @ small / np.linalg.norm(big) / np.linalg.norm(small)
     assert cosine > 1 - 1e-5
+
+
+class _VariableReadingGaussianHead(DiagGaussianHead):
+    """A head whose diagnostics read its own log_std variable (as a plug-in may)."""
+
+    def diagnostics(self, params: tf.Tensor) -> dict[str, tf.Tensor]:
+        return {"policy_std": tf.reduce_mean(tf.exp(self.log_std))}
+
+
+@pytest.mark.parametrize("kind", [*KINDS, "variable_reading_gaussian"])
+def test_policy_std_and_entropy_are_those_of_pi_old_before_the_step(kind: str) -> None:
+    update = _build("diag_gaussian" if kind == "variable_reading_gaussian" else kind)
+    policy = update.policy
+    if kind == "variable_reading_gaussian":
+        head = policy.head
+        policy.head = _VariableReadingGaussianHead(
+            head.low, head.high, head.env_shape, -0.5, tf.float64, np.float64
+        )
+    batch = _batch(update, seed=11)
+    old_params = policy.dist_params(batch["observations"])
+    expected = {
+        "entropy": float(tf.reduce_mean(policy.distribution(old_params).entropy())),
+        **{k: float(v) for k, v in policy.head.diagnostics(old_params).items()},
+    }
+    before = _theta(update)
+    metrics = _numpy(update.update(**batch))
+    assert metrics["line_search_accepted"]
+    if kind != "categorical":
+        assert not np.array_equal(before[-1], _theta(update)[-1])  # log_std moved
+        assert "policy_std" in expected
+    for key, value in expected.items():
+        assert metrics[key] == pytest.approx(value, rel=1e-12), key

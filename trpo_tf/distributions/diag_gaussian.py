@@ -107,7 +107,9 @@ class DiagGaussianHead(BoxGaussianBase):
         return tf.concat([net_out, log_std], axis=-1)
 
     def diagnostics(self, params: tf.Tensor) -> Mapping[str, tf.Tensor]:
-        return {"policy_std": tf.reduce_mean(tf.exp(self.log_std))}
+        """``policy_std``: mean σ of the distribution ``params`` describe (not of the
+        current ``log_std``, which the policy step may have moved since)."""
+        return {"policy_std": tf.reduce_mean(tf.exp(self._split(params)[1]))}
 
     def numpy_sampler(self) -> DiagGaussianNumpySampler:
         """Numpy twin (with the current log-std) used by fast rollouts."""

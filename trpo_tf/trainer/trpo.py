@@ -115,8 +115,8 @@ def policy_step(
 
     Returns:
         Scalar tensors: ``kl, surrogate_improvement, line_search_steps,
-        line_search_accepted, skip_reason, grad_norm, entropy`` and the head's
-        diagnostics.
+        line_search_accepted, skip_reason, grad_norm``, and ``entropy`` and the
+        head's diagnostics of π_old (before the step).
     """
     variables = policy.policy_variables
     surrogate = importance_sampled_surrogate(policy, actions, behavior_log_prob, advantages)
@@ -139,6 +139,12 @@ def policy_step(
         fvp_params = params if fvp_indices is None else policy.dist_params(fvp_observations)
     old_params = tf.stop_gradient(params)
     fvp_old_params = old_params if fvp_indices is None else tf.gather(old_params, fvp_indices)
+    # Diagnostics of π_old, taken before the line search moves θ (a head that reads
+    # its own variables reads them here too).
+    diagnostics = {
+        "entropy": tf.reduce_mean(policy.distribution(old_params).entropy()),
+        **policy.head.diagnostics(old_params),
+    }
 
     def evaluate() -> tuple[tf.Tensor, tf.Tensor]:
         """(J(θ), mean KL(π_old‖π_θ)) at the current θ, from one forward pass."""
@@ -203,9 +209,8 @@ def policy_step(
         "line_search_accepted": result.accepted,
         "skip_reason": skip_reason,
         "grad_norm": grad_norm,
-        "entropy": tf.reduce_mean(policy.distribution(old_params).entropy()),
+        **diagnostics,
     }
-    metrics.update(policy.head.diagnostics(old_params))
     return metrics
 
 
