@@ -133,7 +133,7 @@ def test_oversized_file_is_refused_before_reading(tmp_path):
         load_experiment(path)
 
 
-@pytest.mark.parametrize("experiment", sorted((REPO / "experiments").glob("*.yaml")))
+@pytest.mark.parametrize("experiment", sorted((REPO / "experiments").rglob("*.yaml")))
 def test_shipped_experiments_parse_as_safe_load_does(experiment):
     text = experiment.read_text(encoding="utf-8")
     assert load_yaml(text) == yaml.safe_load(text)
