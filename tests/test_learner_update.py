@@ -3,6 +3,7 @@ numerical checks before and after it, and the skip reason it reports."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import gymnasium as gym
@@ -14,7 +15,7 @@ from trpo_tf.agent import Agent
 from trpo_tf.config import experiment_from_dict
 from trpo_tf.errors import NumericalError, TrpoTfError
 from trpo_tf.interfaces import AdvantageOutputs
-from trpo_tf.learner import Learner
+from trpo_tf.learner import Learner, normalize_advantages
 from trpo_tf.types import Rollout
 
 T, N, OBS_DIM = 32, 2, 4
@@ -190,3 +191,81 @@ def test_an_infinite_importance_weight_reports_a_non_finite_gradient() -> None:
     assert not np.isfinite(metrics["grad_norm"])
     for b, a in zip(before, _theta(learner), strict=True):
         np.testing.assert_array_equal(b, a)
+
+
+# What reaches the update -------------------------------------------------------------
+
+
+def _stale(learner: Learner, iteration: int, seed: int = 0) -> tuple[Rollout, np.ndarray]:
+    """A batch collected by β two versions before π_old: log β(a|s) = log π_old(a|s) − δ
+    with δ ∈ {0.4, 0} alternating. Returns it and log π_old(a|s) ``[T·N]``."""
+    rollout = _rollout(learner, iteration - 2, seed=seed)
+    pi_old = rollout.behavior_log_prob.reshape(-1).copy()
+    shift = np.where(np.arange(T * N) % 2 == 0, 0.4, 0.0).astype(np.float32)
+    return dataclasses.replace(rollout, behavior_log_prob=(pi_old - shift).reshape(T, N)), pi_old
+
+
+def _surrogate_gradient_norm(
+    learner: Learner, arguments: tuple[np.ndarray, ...], denominator: np.ndarray
+) -> float:
+    """‖∇θ mean[π_θ(a|s) / exp(denominator) · Â]‖ at the current θ."""
+    observations, actions, _, advantages = arguments
+    policy = learner.update.policy
+    with tf.GradientTape() as tape:
+        log_prob = policy.distribution(policy.dist_params(observations)).log_prob(actions)
+        surrogate = tf.reduce_mean(tf.exp(log_prob - denominator) * advantages)
+    gradients = tape.gradient(surrogate, policy.policy_variables)
+    return float(tf.linalg.global_norm(gradients))
+
+
+def test_stale_batch_surrogate_divides_by_the_stored_behavior_log_prob() -> None:
+    learner = _learner()
+    calls = _spy_policy_step(learner)
+    theta_old = _theta(learner)
+    rollout, pi_old = _stale(learner, iteration=3)
+    metrics = learner.learn(rollout, iteration=3)
+    ((_, _, denominator, _),) = calls
+    np.testing.assert_array_equal(denominator, rollout.behavior_log_prob.reshape(-1))
+    assert np.max(np.abs(denominator - pi_old)) > 0.3
+    # And the step that ran was the one for that denominator: g at θ_old.
+    for variable, value in zip(learner.update.policy.policy_variables, theta_old, strict=True):
+        variable.assign(value)
+    with_beta = _surrogate_gradient_norm(learner, calls[0], denominator)
+    with_pi_old = _surrogate_gradient_norm(learner, calls[0], pi_old)
+    assert metrics["grad_norm"] == pytest.approx(with_beta, rel=1e-4)
+    assert abs(with_pi_old / with_beta - 1) > 1e-2
+
+
+def test_without_behavior_correction_the_denominator_is_pi_old() -> None:
+    # The ablation: stale data treated as if π_old had collected it.
+    learner = _learner(trainer={"behavior_correction": False})
+    calls = _spy_policy_step(learner)
+    rollout, pi_old = _stale(learner, iteration=3)
+    learner.learn(rollout, iteration=3)
+    np.testing.assert_allclose(calls[0][2], pi_old, rtol=1e-5, atol=1e-5)
+
+
+def test_normalized_advantages_have_mean_zero_and_standard_deviation_one() -> None:
+    rng = np.random.default_rng(4)
+    raw = rng.normal(5.0, 3.0, size=1000).astype(np.float32)
+    normalized = normalize_advantages(raw)
+    assert abs(float(normalized.mean())) < 1e-5
+    assert float(normalized.std()) == pytest.approx(1.0, abs=1e-5)
+    # Order and relative spacing are kept: an affine map with a positive slope.
+    slope = (normalized[1] - normalized[0]) / (raw[1] - raw[0])
+    np.testing.assert_allclose(normalized, (raw - raw.mean()) * slope, rtol=1e-4, atol=1e-5)
+    assert slope > 0
+
+
+@pytest.mark.parametrize("normalize", [True, False])
+def test_the_update_receives_normalized_advantages_when_asked(normalize: bool) -> None:
+    # Rewards of ~1 and V_φ ≈ 0: the raw advantages have a mean far from 0.
+    learner = _learner(advantage={"normalize": normalize})
+    calls = _spy_policy_step(learner)
+    learner.learn(_rollout(learner, 1), iteration=1)
+    advantages = calls[0][3]
+    if normalize:
+        assert abs(float(advantages.mean())) < 1e-5
+        assert float(advantages.std()) == pytest.approx(1.0, abs=1e-4)
+    else:
+        assert float(advantages.mean()) > 1.0

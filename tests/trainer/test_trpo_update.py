@@ -26,6 +26,7 @@ from trpo_tf.trainer.trpo import (
     SKIP_REASONS,
     SKIP_ZERO_GRADIENT,
     random_subset,
+    restore_policy,
 )
 
 BATCH, OBS_DIM, MINIBATCH = 256, 4, 64
@@ -487,3 +488,32 @@ def test_policy_std_and_entropy_are_those_of_pi_old_before_the_step(kind: str) -
         assert "policy_std" in expected
     for key, value in expected.items():
         assert metrics[key] == pytest.approx(value, rel=1e-12), key
+
+
+@pytest.mark.parametrize("fvp_method", ["gauss_newton", "hessian"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_full_step_has_quadratic_kl_equal_to_the_trust_region(kind: str, fvp_method: str) -> None:
+    """½ sᵀ(F + λI)s = δ for the full natural-gradient step s (F at θ_old).
+
+    The accepted step is backtrackᵏ · s after k rejected candidates; a step √2 too
+    large (or a scale of δ instead of 2δ) gives 2δ (or δ/2) here.
+    """
+    max_kl = 0.004
+    update = _build(kind, seed=2, fvp_method=fvp_method, max_kl=max_kl)
+    policy = update.policy
+    variables = policy.policy_variables
+    batch = _batch(update, seed=13)
+    theta_old = get_flat(variables).numpy()
+    metrics = _numpy(update.update(**batch))
+    assert metrics["line_search_accepted"]
+    fraction = HP.line_search_backtrack ** (int(metrics["line_search_steps"]) - 1)
+    full_step = (get_flat(variables).numpy() - theta_old) / fraction
+    restore_policy(policy, tf.constant(theta_old))
+    obs = batch["observations"]
+    old = policy.distribution(tf.stop_gradient(policy.dist_params(obs)))
+
+    def mean_kl():
+        return tf.reduce_mean(old.kl_divergence(policy.distribution(policy.dist_params(obs))))
+
+    product = fisher_vector_product(mean_kl, variables, tf.constant(full_step), HP.cg_damping)
+    assert 0.5 * float(full_step @ product.numpy()) == pytest.approx(max_kl, rel=1e-6)
