@@ -167,7 +167,7 @@ def test_the_training_state_is_written_compiled(
     from trpo_tf.config import experiment_from_dict
     from trpo_tf.envs.factory import describe, make_env_fn
     from trpo_tf.learner import build_update
-    from trpo_tf.train import _tf_state
+    from trpo_tf.train import tf_state
 
     config = experiment_from_dict(
         {
@@ -180,7 +180,7 @@ def test_the_training_state_is_written_compiled(
     agent = Agent.build(config, spec.observation_dim, spec.action_space)
     update = build_update(config, agent, 64, spec.observation_dim)
     update.value_optimizer.build(agent.value_network.trainable_variables)
-    state = _tf_state(agent, update, None)
+    state = tf_state(agent, update, None)
     writer = CheckpointWriter(tf.train.Checkpoint(**state))
     writer.write(str(tmp_path / "tf"))
     assert writer.compiled

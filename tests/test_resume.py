@@ -221,24 +221,38 @@ def test_a_checkpoint_that_does_not_fit_the_run_is_a_one_line_error(tmp_path: Pa
 CARTPOLE = Path(__file__).resolve().parents[1] / "experiments" / "cartpole.yaml"
 
 
+def _fake_checkpoint(checkpoint: Path, experiment: str) -> None:
+    """A checkpoint whose manifest verifies (its TensorFlow files are placeholders)."""
+    from trpo_tf.checkpoint import EXPERIMENT_FILE, _write_manifest
+
+    for name in ("tf.index", "state.json", "arrays.npz"):
+        (checkpoint / name).write_bytes(b"placeholder")
+    (checkpoint / EXPERIMENT_FILE).write_text(experiment)
+    _write_manifest(checkpoint, int(checkpoint.name[len("iter_") :]), "")
+
+
 def _stopped_run(tmp_path: Path, iterations: int = 3) -> Path:
     """A run directory as a 6,144-step CartPole run leaves it, checkpoint contents aside."""
     from trpo_tf.config import dump_experiment, load_experiment
 
     run_dir = tmp_path / "run"
-    (run_dir / "checkpoints" / f"iter_{iterations:06d}").mkdir(parents=True)
+    checkpoint = run_dir / "checkpoints" / f"iter_{iterations:06d}"
+    checkpoint.mkdir(parents=True)
     dump_experiment(
         load_experiment(CARTPOLE, ["trainer.total_steps=6144"]), run_dir / "config.yaml"
     )
+    _fake_checkpoint(checkpoint, (run_dir / "config.yaml").read_text())
     rows = "".join(f"{i},{i * 2048}\n" for i in range(1, iterations + 1))
     (run_dir / "metrics.csv").write_text("iteration,env_steps\n" + rows)
     return run_dir
 
 
 def _contents(run_dir: Path) -> dict[str, bytes | None]:
+    """Every entry of the run directory but its lock file (which stays once made)."""
     return {
         str(p.relative_to(run_dir)): p.read_bytes() if p.is_file() else None
         for p in sorted(run_dir.rglob("*"))
+        if p.name != ".trpo-tf.lock"
     }
 
 
@@ -268,8 +282,9 @@ def test_resume_that_changes_the_run_is_refused_before_anything_is_written(
     before = _contents(run_dir)
     assert main(["train", "--resume", str(run_dir), "--quiet", *args]) == 2
     line = _error_line(capsys)
-    assert f"cannot change {key} on --resume ({saved} in {run_dir / 'config.yaml'}" in line
-    assert f"requested {requested})" in line
+    stored = run_dir / "checkpoints" / "iter_000003" / "experiment.yaml"
+    assert f"cannot change {key} on --resume ({saved} in {stored}" in line
+    assert f"requested {requested} by --set or an edited config.yaml)" in line
     assert "start a new run" in line
     assert _contents(run_dir) == before
 

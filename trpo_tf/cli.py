@@ -98,7 +98,7 @@ def _check_train_args(args: argparse.Namespace) -> None:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from trpo_tf.config import load_experiment
-    from trpo_tf.tracking.run_dir import check_run_dir_path
+    from trpo_tf.tracking.run_dir import check_new_run_dir, check_run_dir_path
 
     _check_train_args(args)
     overrides = list(args.set or [])
@@ -113,7 +113,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
         # The run's own resolved config; --set may change what a resume allows (e.g.
         # extend trainer.total_steps). Checked before TensorFlow loads or anything is written.
+        from trpo_tf.run.lock import check_not_in_use
+
         run_dir = Path(args.resume)
+        check_not_in_use(run_dir)
         check_run_to_resume(run_dir)
         config = load_experiment(run_dir / "config.yaml", overrides)
         resume_checkpoint(run_dir, config)
@@ -123,19 +126,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         config = load_experiment(args.experiment, overrides)
         run_dir = Path(args.run_dir) if args.run_dir else _default_run_dir(config.name, config.seed)
         check_run_dir_path(run_dir)
-        if (run_dir / "metrics.csv").exists():
-            from trpo_tf.checkpoint import CheckpointManager
-
-            if CheckpointManager(run_dir / "checkpoints", keep=1).latest() is None:
-                raise RunDirError(
-                    f"run directory {run_dir} holds a run that stopped before its first "
-                    "checkpoint, so --resume cannot continue it; remove it (nothing is "
-                    "deleted for you) or pass another --run-dir"
-                )
-            raise RunDirError(
-                f"run directory {run_dir} already holds a run; pass another --run-dir, "
-                f"remove it, or continue it with --resume {run_dir}"
-            )
+        check_new_run_dir(run_dir)
     from trpo_tf.train import train  # TensorFlow loads only once the config is valid
 
     result = train(
@@ -323,7 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument(
         "--force",
         action="store_true",
-        help="overwrite the export in a non-empty --out directory (never a run directory)",
+        help="replace a non-empty --out directory entirely with the export (never a run directory)",
     )
     export.add_argument(
         "--format",
@@ -385,12 +376,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             return args.func(args)
     except TrpoTfError as error:
         print(f"trpo-tf: error: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
+        # 2 for what the user can fix in the command or config; StorageError: 74.
+        return getattr(error, "exit_status", 2)
+    except KeyboardInterrupt as interrupt:
         from trpo_tf.tracking.seeds import INTERRUPTED  # what train --seeds reads back
 
-        print("trpo-tf: interrupted", file=sys.stderr)
-        return INTERRUPTED
+        # 128 + the signal: 130 (Ctrl-C), 143 (SIGTERM), 129 (SIGHUP).
+        status = getattr(interrupt, "exit_status", INTERRUPTED)
+        print(
+            f"trpo-tf: stopped ({interrupt.args[0] if interrupt.args else 'SIGINT'})",
+            file=sys.stderr,
+        )
+        return status
 
 
 if __name__ == "__main__":

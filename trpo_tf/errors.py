@@ -41,6 +41,21 @@ class NumericalError(TrpoTfError, FloatingPointError):
     """
 
 
+class NormalizerOverflowError(NonFiniteEnvError):
+    """A normalizer's running statistics overflowed on an environment's values."""
+
+
+class EnvRuntimeError(TrpoTfError, RuntimeError):
+    """An environment raised in ``step``/``reset``, or returned a step that is not valid.
+
+    Also raised when an environment keeps failing inside asynchronous rollout workers.
+    """
+
+
+class RolloutWorkerError(TrpoTfError, RuntimeError):
+    """Rollout worker processes kept dying (``runner.kind: async`` or ``ray``)."""
+
+
 class RunDirError(TrpoTfError, FileNotFoundError):
     """A run directory or exported policy is missing or incomplete."""
 
@@ -51,3 +66,17 @@ class OutputPathError(TrpoTfError, ValueError):
 
 class TrpoTfWarning(UserWarning):
     """A warning for the user; its message is one line starting ``trpo-tf: warning:``."""
+
+
+class StorageError(TrpoTfError, OSError):
+    """A write failed (disk full, read-only filesystem, no permission, quota).
+
+    The CLI exits with status 74 (``EX_IOERR``) for it; what was
+    written before (the previous checkpoint) is intact.
+    """
+
+    exit_status = 74
+
+
+class RunInUseError(RunDirError):
+    """Another live process holds the run directory."""

@@ -16,7 +16,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from trpo_tf.checkpoint import CheckpointManager
+from trpo_tf.checkpoint import EXPERIMENT_FILE, CheckpointManager, experiment_of
 from trpo_tf.config.loader import load_experiment, to_dict
 from trpo_tf.config.schema import ExperimentConfig
 from trpo_tf.errors import ConfigError, RunDirError
@@ -39,34 +39,48 @@ _RESUMABLE_TEXT = ", ".join(key if "." in key else f"{key}.*" for key in RESUMAB
 
 
 def resume_checkpoint(run_dir: str | Path, config: ExperimentConfig) -> Path:
+    """The checkpoint ``run_dir`` continues from with ``config`` (see :func:`resume_point`)."""
+    return resume_point(run_dir, config)[0]
+
+
+def resume_point(run_dir: str | Path, config: ExperimentConfig) -> tuple[Path, list[str]]:
     """Check that ``run_dir`` can continue with ``config``; the checkpoint to continue from.
+
+    The checkpoint is the truth: ``config`` (the run's ``config.yaml`` plus any
+    overrides) is compared with the experiment stored *in the checkpoint*, so an
+    edited ``config.yaml`` is reported like a ``--set`` change.
 
     Args:
         run_dir: the run directory to resume.
-        config: the config the resumed run would train with (the run's own
-            ``config.yaml`` plus any overrides).
+        config: the config the resumed run would train with.
 
     Returns:
-        The newest complete checkpoint in ``run_dir/checkpoints``.
+        The newest intact checkpoint in ``run_dir/checkpoints``, and one note per newer
+        checkpoint that was skipped (damaged, foreign, or an unreadable name).
 
     Raises:
-        RunDirError: ``run_dir`` has no ``config.yaml`` or no checkpoint.
+        RunDirError: ``run_dir`` has no ``config.yaml`` or no intact checkpoint.
         ConfigError: ``config`` changes a key outside :data:`RESUMABLE_KEYS`, or its
             ``trainer.total_steps`` is below what the run has already trained.
     """
+    from trpo_tf.tracking.run_dir import run_id_of
+
     run_dir = Path(run_dir)
-    config_file = run_dir / "config.yaml"
     check_run_to_resume(run_dir)
-    check_resume_config(load_experiment(config_file), config, config_file)
-    latest = CheckpointManager(run_dir / "checkpoints", config.checkpoint.keep).latest()
+    manager = CheckpointManager(run_dir / "checkpoints", config.checkpoint.keep)
+    latest, skipped = manager.newest_intact(run_id_of(run_dir))
     if latest is None:
+        why = f" ({'; '.join(skipped)})" if skipped else ""
         raise RunDirError(
-            f"cannot resume: {run_dir} has no checkpoint (the run stopped before writing its "
-            f"first one), so there is nothing to continue; remove {run_dir} and train again, "
-            "or train into another --run-dir"
+            f"cannot resume: {run_dir} has no intact checkpoint{why}, so there is nothing to "
+            f"continue; remove {run_dir} and train again, or train into another --run-dir"
         )
+    saved_file = latest / EXPERIMENT_FILE
+    if not experiment_of(latest).strip():  # written without its experiment (tests)
+        saved_file = run_dir / "config.yaml"
+    check_resume_config(load_experiment(saved_file), config, saved_file)
     check_resume_budget(config, CheckpointManager.iteration_of(latest), run_dir)
-    return latest
+    return latest, skipped
 
 
 def check_run_to_resume(run_dir: Path) -> None:
@@ -123,8 +137,8 @@ def check_resume_config(
         if not is_resumable(path):
             raise ConfigError(
                 f"cannot change {path} on --resume ({_show(old)} in {saved_file}, "
-                f"requested {_show(new)}); start a new run instead, or resume without "
-                f"changing it (only {_RESUMABLE_TEXT} may change)"
+                f"requested {_show(new)} by --set or an edited config.yaml); start a new "
+                f"run instead, or resume without changing it (only {_RESUMABLE_TEXT} may change)"
             )
 
 

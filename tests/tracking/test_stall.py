@@ -31,7 +31,7 @@ def test_skipped_updates_name_the_skip_reason():
 
 
 def test_training_prints_the_watch_message_once(tmp_path, capsys, monkeypatch):
-    import trpo_tf.train as train_module
+    import trpo_tf.run.training as train_module
 
     rows = []
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import warnings
 from pathlib import Path
@@ -11,6 +12,7 @@ import gymnasium as gym
 import numpy as np
 import tensorflow as tf
 
+from trpo_tf import atomic
 from trpo_tf.errors import IncompatibleSpaceError, TrpoTfError
 from trpo_tf.export.module import ExportedAgent
 from trpo_tf.export.observations import env_observation_inputs, observation_leaves
@@ -129,12 +131,16 @@ def export_savedmodel(agent: Any, config: Any, env_spec: Any, out_dir: str | Pat
         names += ["env_action", "env_sample", "env_value"]
     signatures = {name: getattr(module, name).get_concrete_function() for name in names}
     signatures["serving_default"] = signatures["action"]
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tf.saved_model.save(module, str(out_dir), signatures=signatures)
-    for stale in (TFLITE_FILE, ENV_TFLITE_FILE):  # would be stale now
-        (out_dir / stale).unlink(missing_ok=True)
-    (out_dir / METADATA_FILE).write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n")
-    return out_dir
+    text = json.dumps(metadata, indent=2, sort_keys=True) + "\n"
+
+    def fill(directory: Path) -> None:
+        tf.saved_model.save(module, str(directory), signatures=signatures)
+        (directory / METADATA_FILE).write_text(text)
+
+    # Built beside out_dir and swapped in whole: an existing export (and any TFLite
+    # file converted from it) is replaced, never merged into, and a kill mid-export
+    # leaves the previous one.
+    return atomic.build_dir(out_dir, fill, "export")
 
 
 def _check_observations(observation_dim: int, seed: int = 0) -> list[dict[str, np.ndarray]]:
@@ -246,7 +252,7 @@ def export_tflite(saved_model_dir: str | Path, out_path: str | Path) -> Path:
         )
     out_path.parent.mkdir(parents=True, exist_ok=True)
     for path, flatbuffer in models.items():
-        path.write_bytes(flatbuffer)
+        atomic.write_bytes(path, flatbuffer, "TFLite export")
     return out_path
 
 
@@ -276,7 +282,8 @@ def export_run(
             ``force``) another non-empty directory.
     """
     from trpo_tf.envs import describe, make_env_fn
-    from trpo_tf.outputs import check_export_dir
+    from trpo_tf.outputs import check_export_dir, is_run_dir
+    from trpo_tf.run.lock import locked
     from trpo_tf.run_loading import load_run
 
     if format not in FORMATS:
@@ -284,9 +291,11 @@ def export_run(
     run_dir = Path(run_dir)
     default = run_dir / "export"
     out = check_export_dir(out_dir if out_dir else default, default, force)
-    config, agent = load_run(run_dir)
-    spec = describe(config.env.id, make_env_fn(config.env.id, config.env.kwargs))
-    out = export_savedmodel(agent, config, spec, out)
-    if format == "tflite":
-        return export_tflite(out, out / TFLITE_FILE)
+    # The run's lock: no export of a run that a live process is still writing.
+    with locked(run_dir, "trpo-tf export") if is_run_dir(run_dir) else contextlib.nullcontext():
+        config, agent = load_run(run_dir)
+        spec = describe(config.env.id, make_env_fn(config.env.id, config.env.kwargs))
+        out = export_savedmodel(agent, config, spec, out)
+        if format == "tflite":
+            return export_tflite(out, out / TFLITE_FILE)
     return out

@@ -48,7 +48,7 @@ class Progress:
         elapsed = time.perf_counter() - self.start
         fps = (env_steps - self.start_steps) / elapsed if elapsed > 0 else 0.0
         remaining = (self.total_steps - env_steps) / fps if fps > 0 else float("nan")
-        percent = 100.0 * env_steps / self.total_steps
+        percent = 100.0 * env_steps / self.total_steps if self.total_steps else 100.0
         text = (
             f"it {iteration:4d} | steps {env_steps:>9,d}/{self.total_steps:,d} ({percent:5.1f}%) "
             f"| {fps:7,.0f} fps | ETA {_duration(remaining)} | return {episode_return:9.2f} "
@@ -81,8 +81,9 @@ class Progress:
             self.stream.write(line + "\n")
         self.stream.flush()
 
-    def message(self, text: str) -> None:
-        if self.quiet:
+    def message(self, text: str, always: bool = False) -> None:
+        """Print ``text`` on its own line (``always``: even when quiet)."""
+        if self.quiet and not always:
             return
         if self._open_line:
             self.stream.write("\n")

@@ -1,0 +1,1 @@
+"""A training run's life cycle: the run object, its lock, its stop requests."""
