@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from trpo_tf.errors import NormalizerOverflowError
 from trpo_tf.normalization import (
     ObservationNormalizer,
     RewardNormalizer,
@@ -175,3 +176,57 @@ def test_scalar_statistics_match_the_array_path_bit_for_bit(batch_size):
         assert scalar.mean == vector.mean[0] and scalar.var == vector.var[0]
         assert scalar.count == vector.count
     assert scalar.mean.dtype == scalar.var.dtype == np.float64
+
+
+@pytest.mark.parametrize("shape", [(), (2,)])
+def test_running_statistics_overflow_is_an_error_and_keeps_them(shape):
+    stats = RunningMeanStd(shape)
+    stats.update(np.ones((3, *shape)))
+    before = {k: np.copy(v) for k, v in stats.state().items()}
+    with (
+        np.errstate(over="ignore", invalid="ignore"),
+        pytest.raises(
+            NormalizerOverflowError,
+            match=r"^running variance overflowed float64 on values up to 1e\+200$",
+        ),
+    ):
+        stats.update(
+            np.full((3, *shape), 1e200) * np.array([1, -1, 1]).reshape(3, *[1] * len(shape))
+        )
+    for key, value in stats.state().items():
+        np.testing.assert_array_equal(value, before[key])
+
+
+def test_observation_normalizer_overflow_names_it_and_the_fix():
+    normalizer = ObservationNormalizer((2,), enabled=True)
+    with (
+        np.errstate(over="ignore", invalid="ignore"),
+        pytest.raises(NormalizerOverflowError) as raised,
+    ):
+        normalizer(np.array([[1e300, 0.0], [-1e300, 0.0]]), update=True)
+    message = str(raised.value)
+    assert message.startswith("the observation normalizer's running variance overflowed")
+    assert "env.normalize_obs: false" in message
+
+
+@pytest.mark.parametrize(
+    ("gamma", "reward", "what"),
+    [(1.5, 1.0, "discounted return overflowed float64"), (0.5, 1.7e308, "running mean")],
+)
+def test_reward_normalizer_overflow_names_the_statistic_and_keeps_state(gamma, reward, what):
+    normalizer = RewardNormalizer(n_envs=2, gamma=gamma, enabled=True)
+    normalizer(np.array([1.0, 2.0]), np.zeros(2, bool))
+    if gamma > 1:  # the return itself grows past float64
+        normalizer.returns[:] = 1.7e308
+    returns, var = normalizer.returns.copy(), float(normalizer.stats.var)
+    with (
+        np.errstate(over="ignore", invalid="ignore"),
+        pytest.raises(NormalizerOverflowError) as raised,
+    ):
+        normalizer(np.array([reward, reward]), np.zeros(2, bool))
+    message = str(raised.value)
+    assert message.startswith(f"the reward normalizer's {what}")
+    assert f"(rewards up to {reward:.4g})" in message
+    assert "scale the rewards down" in message
+    np.testing.assert_array_equal(normalizer.returns, returns)
+    assert float(normalizer.stats.var) == var

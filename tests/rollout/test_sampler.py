@@ -20,7 +20,7 @@ from trpo_tf.advantages.gae import GeneralizedAdvantageEstimator
 from trpo_tf.config import experiment_from_dict
 from trpo_tf.config.build import build_policy
 from trpo_tf.envs import make_vector_env
-from trpo_tf.errors import NonFiniteEnvError
+from trpo_tf.errors import EnvRuntimeError, NonFiniteEnvError, NormalizerOverflowError
 from trpo_tf.learner import compute_advantages
 from trpo_tf.normalization import ObservationNormalizer, RewardNormalizer
 from trpo_tf.rollout.actor import Actor
@@ -32,11 +32,19 @@ BOX_LOW = np.array([-1.0, 0.0], np.float32)
 BOX_HIGH = np.array([1.0, 0.5], np.float32)
 
 
+class EnvBroke(RuntimeError):
+    """What a faulty CountingEnv raises."""
+
+
 class CountingEnv(gym.Env):
-    """obs = [t, index]; reward t; optional termination, truncation and NaN injection.
+    """obs = [t, index]; reward t; optional termination, truncation and fault injection.
 
     ``nan_obs_at`` / ``nan_reward_at`` count steps over the env's whole life (not per
-    episode), starting at 1 for the first ``step`` call.
+    episode), starting at 1 for the first ``step`` call; they put ``bad_value`` (NaN
+    by default) into the observation or reward, observations in ``obs_dtype``.
+    ``raise_in_step_at`` (a life step) and ``raise_in_reset_after`` (resets that
+    succeed first) make the env raise :class:`EnvBroke`; ``reward_as`` converts every
+    reward (``str``: a reward that is not a number).
     """
 
     metadata: dict[str, Any] = {"render_modes": []}
@@ -49,6 +57,11 @@ class CountingEnv(gym.Env):
         truncate_at: int | None = None,
         nan_obs_at: int | None = None,
         nan_reward_at: int | None = None,
+        bad_value: float = float("nan"),
+        obs_dtype: type = np.float32,
+        raise_in_step_at: int | None = None,
+        raise_in_reset_after: int | None = None,
+        reward_as: Any = float,
     ) -> None:
         self.index = index
         self.observation_space = gym.spaces.Box(-np.inf, np.inf, (OBS_DIM,), np.float32)
@@ -57,15 +70,24 @@ class CountingEnv(gym.Env):
         self.truncate_at = truncate_at
         self.nan_obs_at = nan_obs_at
         self.nan_reward_at = nan_reward_at
+        self.bad_value = bad_value
+        self.obs_dtype = obs_dtype
+        self.raise_in_step_at = raise_in_step_at
+        self.raise_in_reset_after = raise_in_reset_after
+        self.reward_as = reward_as
         self.received: list[np.ndarray] = []
         self.t = 0
         self.life_steps = 0
+        self.resets = 0
 
     def _obs(self) -> np.ndarray:
-        return np.array([self.t, self.index], np.float32)
+        return np.array([self.t, self.index], self.obs_dtype)
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
+        self.resets += 1
+        if self.raise_in_reset_after is not None and self.resets > self.raise_in_reset_after:
+            raise EnvBroke(f"env {self.index} cannot reset")
         self.t = 0
         return self._obs(), {}
 
@@ -73,12 +95,14 @@ class CountingEnv(gym.Env):
         self.received.append(np.array(action, copy=True))
         self.t += 1
         self.life_steps += 1
+        if self.life_steps == self.raise_in_step_at:
+            raise EnvBroke(f"env {self.index} diverged\nat life step {self.life_steps}")
         obs = self._obs()
-        reward = float(self.t)
+        reward = self.reward_as(self.t)
         if self.life_steps == self.nan_obs_at:
-            obs[0] = np.nan
+            obs[0] = self.bad_value
         if self.life_steps == self.nan_reward_at:
-            reward = float("nan")
+            reward = self.bad_value
         terminated = self.terminate_at is not None and self.t >= self.terminate_at
         truncated = self.truncate_at is not None and self.t >= self.truncate_at
         return obs, reward, terminated, truncated, {}
@@ -138,6 +162,7 @@ def _sampler(
     clip_nonfinite: bool = False,
     env_name: str = "counting-env",
     normalize_obs: bool = False,
+    normalize_reward: bool = False,
 ) -> SyncSampler:
     policy, actor = policy_and_actor
     return SyncSampler(
@@ -147,7 +172,7 @@ def _sampler(
         policy.head,
         steps_per_env,
         ObservationNormalizer((OBS_DIM,), normalize_obs),
-        RewardNormalizer(N_ENVS, 0.99, False),
+        RewardNormalizer(N_ENVS, 0.99, normalize_reward),
         clip_nonfinite,
         seed=0,
     )
@@ -450,3 +475,184 @@ def test_bug_final_observations_zero_where_not_truncated_with_obs_normalization(
         sampler.close()
     assert rollout.truncated.any()
     assert (rollout.final_observations[~rollout.truncated] == 0).all()
+
+
+# -- values that are finite in float64 but not in float32, where they are stored -----
+
+
+@pytest.mark.parametrize("value", [1e39, -1e39])
+@pytest.mark.parametrize("what", ["observation", "reward"])
+def test_value_beyond_float32_raises_naming_env_index_and_step(policies, what, value):
+    T = 4
+    inject = {"nan_obs_at": [None, 2, None]} if what == "observation" else {}
+    inject = inject or {"nan_reward_at": [None, 2, None]}
+    envs = _vector_env(ACTION_SPACES["discrete"], bad_value=value, obs_dtype=np.float64, **inject)
+    sampler = _sampler(envs, policies["discrete"], T, env_name="huge-env")
+    try:
+        with pytest.raises(NonFiniteEnvError) as raised:
+            sampler.collect(policy_version=1)
+    finally:
+        sampler.close()
+    message = str(raised.value)
+    assert "\n" not in message
+    assert "environment 'huge-env' (env index 1)" in message
+    assert f"{what} of {value:.4g}" in message
+    assert f"env step {2 * N_ENVS}" in message
+    assert "beyond float32" in message and "env.clip_nonfinite: true" in message
+
+
+def test_final_observation_beyond_float32_raises(policies):
+    # Env 2 truncates at its 3rd step, whose (final) observation is out of range.
+    envs = _vector_env(
+        ACTION_SPACES["discrete"],
+        truncate_at=[None, None, 3],
+        nan_obs_at=[None, None, 3],
+        bad_value=1e39,
+        obs_dtype=np.float64,
+    )
+    sampler = _sampler(envs, policies["discrete"], 4)
+    try:
+        with pytest.raises(NonFiniteEnvError, match=r"\(env index 2\) returned a final obs"):
+            sampler.collect(policy_version=1)
+    finally:
+        sampler.close()
+
+
+def test_values_beyond_float32_are_replaced_when_clipping(policies):
+    T = 4
+    envs = _vector_env(
+        ACTION_SPACES["discrete"],
+        nan_obs_at=[None, 2, None],
+        nan_reward_at=[3, None, None],
+        bad_value=[None, 1e39, None],
+        obs_dtype=np.float64,
+    )
+    envs.envs[0].unwrapped.bad_value = -1e39
+    sampler = _sampler(envs, policies["discrete"], T, clip_nonfinite=True)
+    try:
+        rollout = sampler.collect(policy_version=1)
+    finally:
+        sampler.close()
+    assert rollout.nonfinite_replaced == 2
+    assert rollout.observations[2, 1, 0] == 1e6  # the bound, not inf
+    assert rollout.raw_rewards[2, 0] == -1e6
+    assert rollout.rewards[2, 0] == -1e6
+    for name in ("observations", "raw_rewards", "rewards", "behavior_log_prob"):
+        assert np.isfinite(getattr(rollout, name)).all(), name
+
+
+def test_large_values_within_float32_are_normalized_without_overflow(policies):
+    """1e25 squares to 1e50: beyond float32, but the normalizers keep float64 statistics."""
+    T = 6
+    envs = _vector_env(
+        ACTION_SPACES["discrete"],
+        nan_obs_at=[2, None, None],
+        nan_reward_at=[None, 3, None],
+        bad_value=1e25,
+        obs_dtype=np.float64,
+    )
+    sampler = _sampler(envs, policies["discrete"], T, normalize_obs=True, normalize_reward=True)
+    try:
+        rollout = sampler.collect(policy_version=1)
+    finally:
+        sampler.close()
+    for name in ("observations", "rewards", "raw_rewards", "last_observations"):
+        assert np.isfinite(getattr(rollout, name)).all(), name
+    assert rollout.raw_rewards[2, 1] == np.float32(1e25)
+    assert 0 < rollout.rewards[2, 1] <= 10.0  # scaled, then clipped
+    for stats in (sampler.obs_norm.stats, sampler.reward_norm.stats):
+        assert np.isfinite(stats.mean).all() and np.isfinite(stats.var).all()
+    assert np.isfinite(sampler.reward_norm.returns).all()
+
+
+@pytest.mark.parametrize("which", ["observation", "reward"])
+def test_normalizer_overflow_names_the_normalizer_and_the_env(policies, which):
+    envs = _vector_env(ACTION_SPACES["discrete"])
+    sampler = _sampler(
+        envs,
+        policies["discrete"],
+        4,
+        env_name="big-env",
+        normalize_obs=True,
+        normalize_reward=True,
+    )
+    # Statistics at the edge of float64: the next update overflows.
+    if which == "observation":
+        sampler.obs_norm.stats.var[:] = 1.7e308
+        sampler.obs_norm.stats.count = 1e6
+    else:
+        sampler.reward_norm.returns[:] = 1.7e308
+        sampler.reward_norm.gamma = 1.5
+    try:
+        with pytest.raises(NormalizerOverflowError) as raised, np.errstate(over="ignore"):
+            sampler.collect(policy_version=1)
+    finally:
+        sampler.close()
+    message = str(raised.value)
+    assert "\n" not in message
+    assert message.startswith("environment 'big-env' at env step ")
+    assert f"the {which} normalizer's" in message
+    assert "overflowed float64" in message
+
+
+# -- envs that raise, or return a reward that is not a number ---------------------------
+
+
+def test_env_that_raises_in_step_is_one_line_naming_env_and_call(policies):
+    envs = _vector_env(ACTION_SPACES["discrete"], raise_in_step_at=[None, 2, None])
+    sampler = _sampler(envs, policies["discrete"], 4, env_name="broken-env")
+    try:
+        with pytest.raises(EnvRuntimeError) as raised:
+            sampler.collect(policy_version=1)
+    finally:
+        sampler.close()
+    message = str(raised.value)
+    assert "\n" not in message
+    assert message.startswith(
+        f"environment 'broken-env' (env index 1) raised in step() at env step {2 * N_ENVS}: "
+        "EnvBroke: env 1 diverged at life step 2; "
+    )
+    assert isinstance(raised.value.__cause__, RuntimeError)  # the env's own error, chained
+
+
+def test_env_that_raises_in_reset_after_an_episode_is_one_line(policies):
+    # Env 1 terminates at its 3rd step; its reset then raises.
+    envs = _vector_env(
+        ACTION_SPACES["discrete"], terminate_at=[None, 3, None], raise_in_reset_after=1
+    )
+    sampler = _sampler(envs, policies["discrete"], 5, env_name="broken-env")
+    try:
+        with pytest.raises(EnvRuntimeError) as raised:
+            sampler.collect(policy_version=1)
+    finally:
+        sampler.close()
+    assert str(raised.value).startswith(
+        f"environment 'broken-env' (env index 1) raised in reset() at env step {3 * N_ENVS}: "
+        "EnvBroke: env 1 cannot reset; "
+    )
+
+
+def test_env_that_raises_in_its_first_reset_is_one_line(policies):
+    envs = _vector_env(ACTION_SPACES["discrete"], raise_in_reset_after=[1, 1, 0])
+    with pytest.raises(EnvRuntimeError) as raised:
+        _sampler(envs, policies["discrete"], 4, env_name="broken-env")
+    envs.close()
+    assert str(raised.value).startswith(
+        "environment 'broken-env' raised in reset() at env step 0: EnvBroke: env 2 cannot reset"
+    )
+
+
+def test_reward_that_is_not_a_number_is_one_line(policies):
+    envs = _vector_env(ACTION_SPACES["discrete"], reward_as=[float, float, str])
+    sampler = _sampler(envs, policies["discrete"], 4, env_name="text-env")
+    try:
+        with pytest.raises(EnvRuntimeError) as raised:
+            sampler.collect(policy_version=1)
+    finally:
+        sampler.close()
+    message = str(raised.value)
+    assert "\n" not in message
+    assert message.startswith(
+        f"environment 'text-env' (env index 2) returned a reward of type str ('1') from step() "
+        f"at env step {N_ENVS}"
+    )

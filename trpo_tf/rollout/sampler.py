@@ -9,39 +9,22 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.utils import EzPickle
 
-from trpo_tf.errors import NonFiniteEnvError
+from trpo_tf.errors import NormalizerOverflowError, TrpoTfError
 from trpo_tf.interfaces import DistributionHead
 from trpo_tf.normalization import ObservationNormalizer, RewardNormalizer
+from trpo_tf.rollout.env_checks import (
+    NonFiniteGuard,
+    bad_reward,
+    check_reward_array,
+    env_raised,
+    in_env,
+    is_number,
+)
 from trpo_tf.rollout.episodes import EpisodeCounter
 from trpo_tf.types import Rollout
 
-if TYPE_CHECKING:  # keeps this module (and NonFiniteGuard) free of TensorFlow imports
+if TYPE_CHECKING:  # keeps this module free of TensorFlow imports
     from trpo_tf.rollout.actor import Actor
-
-
-class NonFiniteGuard:
-    """Stops on NaN/inf from an env, or replaces them when clipping is asked for."""
-
-    def __init__(self, env_name: str, clip: bool, bound: float = 1e6) -> None:
-        self.env_name = env_name
-        self.clip = clip
-        self.bound = bound
-        self.replaced = 0
-
-    def __call__(self, values: np.ndarray, what: str, step: int) -> np.ndarray:
-        """``values`` ``[n_envs, ...]``; returns them (cleaned when clipping)."""
-        finite = np.isfinite(values)
-        if finite.all():
-            return values
-        if not self.clip:
-            bad_env = int(np.argwhere(~finite)[0][0])
-            raise NonFiniteEnvError(
-                f"environment '{self.env_name}' (env index {bad_env}) returned a non-finite "
-                f"{what} at env step {step}; fix the environment or set "
-                "env.clip_nonfinite: true to replace NaN/inf"
-            )
-        self.replaced += int((~finite).sum())
-        return np.nan_to_num(values, nan=0.0, posinf=self.bound, neginf=-self.bound)
 
 
 class SyncSampler:
@@ -49,6 +32,11 @@ class SyncSampler:
 
     The environments persist across iterations (episodes continue where the last
     rollout stopped); episode returns are accounted in raw reward units.
+
+    An env that raises in ``step``/``reset`` or returns a reward that is not a number
+    stops the run with an :class:`~trpo_tf.errors.EnvRuntimeError`; values that are not
+    finite in float32 (the dtype they are stored in) with a
+    :class:`~trpo_tf.errors.NonFiniteEnvError` unless ``clip_nonfinite``.
     """
 
     def __init__(
@@ -64,6 +52,7 @@ class SyncSampler:
         seed: int,
     ) -> None:
         self.envs = envs
+        self.env_name = env_name
         self.actor = actor
         self.head = head
         self.steps_per_env = steps_per_env
@@ -73,13 +62,22 @@ class SyncSampler:
         self.n_envs = envs.num_envs
         self.seed = seed
         self.total_env_steps = 0
-        raw, _ = envs.reset(seed=seed)
+        raw = self._reset_all(seed)
         envs.action_space.seed(seed)
         self._raw_obs = self._flat(self.guard(raw, "observation", 0))
         self.episodes = EpisodeCounter(self.n_envs)
 
     def _flat(self, observations: np.ndarray) -> np.ndarray:
         return np.asarray(observations, np.float64).reshape(self.n_envs, -1)
+
+    def _reset_all(self, seed: int) -> np.ndarray:
+        try:
+            raw, _ = self.envs.reset(seed=seed)
+        except TrpoTfError:
+            raise
+        except Exception as error:  # noqa: BLE001 - any env failure becomes one line
+            raise env_raised(self.env_name, "reset()", error, self.total_env_steps) from error
+        return raw
 
     def _step(
         self, env_actions: np.ndarray
@@ -91,8 +89,16 @@ class SyncSampler:
         env here: the vector wrapper's per-step info merging costs more than a
         cheap env's own step, and only the final observations are needed from it.
         """
+        step = self.total_env_steps + self.n_envs  # as counted once this vector step is done
         if not isinstance(self.envs, gym.vector.SyncVectorEnv):
-            raw_next, reward, term, trunc, info = self.envs.step(env_actions)
+            try:
+                raw_next, reward, term, trunc, info = self.envs.step(env_actions)
+            except TrpoTfError:
+                raise
+            except Exception as error:  # noqa: BLE001 - any env failure becomes one line
+                where = f"env.vector: {type(self.envs).__name__}"
+                raise env_raised(self.env_name, "step()", error, step, where) from error
+            reward = check_reward_array(self.env_name, reward, step)
             return raw_next, reward, term, trunc, info.get("final_obs")
         n = self.n_envs
         observations: list[Any] = [None] * n
@@ -101,13 +107,22 @@ class SyncSampler:
         truncated = np.zeros(n, bool)
         finals: dict[int, Any] = {}
         for i, env in enumerate(self.envs.envs):
-            observation, reward, term, trunc, _ = env.step(env_actions[i])
-            rewards[i] = reward
-            if term or trunc:
-                terminated[i], truncated[i] = term, trunc
-                if trunc:
-                    finals[i] = observation
-                observation, _ = env.reset()
+            call = "step()"
+            try:
+                observation, reward, term, trunc, _ = env.step(env_actions[i])
+                if not is_number(reward):
+                    raise bad_reward(self.env_name, reward, step, f"env index {i}")
+                rewards[i] = reward
+                if term or trunc:
+                    terminated[i], truncated[i] = term, trunc
+                    if trunc:
+                        finals[i] = observation
+                    call = "reset()"
+                    observation, _ = env.reset()
+            except TrpoTfError:
+                raise
+            except Exception as error:  # noqa: BLE001 - any env failure becomes one line
+                raise env_raised(self.env_name, call, error, step, f"env index {i}") from error
             observations[i] = observation
         return np.stack(observations), rewards, terminated, truncated, finals
 
@@ -125,36 +140,40 @@ class SyncSampler:
         terminated = np.zeros((T, N), bool)
         truncated = np.zeros((T, N), bool)
 
-        obs = self.obs_norm(self._raw_obs, update=True)
-        for t in range(T):
-            observations[t] = obs
-            action, log_prob, params = self.actor.sample(obs)
-            actions[t], behavior_log_prob[t], behavior_params[t] = action, log_prob, params
-            raw_next, reward, term, trunc, final_obs = self._step(self.head.to_env_action(action))
-            self.total_env_steps += N
-            step = self.total_env_steps
-            reward = self.guard(np.asarray(reward, np.float64), "reward", step)
-            raw_next = self._flat(self.guard(raw_next, "observation", step))
-            done = np.logical_or(term, trunc)
-            raw_rewards[t] = reward
-            rewards[t] = self.reward_norm(reward, done)
-            terminated[t], truncated[t] = term, trunc
+        # A normalizer knows neither the env nor the step: its overflow is named here.
+        try:
+            obs = self.obs_norm(self._raw_obs, update=True)
+            for t in range(T):
+                observations[t] = obs
+                action, log_prob, params = self.actor.sample(obs)
+                actions[t], behavior_log_prob[t], behavior_params[t] = action, log_prob, params
+                raw_next, reward, term, trunc, final_obs = self._step(
+                    self.head.to_env_action(action)
+                )
+                self.total_env_steps += N
+                step = self.total_env_steps
+                reward = self.guard(np.asarray(reward, np.float64), "reward", step)
+                raw_next = self._flat(self.guard(raw_next, "observation", step))
+                done = np.logical_or(term, trunc)
+                raw_rewards[t] = reward
+                rewards[t] = self.reward_norm(reward, done)
+                terminated[t], truncated[t] = term, trunc
 
-            self.episodes.add(reward)
-            if done.any():
-                for i in np.flatnonzero(done):
-                    self.episodes.end(i)
-                if trunc.any():
-                    final = np.stack(
-                        [
-                            np.asarray(final_obs[i], np.float64).reshape(-1)
-                            for i in np.flatnonzero(trunc)
-                        ]
-                    )
-                    final = self.guard(final, "final observation", step)
-                    final_observations[t, trunc] = self.obs_norm(final)
-            self._raw_obs = raw_next
-            obs = self.obs_norm(raw_next, update=t + 1 < T)
+                self.episodes.add(reward)
+                if done.any():
+                    for i in np.flatnonzero(done):
+                        self.episodes.end(i)
+                    if trunc.any():
+                        ended = np.flatnonzero(trunc)
+                        final = np.stack(
+                            [np.asarray(final_obs[i], np.float64).reshape(-1) for i in ended]
+                        )
+                        final = self.guard(final, "final observation", step, ended)
+                        final_observations[t, trunc] = self.obs_norm(final)
+                self._raw_obs = raw_next
+                obs = self.obs_norm(raw_next, update=t + 1 < T)
+        except NormalizerOverflowError as error:
+            raise in_env(error, self.env_name, self.total_env_steps) from None
 
         episode_returns, episode_lengths = self.episodes.drain()
         return Rollout(
@@ -207,7 +226,7 @@ class SyncSampler:
         self.total_env_steps = int(state["total_env_steps"])
         self.guard.replaced = int(state["nonfinite_replaced"])
         if state["envs"] is None:
-            raw, _ = self.envs.reset(seed=self.seed + self.total_env_steps)
+            raw = self._reset_all(self.seed + self.total_env_steps)
             self._raw_obs = self._flat(self.guard(raw, "observation", self.total_env_steps))
             self.episodes.discard()
             return False
