@@ -43,15 +43,19 @@ The estimator. With samples (s, a) ~ d^β·β, the learner maximizes
   saw); π_old's log-probabilities are evaluated on those same inputs.
 
 Faults. A worker's env that raises is rebuilt inside the worker (see
-:mod:`~trpo_tf.rollout.async_worker`); a worker process that dies is detected
-by the learner (its process sentinel fires or its pipe reaches EOF), restarted
-with the current snapshot, and the segment it was collecting is counted as
-dropped. Each restart and env error is reported through ``on_event`` (a line on
-stderr by default).
+:mod:`~trpo_tf.rollout.async_worker`); one that keeps raising before it finishes
+an episode ends the run with an :class:`~trpo_tf.errors.EnvRuntimeError`. A
+worker process that dies is detected by the learner (its process sentinel fires
+or its pipe reaches EOF), restarted with the current snapshot, and the segment
+it was collecting is counted as dropped; a worker that dies ``max_restarts + 1``
+times without delivering a segment ends the run with a
+:class:`~trpo_tf.errors.RolloutWorkerError`. Each restart and env error is
+reported through ``on_event`` (a line on stderr by default) as it happens.
 """
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 from collections import deque
@@ -61,12 +65,16 @@ from typing import Any
 import numpy as np
 
 from trpo_tf import errors
-from trpo_tf.errors import ConfigError
+from trpo_tf.errors import ConfigError, NormalizerOverflowError, RolloutWorkerError
 from trpo_tf.normalization import ObservationNormalizer, RewardNormalizer
 from trpo_tf.rollout.async_worker import Segment, WorkerSpec
+from trpo_tf.rollout.env_checks import in_env
 from trpo_tf.rollout.numpy_policy import PolicySnapshot
 from trpo_tf.rollout.process_pool import Event, ProcessWorkerPool
 from trpo_tf.types import Rollout
+
+_ENV_ERROR_PLACE = re.compile(r"^worker \d+: env \d+ ")
+"""The part of a worker's env-error line that differs between copies of one env."""
 
 
 def _stderr_event(message: str) -> None:
@@ -143,6 +151,9 @@ class AsyncRunner:
         self._in_flight = dict.fromkeys(range(self.workers), 0)
         self._discard_next = dict.fromkeys(range(self.workers), 0)
         self._restarts_in_a_row = dict.fromkeys(range(self.workers), 0)
+        self._last_env_error: dict[int, str] = {}
+        self._env_errors_logged: set[str] = set()  # kinds of env error logged in this batch
+        self._env_errors_quiet = 0  # repeats of those, summed up once the batch is complete
         self._backlog: deque[Event] = deque()
         self._closed = False
         self._republish = False
@@ -206,22 +217,30 @@ class AsyncRunner:
             if events:
                 return events
             if time.monotonic() > deadline:
-                raise RuntimeError(
-                    f"rollout workers sent nothing for {self.stall_timeout_s:.0f} s "
-                    f"(in flight: {self._in_flight}); is an environment hanging?"
+                self.close()
+                raise RolloutWorkerError(
+                    f"rollout workers stepping environment '{self.spec.env_name}' sent "
+                    f"nothing for {self.stall_timeout_s:.0f} s (segments in flight per worker: "
+                    f"{self._in_flight}); is the environment hanging? Try it with runner.kind: "
+                    "sync"
                 )
 
     def _worker_died(self, index: int, reason: str) -> int:
         """Restart worker ``index``; returns the steps lost with it."""
         lost = self._in_flight[index] * self.segment_steps
-        self.worker_restarts += 1
         self._restarts_in_a_row[index] += 1
+        last_error = self._last_env_error.get(index)
         if self._restarts_in_a_row[index] > self.max_restarts:
             self.close()
-            raise RuntimeError(
-                f"rollout worker {index} died {self._restarts_in_a_row[index]} times without "
-                f"delivering a segment (last: {reason}); see its stderr"
+            env_error = f"; its last env error: {last_error}" if last_error else ""
+            raise RolloutWorkerError(
+                f"rollout worker {index} of {self.workers} stepping environment "
+                f"'{self.spec.env_name}' died {self._restarts_in_a_row[index]} times in a row "
+                f"without delivering a segment (last: {reason}{env_error}; "
+                f"{self.worker_restarts} worker restarts in this run); the environment may "
+                "crash its process (native code, memory): try it with runner.kind: sync"
             )
+        self.worker_restarts += 1
         self._in_flight[index] = 0
         self._discard_next[index] = 0
         self.pool.restart(index, self._snapshot)
@@ -231,6 +250,7 @@ class AsyncRunner:
         self._log(
             f"worker {index} died ({reason}); restarted with policy version "
             f"{self._snapshot.version}; {lost} in-flight env steps dropped"
+            + (f" (its last env error: {last_error})" if last_error else "")
         )
         self.total_env_steps += lost
         return lost
@@ -274,6 +294,8 @@ class AsyncRunner:
                 index, kind, payload = events.pop(0)
                 if kind == "ready":
                     self.worker_info[index] = payload
+                elif kind == "env_error":
+                    self._env_error(index, payload)
                 elif kind == "error":
                     self.close()
                     name, message = payload
@@ -285,23 +307,16 @@ class AsyncRunner:
                     deadline = time.monotonic() + self.stall_timeout_s
                 else:
                     segment: Segment = payload
+                    self._last_env_error.pop(index, None)  # a death now is a new story
                     deadline = time.monotonic() + self.stall_timeout_s
                     self._in_flight[index] -= 1
                     self._restarts_in_a_row[index] = 0
                     self.total_env_steps += segment.env_steps
                     dropped += segment.discarded_steps
                     self.nonfinite_replaced += segment.nonfinite_replaced
-                    self.env_errors += len(segment.env_errors)
                     for message in segment.env_errors:
-                        self._log(
-                            f"{message}; {segment.discarded_steps} steps of partial episodes "
-                            "discarded"
-                        )
-                    if self.obs_norm.enabled:
-                        self.obs_norm.stats.update(
-                            segment.raw_observations.reshape(-1, segment.raw_observations.shape[-1])
-                        )
-                    rewards = self._normalize_rewards(segment)
+                        self._env_error(index, message)
+                    rewards = self._normalize(segment)
                     episode_returns.append(segment.episode_returns)
                     episode_lengths.append(segment.episode_lengths)
                     if self._discard_next[index] > 0 or segment.policy_version < oldest:
@@ -312,8 +327,41 @@ class AsyncRunner:
                     if self.prefetch or self._needs_more(len(accepted)):
                         self._grant(index)
             self._backlog.extend(events)
+        self._flush_env_errors()
         self.dropped_steps_total += dropped
         return self._assemble(accepted, dropped, episode_returns, episode_lengths)
+
+    def _env_error(self, index: int, message: str) -> None:
+        """Count an env failure; log it unless one like it was logged for this batch.
+
+        An env that fails every episode fails in every env copy: one line per kind
+        of failure per batch, and one line counting the repeats.
+        """
+        self.env_errors += 1
+        self._last_env_error[index] = message
+        kind = _ENV_ERROR_PLACE.sub("", message.split("); env rebuilt")[0])
+        if kind in self._env_errors_logged:
+            self._env_errors_quiet += 1
+            return
+        self._env_errors_logged.add(kind)
+        self._log(message)
+
+    def _flush_env_errors(self) -> None:
+        if self._env_errors_quiet:
+            self._log(f"{self._env_errors_quiet} more env failures like the above in this batch")
+        self._env_errors_logged.clear()
+        self._env_errors_quiet = 0
+
+    def _normalize(self, segment: Segment) -> np.ndarray:
+        """Fold ``segment`` into the normalizers; its learning rewards ``[T, k]``."""
+        try:
+            if self.obs_norm.enabled:
+                raw = segment.raw_observations
+                self.obs_norm.update(raw.reshape(-1, raw.shape[-1]))
+            return self._normalize_rewards(segment)
+        except NormalizerOverflowError as error:
+            self.close()
+            raise in_env(error, self.spec.env_name, self.total_env_steps) from None
 
     def _needs_more(self, accepted: int) -> bool:
         return accepted + sum(self._in_flight.values()) < self.workers

@@ -10,11 +10,17 @@ Faults inside a worker:
 * An env whose ``step``/``reset`` raises is closed and rebuilt. Its partial
   episode is thrown away: the rows it had written in the current segment are
   stepped again by the new env, and those discarded steps are counted in
-  :attr:`Segment.discarded_steps` and reported in :attr:`Segment.env_errors`. Steps
-  of that episode that went out in earlier segments stay valid: there the
-  segment's end bootstraps from V(last observation), as for any cut-off segment.
+  :attr:`Segment.discarded_steps`. Each failure is one line, sent to the learner
+  at once where the transport allows (``report``), else in
+  :attr:`Segment.env_errors`. Steps of that episode that went out in earlier
+  segments stay valid: there the segment's end bootstraps from V(last
+  observation), as for any cut-off segment.
+* An env that fails :data:`MAX_CONSECUTIVE_ENV_FAILURES` times without finishing
+  an episode in between (or the segment ending) would never let the segment
+  finish: that is an :class:`~trpo_tf.errors.EnvRuntimeError` naming its last error.
 * A non-finite observation or reward is a user error
-  (:class:`~trpo_tf.errors.NonFiniteEnvError`, unless ``clip_nonfinite``); it is
+  (:class:`~trpo_tf.errors.NonFiniteEnvError`, unless ``clip_nonfinite``), as is
+  a reward that is not a number (:class:`~trpo_tf.errors.EnvRuntimeError`); it is
   sent to the learner, which raises it.
 """
 
@@ -32,13 +38,13 @@ import gymnasium as gym
 import numpy as np
 
 from trpo_tf.envs.factory import check_distinct_envs
-from trpo_tf.errors import TrpoTfError
+from trpo_tf.errors import EnvRuntimeError, TrpoTfError
+from trpo_tf.rollout.env_checks import NonFiniteGuard, bad_reward, env_raised, is_number, one_line
 from trpo_tf.rollout.episodes import EpisodeCounter
 from trpo_tf.rollout.numpy_policy import EnvActionMap, PolicySnapshot, SnapshotPolicy
-from trpo_tf.rollout.sampler import NonFiniteGuard
 
 MAX_CONSECUTIVE_ENV_FAILURES = 5
-"""An env that fails this many times in a row without completing a step is fatal."""
+"""An env that fails this many times without finishing an episode in between is fatal."""
 
 
 class EnvFactory:
@@ -111,7 +117,7 @@ class Segment:
         episode_returns, episode_lengths: episodes that ended in this segment.
         env_steps: env steps taken, discarded ones included (≥ ``T · k``).
         discarded_steps: steps of partial episodes thrown away after env errors.
-        env_errors: one line per env failure.
+        env_errors: one line per env failure not already sent through ``report``.
         nonfinite_replaced: non-finite values replaced (with ``clip_nonfinite``).
     """
 
@@ -147,31 +153,44 @@ class RolloutWorker:
     Envs are stepped one by one in a plain loop (same-step autoreset, as
     gymnasium's ``SyncVectorEnv`` with ``AutoresetMode.SAME_STEP``) so that one
     env raising neither aborts nor half-steps the others.
+
+    Args:
+        spec, index, incarnation, snapshot: what to build and act with.
+        report: receives each env-failure line as it happens (else the lines go
+            out with the next segment).
     """
 
     def __init__(
-        self, spec: WorkerSpec, index: int, incarnation: int, snapshot: PolicySnapshot
+        self,
+        spec: WorkerSpec,
+        index: int,
+        incarnation: int,
+        snapshot: PolicySnapshot,
+        report: Callable[[str], None] | None = None,
     ) -> None:
         self.spec = spec
         self.index = index
         self.incarnation = incarnation
+        self.report = report
         seeds = np.random.SeedSequence([spec.seed, index, incarnation])
         action_seed, env_seed = seeds.spawn(2)
         self.rng = np.random.default_rng(action_seed)
         self._env_seeds = env_seed.generate_state(spec.n_envs).tolist()
-        self.guard = NonFiniteGuard(spec.env_name, spec.clip_nonfinite)
+        self.guard = NonFiniteGuard(
+            spec.env_name, spec.clip_nonfinite, context=f"rollout worker {index}"
+        )
         self.policy = SnapshotPolicy(snapshot)
         self.sequence = 0
         self.env_steps = 0
-        self.envs: list[gym.Env] = [spec.env_fn() for _ in range(spec.n_envs)]
-        check_distinct_envs(self.envs, spec.env_name)
-        self.action_map = EnvActionMap(self.envs[0].action_space, self.policy.sampler)
-        first = [self._reset(i, seed=self._env_seeds[i]) for i in range(spec.n_envs)]
-        self.raw_obs = np.stack(first)
-        self.episodes = EpisodeCounter(spec.n_envs)
         self._errors: list[str] = []
         self._discarded = 0
-        self._step_failures = np.zeros(spec.n_envs, np.int64)
+        # Failures of each env since it last finished an episode (or a segment ended).
+        self._failures = np.zeros(spec.n_envs, np.int64)
+        self.envs: list[gym.Env] = [self._construct() for _ in range(spec.n_envs)]
+        check_distinct_envs(self.envs, spec.env_name)
+        self.action_map = EnvActionMap(self.envs[0].action_space, self.policy.sampler)
+        self.raw_obs = np.stack([self._first_reset(i) for i in range(spec.n_envs)])
+        self.episodes = EpisodeCounter(spec.n_envs)
 
     def info(self) -> dict[str, Any]:
         """Facts about this worker's process (tests check no TensorFlow got in)."""
@@ -189,36 +208,70 @@ class RolloutWorker:
     def _flat(self, observation: Any) -> np.ndarray:
         return np.asarray(observation, np.float64).reshape(-1)
 
+    def _construct(self) -> gym.Env:
+        try:
+            return self.spec.env_fn()
+        except TrpoTfError:
+            raise
+        except Exception as error:  # noqa: BLE001 - any env failure becomes one line
+            raise env_raised(
+                self.spec.env_name,
+                "its constructor",
+                error,
+                self.env_steps,
+                f"rollout worker {self.index}",
+                hint="fix the environment or env.kwargs",
+            ) from error
+
     def _reset(self, i: int, seed: int | None = None) -> np.ndarray:
         observation, _ = self.envs[i].reset(seed=seed)
         flat = self._flat(observation)[None]
-        return self.guard(flat, "observation", self.env_steps)[0]
+        return self.guard(flat, "observation", self.env_steps, env_ids=np.asarray([i]))[0]
 
-    def _rebuild(self, i: int, error: BaseException, where: str) -> np.ndarray:
+    def _first_reset(self, i: int) -> np.ndarray:
+        try:
+            return self._reset(i, seed=self._env_seeds[i])
+        except TrpoTfError:
+            raise
+        except Exception as error:  # noqa: BLE001 - any env failure is recoverable
+            return self._rebuild(i, error, "reset()", discarded=0)
+
+    def _env_failed(self, i: int, error: BaseException, where: str, discarded: int) -> None:
+        """Count a failure of env ``i``; an :class:`EnvRuntimeError` once it is hopeless."""
+        self._failures[i] += 1
+        if self._failures[i] >= MAX_CONSECUTIVE_ENV_FAILURES:
+            raise EnvRuntimeError(
+                f"environment '{self.spec.env_name}' failed {self._failures[i]} times without "
+                f"finishing an episode in between (rollout worker {self.index}, env {i}; last: "
+                f"{where} raised {one_line(error)}); fix the environment (async workers "
+                "rebuild an env that raises only now and then)"
+            ) from error
+        line = f"worker {self.index}: env {i} raised in {where} ({one_line(error)}); env rebuilt"
+        if discarded:
+            line += f", {discarded} steps of its partial episode discarded"
+        if self.report is not None:
+            self.report(line)
+        else:
+            self._errors.append(line)
+
+    def _rebuild(self, i: int, error: BaseException, where: str, discarded: int) -> np.ndarray:
         """Replace env ``i`` after ``error``; returns its first observation."""
-        failures = 0
         while True:
-            message = f"{type(error).__name__}: {error}".splitlines()[0]
-            self._errors.append(
-                f"worker {self.index}: env {i} raised in {where} ({message}); env rebuilt"
-            )
+            self._env_failed(i, error, where, discarded)
+            discarded = 0
             with contextlib.suppress(Exception):  # a broken env may fail to close too
                 self.envs[i].close()
-            failures += 1
+            where = "its constructor"
             try:
                 self.envs[i] = self.spec.env_fn()
                 check_distinct_envs(self.envs, self.spec.env_name)
                 self._env_seeds[i] += 1_000_003  # a different episode than the one that failed
+                where = "reset()"
                 return self._reset(i, seed=self._env_seeds[i])
             except TrpoTfError:
                 raise
             except Exception as retry_error:  # noqa: BLE001 - any env failure
-                if failures >= MAX_CONSECUTIVE_ENV_FAILURES:
-                    raise RuntimeError(
-                        f"environment '{self.spec.env_name}' failed {failures} times in a row "
-                        f"while being rebuilt: {retry_error}"
-                    ) from retry_error
-                error, where = retry_error, "reset"
+                error = retry_error
 
     def run_segment(self) -> Segment:
         """Step every env ``T`` times (more after env errors) with the current snapshot."""
@@ -249,25 +302,26 @@ class RolloutWorker:
             stepped, results = [], []
             for j, i in enumerate(active):
                 try:
-                    result = self.envs[i].step(env_actions[j])
+                    observation, reward, term, trunc, _ = self.envs[i].step(env_actions[j])
                 except TrpoTfError:
                     raise
                 except Exception as error:  # noqa: BLE001 - any env failure is recoverable
-                    self._step_failures[i] += 1
-                    if self._step_failures[i] >= MAX_CONSECUTIVE_ENV_FAILURES:
-                        raise RuntimeError(
-                            f"environment '{self.spec.env_name}' raised in step "
-                            f"{self._step_failures[i]} times in a row: {error}"
-                        ) from error
                     self.env_steps += 1
-                    self._discarded += int(row[i] - episode_start[i]) + 1
-                    self.raw_obs[i] = self._rebuild(i, error, "step")
+                    discarded = int(row[i] - episode_start[i]) + 1
+                    self._discarded += discarded
+                    self.raw_obs[i] = self._rebuild(i, error, "step()", discarded)
                     self.episodes.discard(i)
                     row[i] = episode_start[i]
                     continue
-                self._step_failures[i] = 0
+                if not is_number(reward):
+                    raise bad_reward(
+                        self.spec.env_name,
+                        reward,
+                        self.env_steps + len(stepped) + 1,
+                        f"rollout worker {self.index}, env {i}",
+                    )
                 stepped.append(j)
-                results.append(result)
+                results.append((observation, reward, term, trunc))
             if not stepped:
                 continue
             self.env_steps += len(stepped)
@@ -281,10 +335,10 @@ class RolloutWorker:
             behavior_params[rows, envs_] = params[js]
             step = self.env_steps
             rewards = self.guard(
-                np.asarray([float(r[1]) for r in results], np.float64), "reward", step
+                np.asarray([r[1] for r in results], np.float64), "reward", step, envs_
             )
             next_raw = self.guard(
-                np.stack([self._flat(r[0]) for r in results]), "observation", step
+                np.stack([self._flat(r[0]) for r in results]), "observation", step, envs_
             )
             term = np.asarray([bool(r[2]) for r in results])
             trunc = np.asarray([bool(r[3]) for r in results])
@@ -295,6 +349,7 @@ class RolloutWorker:
             for n in np.flatnonzero(term | trunc):
                 i, t = envs_[n], rows[n]
                 self.episodes.end(i)
+                self._failures[i] = 0
                 if trunc[n]:  # without autoreset, the step's observation is the true s_{t+1}
                     final_observations[t, i] = policy.normalize(next_raw[n][None])[0]
                 try:
@@ -302,11 +357,12 @@ class RolloutWorker:
                 except TrpoTfError:
                     raise
                 except Exception as error:  # noqa: BLE001 - the episode itself was complete
-                    next_raw[n] = self._rebuild(i, error, "reset")
+                    next_raw[n] = self._rebuild(i, error, "reset()", discarded=0)
                 episode_start[i] = t + 1
             self.raw_obs[envs_] = next_raw
             row[envs_] += 1
 
+        self._failures[:] = 0  # every env's rows so far go out with this segment
         errors, self._errors = self._errors, []
         discarded, self._discarded = self._discarded, 0
         episode_returns, episode_lengths = self.episodes.drain()
@@ -353,17 +409,25 @@ def process_main(
     Protocol. From the learner, on the ``commands`` queue: ``("policy",
     snapshot)``, ``("credit", n)`` — may start ``n`` more segments — and
     ``("stop", None)``. To the learner, on the ``results`` connection:
-    ``("ready", info)``, then ``("segment", Segment)`` per credit; a user error
-    (bad env output, unknown env) is sent as ``("error", (type name, message))``
-    before exiting. The worker drains all pending commands before each segment,
-    so a segment uses the newest snapshot that had arrived when it started.
+    ``("ready", info)``, then ``("segment", Segment)`` per credit, and
+    ``("env_error", line)`` whenever an env fails and is rebuilt; a user error
+    (bad env output, an env that keeps failing, unknown env) is sent as
+    ``("error", (type name, message))`` before exiting. The worker drains all
+    pending commands before each segment, so a segment uses the newest snapshot
+    that had arrived when it started.
     """
     import multiprocessing
     import queue
 
     parent = multiprocessing.parent_process()
     try:
-        worker = RolloutWorker(spec, index, incarnation, snapshot)
+        worker = RolloutWorker(
+            spec,
+            index,
+            incarnation,
+            snapshot,
+            report=lambda line: results.send(("env_error", line)),
+        )
         results.send(("ready", worker.info()))
         credits = 0
         while True:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import signal
 import sys
 import time
 from collections.abc import Iterator
@@ -44,6 +45,16 @@ def _main_module_hidden() -> Iterator[None]:
     finally:
         main.__dict__.pop("__spec__", None)
         main.__dict__.update(saved)
+
+
+def exit_reason(exitcode: int | None) -> str:
+    """``"exit code 1"``, or ``"killed by SIGKILL"`` for a negative code."""
+    if exitcode is None or exitcode >= 0:
+        return f"exit code {exitcode}"
+    try:
+        return f"killed by {signal.Signals(-exitcode).name}"
+    except ValueError:
+        return f"killed by signal {-exitcode}"
 
 
 class ProcessWorkerPool:
@@ -119,7 +130,7 @@ class ProcessWorkerPool:
                 process.join(timeout=1.0)
                 if not process.is_alive():
                     dead.add(index)
-                    events.append((index, "dead", f"exit code {process.exitcode}"))
+                    events.append((index, "dead", exit_reason(process.exitcode)))
         return events
 
     def _discard(self, index: int) -> None:
