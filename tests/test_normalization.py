@@ -178,6 +178,18 @@ def test_scalar_statistics_match_the_array_path_bit_for_bit(batch_size):
     assert scalar.mean.dtype == scalar.var.dtype == np.float64
 
 
+def test_observation_normalizer_folds_a_batch_in_before_normalizing_it():
+    normalizer = ObservationNormalizer((2,), enabled=True)
+    batch = np.array([[1.0, 10.0], [3.0, 30.0], [5.0, 20.0]])
+    out = normalizer(batch, update=True)
+    stats = RunningMeanStd((2,))
+    stats.update(batch)
+    expected = (batch - stats.mean) / np.sqrt(stats.var + normalizer.epsilon)
+    np.testing.assert_allclose(out, expected, rtol=1e-6)
+    # With the prior statistics (0, 1) instead, the first row would stay far from 0.
+    assert np.abs(out).max() < 2.0
+
+
 @pytest.mark.parametrize("shape", [(), (2,)])
 def test_running_statistics_overflow_is_an_error_and_keeps_them(shape):
     stats = RunningMeanStd(shape)

@@ -656,3 +656,68 @@ def test_reward_that_is_not_a_number_is_one_line(policies):
         f"environment 'text-env' (env index 2) returned a reward of type str ('1') from step() "
         f"at env step {N_ENVS}"
     )
+
+
+# -- observation normalization, as the rollout stores it --------------------------------
+
+
+def _prior_stats(history: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean/var of ``history`` ``[n, d]`` combined with the normalizer's prior (0, 1, 1e-4)."""
+    prior = 1e-4
+    n = len(history)
+    total = prior + n
+    data_mean = history.mean(axis=0)
+    mean = data_mean * n / total
+    m2 = prior + ((history - data_mean) ** 2).sum(axis=0) + data_mean**2 * prior * n / total
+    return mean, m2 / total
+
+
+def _normalized(observation: np.ndarray, history: np.ndarray) -> np.ndarray:
+    mean, var = _prior_stats(history)
+    return np.clip((observation - mean) / np.sqrt(var + 1e-8), -10.0, 10.0)
+
+
+def test_stored_observations_are_normalized_with_statistics_that_include_them(policies):
+    """Row t is normalized after its own raw observation was folded into the statistics."""
+    T = 8
+    sampler = _sampler(_ending_envs(), policies["discrete"], T, normalize_obs=True)
+    try:
+        rollout = sampler.collect(policy_version=1)
+    finally:
+        sampler.close()
+    # Raw observation of env i at row t: [t mod L_i, i] (episodes restart at 0).
+    raw = np.stack(
+        [np.stack([[t % length, i] for i, length in enumerate(LENGTHS)]) for t in range(T + 1)]
+    ).astype(np.float64)
+    for t in range(T):
+        history = raw[: t + 1].reshape(-1, OBS_DIM)
+        np.testing.assert_allclose(
+            rollout.observations[t], _normalized(raw[t], history), rtol=1e-5, atol=1e-5
+        )
+    # s_T is normalized, not folded in (the next rollout folds it in first).
+    np.testing.assert_allclose(
+        rollout.last_observations,
+        _normalized(raw[T], raw[:T].reshape(-1, OBS_DIM)),
+        rtol=1e-5,
+        atol=1e-5,
+    )
+
+
+def test_final_observations_of_truncated_steps_are_normalized(policies):
+    T = 8
+    sampler = _sampler(_ending_envs(), policies["discrete"], T, normalize_obs=True)
+    try:
+        rollout = sampler.collect(policy_version=1)
+    finally:
+        sampler.close()
+    raw = np.stack(
+        [np.stack([[t % length, i] for i, length in enumerate(LENGTHS)]) for t in range(T)]
+    ).astype(np.float64)
+    checked = 0
+    for t, i in zip(*np.nonzero(rollout.truncated), strict=True):
+        true_next = np.array([LENGTHS[i], i], np.float64)  # the raw s_{t+1} before the reset
+        expected = _normalized(true_next, raw[: t + 1].reshape(-1, OBS_DIM))
+        np.testing.assert_allclose(rollout.final_observations[t, i], expected, rtol=1e-5, atol=1e-5)
+        assert not np.allclose(rollout.final_observations[t, i], true_next)
+        checked += 1
+    assert checked >= 3  # env 0 at t = 3 and 7, env 2 at t = 4
