@@ -31,7 +31,9 @@ def load_run(run_dir: Path) -> tuple[ExperimentConfig, Agent]:
             f"{run_dir} has no trained policy (policy/ is missing); the run may not have finished"
         )
     config = load_experiment(config_path)
-    spec = describe(config.env.id, make_env_fn(config.env.id, config.env.kwargs))
+    spec = describe(
+        config.env.id, make_env_fn(config.env.id, config.env.kwargs, config.env.max_episode_steps)
+    )
     agent = Agent.build(config, spec.observation_dim, spec.action_space)
     agent.restore(policy_dir)
     return config, agent
@@ -63,7 +65,7 @@ def evaluate_run(run_dir: Path, episodes: int, seed: int) -> np.ndarray:
     policy = agent.policy
     mode = tf.function(lambda obs: policy.head.mode(policy.dist_params(obs)), autograph=False)
     return evaluate(
-        make_env_fn(config.env.id, config.env.kwargs),
+        make_env_fn(config.env.id, config.env.kwargs, config.env.max_episode_steps),
         lambda obs: mode(tf.constant(obs)).numpy(),
         policy.head,
         agent.observation_normalizer,

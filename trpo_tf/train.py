@@ -120,5 +120,5 @@ def _remove_if_only_lock(run_path: Path, existed: bool) -> None:
     """A run that stopped before creating anything leaves no directory behind."""
     if existed or not run_path.is_dir():
         return
-    if [p.name for p in run_path.iterdir()] == [LOCK_FILE]:
+    if {p.name for p in run_path.iterdir()} <= {LOCK_FILE}:
         shutil.rmtree(run_path, ignore_errors=True)

@@ -41,7 +41,9 @@ def _run_dir_policy(run_dir: Path) -> tuple[str, EnvFactory, Callable[[np.ndarra
         return policy.head.to_env_action(mode(tf.constant(normalizer(raw))).numpy())
 
     def env_factory(**extra: Any) -> Callable[[], Any]:
-        return make_env_fn(config.env.id, {**config.env.kwargs, **extra})
+        return make_env_fn(
+            config.env.id, {**config.env.kwargs, **extra}, config.env.max_episode_steps
+        )
 
     return config.env.id, env_factory, act
 

@@ -31,7 +31,8 @@ def test_skipped_updates_name_the_skip_reason():
 
 
 def test_training_prints_the_watch_message_once(tmp_path, capsys, monkeypatch):
-    import trpo_tf.run.training as train_module
+    import trpo_tf.run.training as training_module
+    from trpo_tf.train import train
 
     rows = []
 
@@ -40,7 +41,7 @@ def test_training_prints_the_watch_message_once(tmp_path, capsys, monkeypatch):
             rows.append(row)
             return super().observe({**row, "line_search_accepted": False})
 
-    monkeypatch.setattr(train_module, "StallWatch", lambda: EveryRowRejected(iterations=2))
+    monkeypatch.setattr(training_module, "StallWatch", lambda: EveryRowRejected(iterations=2))
     config = load_experiment(
         CARTPOLE,
         [
@@ -53,7 +54,7 @@ def test_training_prints_the_watch_message_once(tmp_path, capsys, monkeypatch):
             "tracking.tensorboard=false",
         ],
     )
-    train_module.train(config, tmp_path / "run", progress_every=1000)
+    train(config, tmp_path / "run", progress_every=1000)
     err = capsys.readouterr().err
     assert err.count("has not changed for 2 iterations in a row") == 1, err
     assert [row["iteration"] for row in rows] == [1, 2, 3, 4]

@@ -140,7 +140,11 @@ def test_bad_tracker_settings_are_one_line_config_errors(recorder, tmp_path, plu
     ("plugins", "error", "match"),
     [
         ({"recordr": {}}, RegistryError, "recorder"),
-        ({"recorder": {"colour": "red"}}, ConfigError, r"tracker 'recorder' rejected.*colour"),
+        (
+            {"recorder": {"colour": "red"}},
+            ConfigError,
+            r"tracking.plugins.recorder.colour.*tracker 'recorder' takes no keyword 'colour'",
+        ),
         ({"recorder": 3}, ConfigError, r"tracking\.plugins\.recorder must be a mapping"),
     ],
 )

@@ -106,7 +106,9 @@ class LoadedExport:
         from trpo_tf.envs import make_env_fn
 
         env = self.metadata["env"]
-        return make_env_fn(env["id"], {**env.get("kwargs", {}), **extra_kwargs})
+        return make_env_fn(
+            env["id"], {**env.get("kwargs", {}), **extra_kwargs}, env.get("max_episode_steps")
+        )
 
 
 def load_policy(path: str | Path) -> LoadedExport:

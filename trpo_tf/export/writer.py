@@ -44,6 +44,7 @@ def export_metadata(config: Any, env_spec: Any, agent: Any) -> dict[str, Any]:
             "id": config.env.id,
             "kwargs": dict(config.env.kwargs),
             "clip_nonfinite": bool(config.env.clip_nonfinite),
+            "max_episode_steps": config.env.max_episode_steps,
         },
         "observation_dim": int(env_spec.observation_dim),
         "observation_space": space_to_json(env_spec.observation_space),
@@ -294,7 +295,10 @@ def export_run(
     # The run's lock: no export of a run that a live process is still writing.
     with locked(run_dir, "trpo-tf export") if is_run_dir(run_dir) else contextlib.nullcontext():
         config, agent = load_run(run_dir)
-        spec = describe(config.env.id, make_env_fn(config.env.id, config.env.kwargs))
+        spec = describe(
+            config.env.id,
+            make_env_fn(config.env.id, config.env.kwargs, config.env.max_episode_steps),
+        )
         out = export_savedmodel(agent, config, spec, out)
         if format == "tflite":
             return export_tflite(out, out / TFLITE_FILE)

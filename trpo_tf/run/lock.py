@@ -6,6 +6,8 @@ process dies (SIGKILL, OOM, power loss of a local disk), so a lock left by a dea
 process is simply taken over; the file's text only names the holder in the error
 another process gets. Where ``flock`` is not supported (some network
 filesystems), the text decides: a lock naming a live PID on this host is held.
+The holder removes the file when it releases the lock, so a finished run leaves
+no lock file behind.
 """
 
 from __future__ import annotations
@@ -78,13 +80,19 @@ class RunLock:
             RunInUseError: a live process holds it; the message names its PID and host.
         """
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            if not _try_flock(fd):
-                raise RunInUseError(self._in_use_message(_read(self.path)))
-        except BaseException:
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                if not _try_flock(fd):
+                    raise RunInUseError(self._in_use_message(_read(self.path)))
+                # The holder removes the file when it releases: the lock counts only if
+                # the file locked is still the one at the path (else take the new one).
+                if _same_file(fd, self.path):
+                    break
+            except BaseException:
+                os.close(fd)
+                raise
             os.close(fd)
-            raise
         holder = {
             "pid": os.getpid(),
             "host": socket.gethostname(),
@@ -104,8 +112,11 @@ class RunLock:
         )
 
     def release(self) -> None:
-        """Drop the lock (the file stays; its text is stale until the next holder)."""
+        """Remove the lock file and drop the lock (a directory is left as it was found)."""
         if self._fd is not None:
+            with contextlib.suppress(OSError):
+                if _same_file(self._fd, self.path):
+                    self.path.unlink()
             if fcntl is not None:
                 with contextlib.suppress(OSError):
                     fcntl.flock(self._fd, fcntl.LOCK_UN)
@@ -117,6 +128,13 @@ class RunLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        return os.path.samestat(os.fstat(fd), os.stat(path))
+    except FileNotFoundError:
+        return False
 
 
 def _try_flock(fd: int) -> bool:

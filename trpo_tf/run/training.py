@@ -126,7 +126,7 @@ class TrainingRun:
         self.config = config
         self.run_path = run_path
         self.checkpoints = CheckpointManager(run_path / "checkpoints", config.checkpoint.keep)
-        self.env_fn = make_env_fn(config.env.id, config.env.kwargs)
+        self.env_fn = make_env_fn(config.env.id, config.env.kwargs, config.env.max_episode_steps)
         self.spec = describe(config.env.id, self.env_fn)
         self.agent = Agent.build(config, self.spec.observation_dim, self.spec.action_space)
         steps_per_env = config.trainer.steps_per_iteration // config.env.n_envs

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from trpo_tf import registry
-from trpo_tf.config.contracts import check_passed_keywords
+from trpo_tf.config.contracts import check_kwargs, check_passed_keywords
 from trpo_tf.config.loader import to_dict
 from trpo_tf.config.schema import ExperimentConfig
 from trpo_tf.errors import ConfigError, TrpoTfError
@@ -73,7 +73,9 @@ def check_trackers(config: ExperimentConfig) -> None:
     for name, kwargs in config.tracking.plugins.items():
         kwargs = _plugin_kwargs(name, kwargs)
         factory = registry.load(registry.TRACKERS, name)
-        check_passed_keywords(factory, PASSED, f"tracking.plugins.{name}", registry.TRACKERS, name)
+        key = f"tracking.plugins.{name}"
+        check_passed_keywords(factory, PASSED, key, registry.TRACKERS, name)
+        check_kwargs(factory, kwargs, key, f"tracker '{name}'", reserved=PASSED)
         try:
             signature = inspect.signature(factory)
         except (TypeError, ValueError):  # no introspectable signature: checked when built
