@@ -151,6 +151,7 @@ def policy_step(
         new_params = policy.dist_params(observations)
         return surrogate(new_params), kl(old_params, new_params)
 
+    # g = ∇_θ J(θ_old); skip when it is non-finite or ‖g‖ ≈ 0.
     theta_old = get_flat(variables)
     gradient = flat_gradient(
         forward.gradient(surrogate_old, primal_variables(variables)), variables
@@ -159,6 +160,7 @@ def policy_step(
     gradient_finite = tf.math.is_finite(grad_norm)
     has_gradient = tf.logical_and(gradient_finite, grad_norm > hp.grad_norm_eps)
 
+    # F v at θ_old (on the Fisher subsample).
     if hp.fvp_method == "hessian":
 
         def fisher_product(vector: tf.Tensor) -> tf.Tensor:
@@ -175,8 +177,9 @@ def policy_step(
             forward, fvp_params, fvp_old_params, kl, variables, hp.cg_damping
         )
 
-    # A skip is a straight line, not a tf.cond: CG runs on g = 0 (stopping before its
-    # first product when it may exit early) and the line search tries no candidate.
+    # s, r = CG(F, g). A skip is a straight line, not a tf.cond: CG runs on g = 0
+    # (stopping before its first product when it may exit early) and the line search
+    # tries no candidate.
     rhs = tf.where(has_gradient, gradient, tf.zeros_like(gradient))
     direction, residual = conjugate_gradient_with_residual(
         fisher_product, rhs, hp.cg_iters, early_exit=cg_early_exit
@@ -185,6 +188,7 @@ def policy_step(
     curvature = dot(direction, rhs - residual)
     curvature_ok = tf.logical_and(curvature > 0, tf.math.is_finite(curvature))
     proceed = tf.logical_and(has_gradient, curvature_ok)
+    # step = √(2δ / sᵀFs) · s; θ = line_search(θ_old, step).
     scale = tf.sqrt(2.0 * hp.max_kl / tf.where(proceed, curvature, tf.ones_like(curvature)))
     result = backtracking_line_search(
         variables,
@@ -202,7 +206,7 @@ def policy_step(
         tf.where(curvature_ok, SKIP_NONE, SKIP_BAD_CURVATURE),
         tf.where(gradient_finite, SKIP_ZERO_GRADIENT, SKIP_NONFINITE_GRADIENT),
     )
-    metrics = {
+    return {
         "kl": result.kl,
         "surrogate_improvement": result.improvement,
         "line_search_steps": result.steps,
@@ -211,7 +215,6 @@ def policy_step(
         "grad_norm": grad_norm,
         **diagnostics,
     }
-    return metrics
 
 
 def restore_policy(policy: Policy, theta: tf.Tensor) -> None:
