@@ -322,3 +322,64 @@ def test_storage_error_through_the_cli_exits_74(tmp_path: Path) -> None:
         f"trpo-tf: error: cannot write {tmp_path / 'run' / 'config.yaml'} (config): No space "
         "left on device; free space on that filesystem"
     ]
+
+
+# ------------------------------------------------------------ a kill at each write
+
+
+KILL_TARGETS = ("metrics.csv", "config.yaml", "iter_000005", "policy", "export", "summary.json")
+
+
+def _snapshot_of(run_dir: Path, target: str) -> dict[str, bytes]:
+    """The bytes of ``target`` (a file, or every file under a directory) in ``run_dir``."""
+    path = run_dir / target
+    if path.is_file():
+        return {target: path.read_bytes()}
+    return {str(p.relative_to(run_dir)): p.read_bytes() for p in path.rglob("*") if p.is_file()}
+
+
+@pytest.mark.slow
+def test_sigkill_at_each_write_leaves_the_old_file_whole(finished_run: Path, tmp_path: Path):
+    """Resume a finished 4-iteration run to 8 iterations, SIGKILLed just before the
+    rename of each file or directory it replaces: the old version is intact, and the
+    next resume completes the run."""
+    env = dict(os.environ, CUDA_VISIBLE_DEVICES="", WANDB_MODE="disabled")
+    runs, processes = {}, {}
+    for target in KILL_TARGETS:
+        run_dir = tmp_path / target
+        shutil.copytree(finished_run, run_dir)
+        runs[target] = (run_dir, _snapshot_of(run_dir, target))
+        processes[target] = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "trpo_tf.cli",
+                "train",
+                "--resume",
+                str(run_dir),
+                "--quiet",
+                "--set",
+                "trainer.total_steps=2048",
+                "--set",
+                "checkpoint.every=1",
+            ],
+            cwd=REPO,
+            env=dict(env, TRPO_TF_FAULT_KILL=target),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+    for target, process in processes.items():
+        _, err = process.communicate(timeout=300)
+        assert process.returncode == -9, (target, err[-2000:])
+    for target, (run_dir, before) in runs.items():
+        if target == "iter_000005":  # a new checkpoint: none of it may be visible
+            assert not (run_dir / "checkpoints" / target).exists()
+            assert verify(run_dir / "checkpoints" / "iter_000004") is None
+        elif target in ("metrics.csv", "config.yaml"):  # rewritten at the start
+            assert _snapshot_of(run_dir, target) == before, target
+        else:  # replaced at the end, after training: the old version is still whole
+            assert _snapshot_of(run_dir, target) == before, target
+        _resume(run_dir)
+        assert _iterations(run_dir) == list(range(1, 9)), target
+        assert json.loads((run_dir / "summary.json").read_text())["env_steps"] == 2048

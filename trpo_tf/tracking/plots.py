@@ -96,8 +96,7 @@ def plot_learning_curve(run_dir: str | Path, out: str | Path | None = None) -> P
     _style(axes, run_dir.name)
     figure.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(out)
-    return out
+    return _save(figure, out)
 
 
 def _mean_and_spread(
@@ -177,8 +176,7 @@ def plot_comparison(run_dirs: list[str | Path], out_png: str | Path) -> Path:
     _style(axes, "mean across seeds (band: ±1 std, light: min–max); markers: eval")
     figure.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(out)
-    return out
+    return _save(figure, out)
 
 
 class CurvePlotTracker:
@@ -192,3 +190,11 @@ class CurvePlotTracker:
 
     def finish(self, summary: Mapping[str, Any], run_dir: Any) -> None:
         self.guard.call(plot_learning_curve, run_dir)
+
+
+def _save(figure, out: Path) -> Path:
+    """Write the figure atomically, in the format its extension names."""
+    from trpo_tf import atomic
+
+    fmt = out.suffix[1:].lower() or "png"
+    return atomic.write_file(out, lambda tmp: figure.savefig(tmp, format=fmt), "plot")

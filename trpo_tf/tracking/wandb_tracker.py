@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from trpo_tf import atomic
 from trpo_tf.config.loader import to_dict
 from trpo_tf.config.schema import ExperimentConfig
 from trpo_tf.tracking.safe import QuietOnFailure
@@ -113,7 +114,7 @@ class WandbTracker:
         if run is None:
             raise RuntimeError("wandb.init returned no run")
         self.run = run
-        id_file.write_text(str(run.id) + "\n")
+        atomic.write_text(id_file, str(run.id) + "\n", "W&B run id")
         run.define_metric(STEP_METRIC)
         run.define_metric("*", step_metric=STEP_METRIC)
 
