@@ -141,6 +141,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         f"({result.steps_per_s:,.0f} steps/s); eval return {result.final_eval_return:.2f} "
         f"± {result.final_eval_return_std:.2f} over {result.eval_episodes} episodes; "
         f"run directory {result.run_dir}"
+        + (f"; export skipped: {result.export_skipped}" if result.export_skipped else "")
     )
     return 0
 
