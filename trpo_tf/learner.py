@@ -382,8 +382,13 @@ class Learner:
         )
         # Reported before fitting (so it is the same whether or not the fit overlaps
         # the next rollout): how well V predicts this batch's targets, MSE.
-        metrics["value_loss"] = float(np.mean(np.square(values - targets)))
-        metrics["explained_variance"] = explained_variance(values.reshape(-1), targets.reshape(-1))
+        # Huge but finite targets may overflow here; the finiteness checks above own the
+        # message, numpy's warnings would only precede it.
+        with np.errstate(over="ignore", invalid="ignore"):
+            metrics["value_loss"] = float(np.mean(np.square(values - targets)))
+            metrics["explained_variance"] = explained_variance(
+                values.reshape(-1), targets.reshape(-1)
+            )
         metrics.update(staleness_metrics(log_rho, rollout.policy_version, iteration))
         metrics["line_search_accepted"] = bool(metrics["line_search_accepted"])
         metrics["line_search_steps"] = int(metrics["line_search_steps"])

@@ -48,28 +48,38 @@ MAX_CONSECUTIVE_ENV_FAILURES = 5
 
 
 class EnvFactory:
-    """Picklable ``() -> gym.Env`` for an ``env.id`` and ``env.kwargs``.
+    """Picklable ``() -> gym.Env`` for an ``env.id``, ``env.kwargs`` and ``env.max_episode_steps``.
 
     The closure :func:`~trpo_tf.envs.make_env_fn` returns cannot cross a process
     boundary; this rebuilds it by name inside the worker.
     """
 
-    def __init__(self, env_id: str, kwargs: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        env_id: str,
+        kwargs: Mapping[str, Any] | None = None,
+        max_episode_steps: int | None = None,
+    ) -> None:
         self.env_id = env_id
         self.kwargs = dict(kwargs or {})
+        self.max_episode_steps = max_episode_steps
         self._make: Callable[[], gym.Env] | None = None
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"env_id": self.env_id, "kwargs": self.kwargs}
+        return {
+            "env_id": self.env_id,
+            "kwargs": self.kwargs,
+            "max_episode_steps": self.max_episode_steps,
+        }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["env_id"], state["kwargs"])
+        self.__init__(state["env_id"], state["kwargs"], state.get("max_episode_steps"))
 
     def __call__(self) -> gym.Env:
         if self._make is None:
             from trpo_tf.envs import make_env_fn
 
-            self._make = make_env_fn(self.env_id, self.kwargs)
+            self._make = make_env_fn(self.env_id, self.kwargs, self.max_episode_steps)
         return self._make()
 
 
@@ -418,7 +428,12 @@ def process_main(
     """
     import multiprocessing
     import queue
+    import signal
 
+    # The learner decides when workers stop (it checkpoints first on SIGTERM, SIGHUP or
+    # Ctrl-C): a signal sent to the whole process group must not kill them mid-segment.
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_IGN)
     parent = multiprocessing.parent_process()
     try:
         worker = RolloutWorker(

@@ -109,7 +109,7 @@ def _build_async_runner(
             f"runner.workers ({runner.workers}); each worker steps n_envs / workers envs"
         )
     spec = WorkerSpec(
-        env_fn=EnvFactory(config.env.id, config.env.kwargs),
+        env_fn=EnvFactory(config.env.id, config.env.kwargs, config.env.max_episode_steps),
         env_name=config.env.id,
         n_envs=config.env.n_envs // runner.workers,
         segment_length=steps_per_env,

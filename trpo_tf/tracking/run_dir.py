@@ -199,7 +199,7 @@ class RunDirectory:
         metrics = self.path / "metrics.csv"
         kept: list[dict[str, str]] = []
         if resume_after is not None and metrics.exists():
-            with open(metrics, newline="") as handle:
+            with open(metrics, newline="", encoding="utf-8") as handle:
                 kept = [
                     row
                     for row in csv.DictReader(handle)
@@ -207,7 +207,7 @@ class RunDirectory:
                 ]
 
         def fill(tmp: Path) -> None:
-            with open(tmp, "w", newline="") as handle:
+            with open(tmp, "w", newline="", encoding="utf-8") as handle:
                 writer = csv.DictWriter(handle, fieldnames=METRIC_COLUMNS)
                 writer.writeheader()
                 for row in kept:
@@ -215,7 +215,7 @@ class RunDirectory:
 
         atomic.write_file(metrics, fill, "metrics")
         with atomic.translated_errors(metrics, "metrics"):
-            self._metrics_file = open(metrics, "a", newline="")  # noqa: SIM115
+            self._metrics_file = open(metrics, "a", newline="", encoding="utf-8")  # noqa: SIM115
         self._writer = csv.DictWriter(self._metrics_file, fieldnames=METRIC_COLUMNS)
 
     def write_config(self, config: ExperimentConfig) -> Path:

@@ -35,8 +35,8 @@ class StallWatch:
         self.spoken = True
         if row.get("skip_reason"):
             cause = (
-                "the update was skipped (metrics.csv skip_reason: 1 = zero gradient, 2 = "
-                "non-positive curvature); check the advantages and the distribution's KL"
+                f"the update was skipped ({row['skip_reason']}; metrics.csv skip_reason); "
+                "check the advantages and the distribution's KL"
             )
         else:
             cause = (
