@@ -167,6 +167,10 @@ class EvalConfig:
 
     every: int = _bounded(10, min=1)
     episodes: int = _bounded(10, min=1)
+    keep_best: bool = True
+    """Keep the policy of the best evaluation in RUN_DIR/best (with its own export)."""
+    stochastic: bool = False
+    """Also evaluate the stochastic policy (eval_return_stochastic), same start states."""
 
 
 @dataclass(frozen=True)

@@ -29,8 +29,14 @@ class ExportError(TrpoTfError, RuntimeError):
     """An export could not be written or failed its numerical check."""
 
 
-def export_metadata(config: Any, env_spec: Any, agent: Any) -> dict[str, Any]:
-    """The metadata dict stored in the SavedModel and in ``metadata.json``."""
+def export_metadata(
+    config: Any, env_spec: Any, agent: Any, policy_label: str = "final"
+) -> dict[str, Any]:
+    """The metadata dict stored in the SavedModel and in ``metadata.json``.
+
+    ``policy_label`` says which policy of the run this is: ``final`` (the policy
+    after the last iteration) or ``best (...)`` (``eval.keep_best``).
+    """
     from trpo_tf import __version__
 
     normalizer = agent.observation_normalizer
@@ -39,6 +45,7 @@ def export_metadata(config: Any, env_spec: Any, agent: Any) -> dict[str, Any]:
         "format_version": FORMAT_VERSION,
         "trpo_tf_version": __version__,
         "name": config.name,
+        "policy": policy_label,
         "seed": int(config.seed),
         "env": {
             "id": config.env.id,
@@ -93,7 +100,9 @@ def _servable_env_space(env_spec: Any) -> tuple[Any, dict[str, Any]]:
     return space, {"env_observation_space": space_json, "env_observation_inputs": inputs}
 
 
-def export_savedmodel(agent: Any, config: Any, env_spec: Any, out_dir: str | Path) -> Path:
+def export_savedmodel(
+    agent: Any, config: Any, env_spec: Any, out_dir: str | Path, policy_label: str = "final"
+) -> Path:
     """Write ``agent`` as a TensorFlow-only SavedModel plus ``metadata.json``.
 
     Args:
@@ -101,6 +110,7 @@ def export_savedmodel(agent: Any, config: Any, env_spec: Any, out_dir: str | Pat
         config: the run's :class:`~trpo_tf.config.ExperimentConfig`.
         env_spec: :class:`~trpo_tf.envs.EnvSpec` of the training environment.
         out_dir: the SavedModel directory (created; an existing export is replaced).
+        policy_label: which of the run's policies this is (metadata ``policy``).
 
     Returns:
         ``out_dir`` as a :class:`~pathlib.Path`.
@@ -110,7 +120,7 @@ def export_savedmodel(agent: Any, config: Any, env_spec: Any, out_dir: str | Pat
             the head maps actions in Python only (no ``to_env_action_graph``).
     """
     out_dir = Path(out_dir)
-    metadata = export_metadata(config, env_spec, agent)
+    metadata = export_metadata(config, env_spec, agent, policy_label)
     # The metadata lists the env_* inputs exactly when the env's space is servable.
     servable = "env_observation_inputs" in metadata
     env_space = env_spec.env_observation_space if servable else None

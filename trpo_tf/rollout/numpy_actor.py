@@ -129,5 +129,9 @@ class NumpyActor:
     def sample(self, observations: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return self._sampler.sample(self._forward(observations), self.rng)
 
+    def sample_with(self, observations: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Actions a ~ π(·|s) drawn with ``rng`` (not the rollout's generator)."""
+        return self._sampler.sample(self._forward(observations), rng)[0]
+
     def mode(self, observations: np.ndarray) -> np.ndarray:
         return self._sampler.mode(self._forward(observations))

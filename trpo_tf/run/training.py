@@ -41,6 +41,7 @@ from trpo_tf.learner import Learner
 from trpo_tf.rollout.actor import Actor
 from trpo_tf.rollout.numpy_actor import NumpyActor, can_mirror
 from trpo_tf.rollout.runners import Runner, build_runner
+from trpo_tf.run.best import BestPolicy, BestRecord, read_record
 from trpo_tf.run.signals import Stopped
 from trpo_tf.tf_runtime import configure_tensorflow
 from trpo_tf.tracking import Progress, RunDirectory, build_trackers
@@ -95,6 +96,7 @@ class LoopState:
     eval_returns: np.ndarray = field(default_factory=lambda: np.zeros(0))
     eval_time: float = 0.0
     elapsed: float = 0.0
+    best_eval_return: float = float("-inf")
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> LoopState:
@@ -104,6 +106,7 @@ class LoopState:
             eval_returns=np.asarray(state["eval_returns"], np.float64),
             eval_time=float(state["eval_time"]),
             elapsed=float(state["elapsed"]),
+            best_eval_return=float(state.get("best_eval_return", float("-inf"))),
         )
 
 
@@ -150,6 +153,8 @@ class TrainingRun:
         self.stall = StallWatch()
         self.start = 0.0
         self.schedule: CheckpointSchedule | None = None
+        self.best = BestPolicy(run_path, config.eval.keep_best)
+        self._stochastic_actor: Actor | None = None
 
     # -- start ---------------------------------------------------------------------------
 
@@ -266,15 +271,30 @@ class TrainingRun:
             **metrics,
         }
         if iteration % self.config.eval.every == 0 or iteration == self.iterations:
-            row.update(self._evaluate())
+            row.update(self._evaluate(iteration))
+            record = BestRecord(iteration, steps, row["eval_return"], row["eval_return_std"])
+            if self.best.consider(self.agent, record, self.loop.best_eval_return):
+                self.loop.best_eval_return = record.eval_return
         return row
 
-    def _evaluate(self) -> dict[str, float]:
-        config = self.config
+    def _evaluate(self, iteration: int) -> dict[str, float]:
+        """Deterministic evaluation (and the stochastic policy's with ``eval.stochastic``)."""
+        row = {}
         eval_start = time.perf_counter()
-        self.loop.eval_returns = evaluate(
+        self.loop.eval_returns = self._eval_returns(self.actor.mode)
+        row["eval_return"] = float(self.loop.eval_returns.mean())
+        row["eval_return_std"] = float(self.loop.eval_returns.std())
+        if self.config.eval.stochastic:
+            returns = self._eval_returns(self._stochastic_act(iteration))
+            row["eval_return_stochastic"] = float(returns.mean())
+        self.loop.eval_time += time.perf_counter() - eval_start
+        return row
+
+    def _eval_returns(self, act: Any) -> np.ndarray:
+        config = self.config
+        return evaluate(
             self.env_fn,
-            self.actor.mode,
+            act,
             self.agent.policy.head,
             self.agent.observation_normalizer,
             config.eval.episodes,
@@ -282,11 +302,20 @@ class TrainingRun:
             clip_nonfinite=config.env.clip_nonfinite,
             env_name=config.env.id,
         )
-        self.loop.eval_time += time.perf_counter() - eval_start
-        return {
-            "eval_return": float(self.loop.eval_returns.mean()),
-            "eval_return_std": float(self.loop.eval_returns.std()),
-        }
+
+    def _stochastic_act(self, iteration: int) -> Any:
+        """a ~ π(·|s) from a generator of its own, seeded per evaluation: the training
+        random streams (and so the run's results) are the same with it on or off."""
+        seed = self.config.seed + EVAL_SEED_OFFSET + iteration
+        if isinstance(self.actor, NumpyActor):
+            rng = np.random.default_rng(seed)
+            return lambda observations: self.actor.sample_with(observations, rng)
+        if self._stochastic_actor is None:
+            self._stochastic_actor = Actor(
+                self.agent.policy, self.config.env.n_envs, self.spec.observation_dim, seed
+            )
+        self._stochastic_actor.generator.reset_from_seed(seed)
+        return lambda observations: self._stochastic_actor.sample(observations)[0]
 
     # -- checkpoint ----------------------------------------------------------------------
 
@@ -375,6 +404,14 @@ class TrainingRun:
         except IncompatibleSpaceError as error:
             export_skipped = str(error)
             self.progress.message(f"export skipped: {error}", always=True)
+        if not export_skipped:
+            self.best.export(
+                self.agent,
+                self.loop.iteration,
+                self.run.policy_dir,
+                self.run.path / "export",
+                self._export_best,
+            )
         wall = time.perf_counter() - self.start
         eval_returns = self.loop.eval_returns
         result = TrainResult(
@@ -406,11 +443,29 @@ class TrainingRun:
                 result.env_steps / max(train_time - self.loop.eval_time, 1e-9), 1
             ),
             "export_skipped": export_skipped or None,
+            **self._best_summary(),
         }
         self.run.write_summary(summary)
         for tracker in self.trackers:
             tracker.finish(summary, self.run.path)
         return result
+
+    def _export_best(self, agent: Agent, out: Path) -> None:
+        record = read_record(self.run_path)
+        label = f"best (iteration {record.iteration}, eval return {record.eval_return:.6g})"
+        export_savedmodel(agent, self.config, self.spec, out, policy_label=label)
+
+    def _best_summary(self) -> dict[str, Any]:
+        """``best_*`` keys of ``summary.json`` (the kept policy; tables report the final one)."""
+        record = read_record(self.run_path) if self.best.enabled else None
+        if record is None:
+            return {}
+        return {
+            "best_eval_return": record.eval_return,
+            "best_eval_return_std": record.eval_return_std,
+            "best_iteration": record.iteration,
+            "best_env_steps": record.env_steps,
+        }
 
     def close(self) -> None:
         """What training holds open: the progress line, fit thread, envs, metrics file."""

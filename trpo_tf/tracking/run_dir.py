@@ -61,6 +61,7 @@ METRIC_COLUMNS = (
     "dropped_fraction",
     "eval_return",
     "eval_return_std",
+    "eval_return_stochastic",
 )
 
 SUMMARY_KEYS = (
