@@ -291,7 +291,13 @@ def test_metadata_round_trips(
     assert from_module == from_file
     assert from_file == json.loads(json.dumps(export_metadata(case.config, case.spec, case.agent)))
     assert from_file["name"] == case.config.name
-    assert from_file["env"] == {"id": case.config.env.id, "kwargs": {}, "clip_nonfinite": False}
+    assert from_file["env"] == {
+        "id": case.config.env.id,
+        "kwargs": {},
+        "clip_nonfinite": False,
+        "max_episode_steps": None,
+    }
+    assert from_file["policy"] == "final"
     assert space_from_json(from_file["action_space"]) == case.spec.action_space
     assert space_from_json(from_file["observation_space"]) == case.spec.observation_space
     assert from_file["observation_dim"] == case.spec.observation_dim
