@@ -1,0 +1,136 @@
+"""``trpo-tf tune``: search space, a tiny study end to end, resuming it, pruning."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+optuna = pytest.importorskip("optuna")
+
+from trpo_tf.config import load_experiment  # noqa: E402
+from trpo_tf.errors import ConfigError  # noqa: E402
+from trpo_tf.tune import command  # noqa: E402
+from trpo_tf.tune.space import Dimension, check_space, load_space, override  # noqa: E402
+from trpo_tf.tune.study import _follow, evaluations  # noqa: E402
+
+TINY = """\
+name: tiny
+env: {id: CartPole-v1, n_envs: 2}
+trainer: {total_steps: 512, steps_per_iteration: 256}
+value: {epochs: 1}
+eval: {every: 1, episodes: 2}
+tracking: {tensorboard: false}
+"""
+SPACE = """\
+trainer.max_kl: {loguniform: [0.005, 0.05]}
+value.epochs: {int: [1, 3]}
+policy.hidden: {choice: [[16], [32, 32]]}
+"""
+
+
+def _write(tmp_path: Path) -> Path:
+    experiment = tmp_path / "tiny.yaml"
+    experiment.write_text(TINY)
+    (tmp_path / "tiny.space.yaml").write_text(SPACE)
+    return experiment
+
+
+def _args(**values) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    command.add_parser(parser.add_subparsers())
+    argv = ["tune", str(values.pop("experiment"))]
+    for key, value in values.items():
+        argv += [f"--{key.replace('_', '-')}", str(value)]
+    return parser.parse_args(argv)
+
+
+@pytest.mark.slow
+def test_a_tiny_study_resumes_and_writes_its_reports(tmp_path: Path, capsys) -> None:
+    experiment = _write(tmp_path)
+    study_dir = tmp_path / "study"
+    assert (
+        command.run_command(_args(experiment=experiment, trials=2, parallel=2, run_dir=study_dir))
+        == 0
+    )
+    study = optuna.load_study(study_name="trpo-tf", storage=f"sqlite:///{study_dir}/study.db")
+    assert len(study.trials) == 2
+    complete = [t for t in study.trials if t.state.name == "COMPLETE"]
+    assert complete, [t.state for t in study.trials]
+    for trial in complete:
+        run = study_dir / "trials" / f"trial_{trial.number:04d}"
+        assert (run / "summary.json").is_file() and (run / "config.yaml").is_file()
+        trained = load_experiment(run / "config.yaml")
+        assert trained.trainer.max_kl == pytest.approx(trial.params["trainer.max_kl"])
+    best = load_experiment(study_dir / "best.yaml")
+    assert best.trainer.max_kl == pytest.approx(study.best_trial.params["trainer.max_kl"])
+    assert best.value.epochs == study.best_trial.params["value.epochs"]
+    assert list(best.policy.hidden) in ([16], [32, 32])
+    table = (study_dir / "trials.md").read_text()
+    assert table.count("| complete |") == len(complete)
+    assert "best: trial" in capsys.readouterr().out
+    if len(complete) >= 2:
+        assert (study_dir / "importance.png").stat().st_size > 0
+
+    # Rerunning the command resumes the study: one more trial, the first two kept.
+    first_params = [t.params for t in study.trials]
+    assert command.run_command(_args(experiment=experiment, trials=3, run_dir=study_dir)) == 0
+    resumed = optuna.load_study(study_name="trpo-tf", storage=f"sqlite:///{study_dir}/study.db")
+    assert len(resumed.trials) == 3
+    assert [t.params for t in resumed.trials[:2]] == first_params
+
+
+def test_space_errors_are_one_line(tmp_path: Path) -> None:
+    experiment = _write(tmp_path)
+    cases = {
+        "trainer.max_kl: {gaussian: [0, 1]}": "unknown distribution 'gaussian'",
+        "trainer.max_kl: {loguniform: [0, 1]}": "needs low > 0",
+        "trainer.max_kl: {uniform: [0.2, 0.1]}": "finite low < high",
+        "value.epochs: {int: [1.5, 3]}": "bounds must be integers",
+        "trainer.max_kl: 0.01": "must be one of",
+        "- a list": "must map key paths",
+    }
+    for text, words in cases.items():
+        space = tmp_path / "bad.space.yaml"
+        space.write_text(text + "\n")
+        with pytest.raises(ConfigError, match=words) as error:
+            load_space(space)
+        assert "\n" not in str(error.value)
+    with pytest.raises(ConfigError, match="trainer.max_kll"):
+        check_space(experiment, (), (Dimension("trainer.max_kll", "uniform", (0.1, 0.2)),))
+    with pytest.raises(ConfigError, match="search space trainer.max_kl"):
+        check_space(experiment, (), (Dimension("trainer.max_kl", "uniform", (-1.0, 0.2)),))
+    with pytest.raises(ConfigError, match="no search space"):
+        command.run_command(_args(experiment=experiment, space=tmp_path / "none.yaml"))
+
+
+def test_overrides_are_yaml_that_load_back() -> None:
+    assert override("policy.hidden", [64, 64]) == "policy.hidden=[64, 64]"
+    assert override("trainer.max_kl", 0.01) == "trainer.max_kl=0.01"
+    assert override("env.normalize_obs", True) == "env.normalize_obs=true"
+
+
+def test_a_pruned_trial_stops_its_training_process(tmp_path: Path) -> None:
+    class AlwaysPrune(optuna.pruners.BasePruner):
+        def prune(self, study, trial) -> bool:
+            return True
+
+    metrics = tmp_path / "metrics.csv"
+    with open(metrics, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["iteration", "env_steps", "eval_return"])
+        writer.writeheader()
+        writer.writerow({"iteration": 1, "env_steps": 256, "eval_return": ""})
+        writer.writerow({"iteration": 2, "env_steps": 512, "eval_return": 12.5})
+    assert evaluations(metrics) == [(512, 12.5)]
+    study = optuna.create_study(direction="maximize", pruner=AlwaysPrune())
+    trial = study.ask()
+    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    started = time.time()
+    assert _follow(process, metrics, trial) is True
+    assert process.wait(timeout=10) != 0 and time.time() - started < 10
+    assert study.trials[0].intermediate_values == {512: 12.5}

@@ -1,0 +1,1 @@
+"""Hyperparameter search with Optuna (``trpo-tf tune``; the ``tune`` extra)."""

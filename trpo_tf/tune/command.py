@@ -1,0 +1,90 @@
+"""The ``trpo-tf tune`` subcommand: its arguments, checks and report."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from trpo_tf.errors import ConfigError
+
+SPACE_SUFFIX = ".space.yaml"
+
+
+def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register ``tune`` on the ``trpo-tf`` subcommands."""
+    tune = sub.add_parser(
+        "tune", help="search hyperparameters with Optuna (each trial a training run)"
+    )
+    tune.add_argument("experiment", help="the experiment YAML every trial starts from")
+    tune.add_argument(
+        "--space",
+        help=f"search space YAML (default: the experiment's name with {SPACE_SUFFIX} next to it)",
+    )
+    tune.add_argument("--trials", type=int, default=20, help="trials in the study (default 20)")
+    tune.add_argument("--parallel", type=int, default=1, help="trials trained at a time")
+    tune.add_argument(
+        "--run-dir",
+        help="the study directory (default runs/tune-NAME-TIME); rerun to resume a study",
+    )
+    tune.add_argument(
+        "--seed", type=int, default=0, help="the training seed of every trial (default 0)"
+    )
+    tune.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY.PATH=VALUE",
+        help="override applied to every trial (e.g. trainer.total_steps=200000); repeatable",
+    )
+    tune.add_argument("--no-prune", action="store_true", help="train every trial to the end")
+    tune.set_defaults(func=run_command)
+    return tune
+
+
+def default_space(experiment: Path) -> Path:
+    name = experiment.name.removesuffix(".yaml").removesuffix(".yml")
+    return experiment.with_name(name + SPACE_SUFFIX)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    from trpo_tf.config import load_experiment
+    from trpo_tf.tune.space import check_space, load_space
+    from trpo_tf.tune.study import TuneSettings, run_study
+
+    experiment = Path(args.experiment)
+    if args.trials < 1:
+        raise ConfigError(f"--trials must be >= 1, got {args.trials}")
+    if args.parallel < 1:
+        raise ConfigError(f"--parallel must be >= 1, got {args.parallel}")
+    overrides = tuple(args.set or [])
+    config = load_experiment(experiment, list(overrides))  # fails early on a bad experiment
+    space_file = Path(args.space) if args.space else default_space(experiment)
+    if not space_file.is_file():
+        raise ConfigError(
+            f"no search space: {space_file} does not exist; write one (e.g. "
+            "'trainer.max_kl: {loguniform: [0.005, 0.1]}') or pass --space FILE"
+        )
+    space = load_space(space_file)
+    check_space(experiment, overrides, space)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    directory = Path(args.run_dir) if args.run_dir else Path("runs") / f"tune-{config.name}-{stamp}"
+    settings = TuneSettings(
+        experiment=experiment,
+        overrides=overrides,
+        space=space,
+        directory=directory,
+        trials=args.trials,
+        parallel=args.parallel,
+        seed=args.seed,
+        prune=not args.no_prune,
+    )
+    study = run_study(settings)
+    print((directory / "trials.md").read_text())
+    if (directory / "best.yaml").is_file():
+        print(
+            f"best: trial {study.best_trial.number}, final eval {study.best_value:.2f}; "
+            f"settings in {directory / 'best.yaml'} (train it: trpo-tf train "
+            f"{directory / 'best.yaml'})"
+        )
+    print(f"study directory {directory}")
+    return 0
