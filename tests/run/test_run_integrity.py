@@ -164,22 +164,31 @@ def _damage(checkpoint: Path, how: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "how", ["truncated data", "empty index", "garbage state", "no manifest", "foreign"]
+    "damages",
+    [
+        {
+            "iter_000004": "truncated data",
+            "iter_000003": "empty index",
+            "iter_000002": "garbage state",
+        },
+        {"iter_000004": "no manifest", "iter_000003": "foreign"},
+    ],
+    ids=["damaged", "incomplete-or-foreign"],
 )
-def test_resume_falls_back_to_the_newest_intact_checkpoint(run_copy: Path, how, capsys) -> None:
+def test_resume_falls_back_to_the_newest_intact_checkpoint(run_copy: Path, damages, capsys):
     checkpoints = run_copy / "checkpoints"
-    _damage(checkpoints / "iter_000004", how)
+    run_id = json.loads((run_copy / "run.json").read_text())["run_id"]
+    for name, how in damages.items():
+        _damage(checkpoints / name, how)
+        assert verify(checkpoints / name, run_id) is not None, how
     (checkpoints / "iter_zzz").mkdir()
-    assert (
-        verify(
-            checkpoints / "iter_000004", json.loads((run_copy / "run.json").read_text())["run_id"]
-        )
-        is not None
-    )
     _resume(run_copy)
     err = capsys.readouterr().err
-    assert "resume: skipped checkpoint iter_000004:" in err
+    for name in damages:
+        assert f"resume: skipped checkpoint {name}:" in err
     assert "resume: skipped checkpoint iter_zzz: not a checkpoint name" in err
+    if "foreign" in damages.values():
+        assert "belongs to another run" in err
     assert _iterations(run_copy) == list(range(1, 9))
 
 
