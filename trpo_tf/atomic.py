@@ -40,15 +40,22 @@ OSERROR_ENV = "TRPO_TF_FAULT_OSERROR"
 _HINTS = {
     errno.ENOSPC: "free space on that filesystem",
     errno.EDQUOT: "free space within your disk quota",
-    errno.EROFS: "the filesystem is read-only; use a writable --run-dir",
+    errno.EROFS: "the filesystem is read-only; write to a writable directory instead",
     errno.EACCES: "you lack permission there; fix its permissions or use another directory",
     errno.EPERM: "you lack permission there; fix its permissions or use another directory",
 }
 
 
+# TensorFlow's file errors carry the OS message but no errno.
+_MESSAGES = {os.strerror(code): code for code in _HINTS}
+
+
 def storage_error(path: str | Path, operation: str, error: BaseException) -> StorageError:
     """One line for a failed write: the path, the operation, the cause and what to do."""
     code = getattr(error, "errno", None)
+    if not isinstance(code, int):
+        text = str(error)
+        code = next((number for words, number in _MESSAGES.items() if words in text), None)
     cause = os.strerror(code) if isinstance(code, int) else str(error).splitlines()[0][:200]
     hint = _HINTS.get(code, "check the disk and the directory's permissions")
     return StorageError(f"cannot write {path} ({operation}): {cause}; {hint}")
@@ -72,7 +79,7 @@ def translated_errors(path: str | Path, operation: str) -> Iterator[None]:
 def _is_io_error(error: BaseException) -> bool:
     """TensorFlow's file errors (ResourceExhausted for ENOSPC, PermissionDenied, ...)."""
     names = {"ResourceExhaustedError", "PermissionDeniedError", "FailedPreconditionError"}
-    return type(error).__name__ in names or "No space left" in str(error)
+    return type(error).__name__ in names or any(words in str(error) for words in _MESSAGES)
 
 
 def inject_faults(name: str) -> None:

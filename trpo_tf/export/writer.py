@@ -303,7 +303,9 @@ def export_run(
     default = run_dir / "export"
     out = check_export_dir(out_dir if out_dir else default, default, force)
     # The run's lock: no export of a run that a live process is still writing.
-    with locked(run_dir, "trpo-tf export") if is_run_dir(run_dir) else contextlib.nullcontext():
+    inside = out.resolve().is_relative_to(run_dir.resolve())
+    lock = locked(run_dir, "trpo-tf export", writes_there=inside) if is_run_dir(run_dir) else None
+    with lock or contextlib.nullcontext():
         config, agent = load_run(run_dir)
         spec = describe(
             config.env.id,

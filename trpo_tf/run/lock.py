@@ -79,9 +79,12 @@ class RunLock:
         Raises:
             RunInUseError: a live process holds it; the message names its PID and host.
         """
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        from trpo_tf.atomic import translated_errors
+
         while True:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            with translated_errors(self.path, "lock"):
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
             try:
                 if not _try_flock(fd):
                     raise RunInUseError(self._in_use_message(_read(self.path)))
@@ -189,10 +192,30 @@ def check_not_in_use(run_dir: str | Path) -> None:
 
 
 @contextlib.contextmanager
-def locked(run_dir: str | Path, command: str) -> Iterator[RunLock]:
-    """Hold ``run_dir``'s lock for the block."""
-    lock = RunLock(run_dir, command).acquire()
+def locked(run_dir: str | Path, command: str, writes_there: bool = True) -> Iterator[None]:
+    """Hold ``run_dir``'s lock for the block.
+
+    Args:
+        writes_there: the command writes into ``run_dir``. When it only reads it (an
+            export to another directory), a run directory that cannot hold a lock file
+            (read-only, not ours) is read without one: nothing can write to it.
+
+    Raises:
+        RunInUseError: a live process holds it.
+        StorageError: ``writes_there`` and the lock file cannot be created.
+    """
+    from trpo_tf.errors import StorageError
+
+    lock = RunLock(run_dir, command)
     try:
-        yield lock
+        lock.acquire()
+    except StorageError:
+        if writes_there or os.access(run_dir, os.W_OK):
+            raise
+        check_not_in_use(run_dir)
+        yield
+        return
+    try:
+        yield
     finally:
         lock.release()
