@@ -5,6 +5,8 @@ from __future__ import annotations
 import gc
 from typing import Any
 
+import pytest
+
 from trpo_tf.config import experiment_from_dict
 from trpo_tf.heap import frozen_heap
 from trpo_tf.train import train
@@ -19,11 +21,9 @@ def test_freezes_inside_and_hands_objects_back_after() -> None:
 
 
 def test_hands_objects_back_when_the_block_raises() -> None:
-    try:
-        with frozen_heap():
-            raise RuntimeError("boom")
-    except RuntimeError:
-        pass
+    with pytest.raises(RuntimeError, match="boom"), frozen_heap():
+        assert gc.get_freeze_count() > 0
+        raise RuntimeError("boom")
     assert gc.get_freeze_count() == 0
 
 
