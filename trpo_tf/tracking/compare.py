@@ -1,11 +1,12 @@
 """Reading finished run directories back: seeds, final returns, summary tables.
 
-A *run* is a directory holding ``metrics.csv``. A directory without one whose
-``seed_*`` subdirectories are runs (what ``trpo-tf train --seeds`` writes) stands
-for those runs. Runs are grouped into experiments by their ``config.yaml``: the
-seeds of one experiment share its ``name`` and every setting except the
-run-specific keys (:data:`RUN_SPECIFIC_KEYS`). Runs of one name with different
-settings are separate experiments, labelled with the keys that differ.
+A *run* is a directory holding ``metrics.csv``. A directory without one stands for
+the runs below it at any depth (a ``--seeds`` parent's ``seed_*``, or ``runs/``
+with everything trained into it); a run's own subfolders are not searched. Runs
+are grouped into experiments by their ``config.yaml``: the seeds of one experiment
+share its ``name`` and every setting except the run-specific keys
+(:data:`RUN_SPECIFIC_KEYS`). Runs of one name with different settings are separate
+experiments, labelled with the keys that differ.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,16 +30,29 @@ RUN_SPECIFIC_KEYS = ("seed", "tracking", "checkpoint")
 _MAX_LABEL_KEYS = 3
 
 
-def _seed_key(path: Path) -> tuple[int, str]:
-    suffix = path.name.split("_", 1)[-1]
-    return (int(suffix), path.name) if suffix.isdigit() else (1 << 30, path.name)
+def _seed_key(part: str | Path) -> tuple[int, str]:
+    name = Path(part).name
+    suffix = name.split("_", 1)[-1]
+    return (int(suffix), name) if name.startswith("seed_") and suffix.isdigit() else (1 << 30, name)
+
+
+def _runs_below(root: Path) -> list[Path]:
+    """Runs under ``root`` at any depth, sorted by folder with ``seed_N`` in seed order."""
+    found: list[Path] = []
+    for directory, subdirs, files in os.walk(root, followlinks=False):
+        if "metrics.csv" in files:
+            found.append(Path(directory))
+            subdirs.clear()  # a run's own folders (checkpoints, export, ...) hold no runs
+            continue
+        subdirs[:] = [name for name in subdirs if not name.startswith(".")]
+    return sorted(found, key=lambda path: [_seed_key(part) for part in path.parts])
 
 
 def expand_runs(paths: list[str | Path]) -> list[Path]:
-    """Run directories named by ``paths`` (a parent of ``seed_*`` runs counts as them).
+    """Run directories named by ``paths``: a run, or every run below a folder.
 
     Raises:
-        RunDirError: a path is missing or holds neither a run nor ``seed_*`` runs.
+        RunDirError: a path is missing or holds no run at any depth.
     """
     runs: list[Path] = []
     for raw in paths:
@@ -47,16 +62,13 @@ def expand_runs(paths: list[str | Path]) -> list[Path]:
             continue
         if not path.is_dir():
             raise RunDirError(f"run directory {path} does not exist")
-        seeds = sorted(
-            (child for child in path.glob("seed_*") if (child / "metrics.csv").is_file()),
-            key=_seed_key,
-        )
-        if not seeds:
+        below = _runs_below(path)
+        if not below:
             raise RunDirError(
-                f"{path} holds no metrics.csv and no seed_*/metrics.csv; "
-                "pass a run directory or a parent written by --seeds"
+                f"{path} holds no run (no metrics.csv in it or in any folder below it); "
+                "pass a run directory or a folder of runs such as a --seeds parent"
             )
-        runs.extend(seeds)
+        runs.extend(below)
     return runs
 
 
