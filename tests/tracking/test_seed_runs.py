@@ -60,3 +60,30 @@ def test_seeds_stay_within_the_seed_key_range():
         parse_seeds("4294967296")
     with pytest.raises(ConfigError, match="is not a seed"):
         parse_seeds("9" * 5000)  # past Python's int conversion limit
+
+
+def test_parallel_seeds_share_one_progress_line(tmp_path):
+    """--parallel: the seeds' own progress lines (in their logs) summed into one line."""
+    import io
+
+    from trpo_tf.tracking.seeds import SeedsProgress, logged_steps
+
+    log = tmp_path / "seed_0.log"
+    assert logged_steps(log) == 0  # not started yet
+    log.write_text(
+        "it    1 | steps     2,048/10,240 ( 20.0%) |   1,000 fps | ETA 00:08\n"
+        "it    2 | steps     4,096/10,240 ( 40.0%) |   1,000 fps | ETA 00:06\n"
+    )
+    assert logged_steps(log) == 4096
+    now = [0.0]
+    stream = io.StringIO()
+    progress = SeedsProgress(3, 10_240, stream=stream, every_s=10.0, clock=lambda: now[0])
+    now[0] = 5.0
+    progress.update({1: 4096, 2: 2048}, done=0, running=2)
+    assert stream.getvalue() == ""  # not every poll: every 10 s
+    now[0] = 10.0
+    progress.update({1: 4096, 2: 2048}, done=1, running=2)
+    assert stream.getvalue() == (
+        "seeds 1 done, 2 running, 0 waiting | steps 16,384/30,720 ( 53.3%) | 1,638 fps "
+        "| ETA 00:09\n"
+    )

@@ -2,18 +2,21 @@
 
 ``trpo-tf train EXP.yaml --seeds 0-4`` writes ``PARENT/seed_0`` ... ``PARENT/seed_4``,
 each a complete run directory, either one after the other in this process or in
-``--parallel N`` child processes (each child's output goes to ``PARENT/seed_N.log``).
+``--parallel N`` child processes (each child's output goes to ``PARENT/seed_N.log``,
+and one aggregate progress line over all seeds is printed every few seconds).
 At the end ``PARENT/learning_curve.png`` shows the mean and spread across seeds.
 """
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import TextIO
 
 from trpo_tf.checkpoint import CheckpointManager
 from trpo_tf.config.schema import SEED_MAX
@@ -108,7 +111,7 @@ def child_command(
     experiment: str | Path, overrides: Sequence[str], seed: int, run_dir: Path, log_every: int
 ) -> list[str]:
     """The ``trpo-tf train`` command line of one seed's child process."""
-    command = [sys.executable, "-m", "trpo_tf.cli", "train", str(experiment)]
+    command = [sys.executable, "-m", "trpo_tf", "train", str(experiment)]
     for override in overrides:
         command += ["--set", override]
     return command + [
@@ -121,6 +124,79 @@ def child_command(
     ]
 
 
+_STEPS = re.compile(rb"steps\s+([\d,]+)/([\d,]+)")
+_TAIL_BYTES = 4096
+
+
+def logged_steps(log: Path) -> int:
+    """Env steps in the last progress line of a seed's log (0 before its first line)."""
+    try:
+        with open(log, "rb") as file:
+            file.seek(0, 2)
+            size = file.tell()
+            file.seek(max(0, size - _TAIL_BYTES))
+            tail = file.read()
+    except OSError:
+        return 0
+    matches = _STEPS.findall(tail)
+    return int(matches[-1][0].replace(b",", b"")) if matches else 0
+
+
+class SeedsProgress:
+    """One progress line for all seeds of ``--parallel``: steps, fps and ETA summed.
+
+    Args:
+        seeds: how many seeds run in all.
+        steps_per_seed: env steps each seed trains.
+        stream: where the lines go.
+        every_s: seconds between lines.
+        clock: monotonic seconds (tests pass a fake).
+    """
+
+    def __init__(
+        self,
+        seeds: int,
+        steps_per_seed: int,
+        stream: TextIO | None = None,
+        every_s: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.seeds = seeds
+        self.total = seeds * steps_per_seed
+        self.steps_per_seed = steps_per_seed
+        self.stream = stream if stream is not None else sys.stderr
+        self.every_s = every_s
+        self.clock = clock
+        self.start = clock()
+        self.last_line = self.start
+
+    def line(self, steps: Mapping[int, int], done: int, running: int, now: float) -> str:
+        trained = min(self.total, done * self.steps_per_seed + sum(steps.values()))
+        elapsed = now - self.start
+        fps = trained / elapsed if elapsed > 0 else 0.0
+        percent = 100.0 * trained / self.total if self.total else 100.0
+        eta = _duration((self.total - trained) / fps) if fps > 0 else "--:--"
+        waiting = self.seeds - done - running
+        return (
+            f"seeds {done} done, {running} running, {waiting} waiting | steps "
+            f"{trained:,d}/{self.total:,d} ({percent:5.1f}%) | {fps:,.0f} fps | ETA {eta}"
+        )
+
+    def update(self, steps: Mapping[int, int], done: int, running: int) -> None:
+        """Print a line when ``every_s`` has passed since the last one."""
+        now = self.clock()
+        if now - self.last_line < self.every_s:
+            return
+        self.last_line = now
+        print(self.line(steps, done, running, now), file=self.stream, flush=True)
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:02d}:{secs:02d}"
+
+
 def train_parallel(
     experiment: str | Path,
     overrides: Sequence[str],
@@ -129,12 +205,25 @@ def train_parallel(
     processes: int,
     progress_every: int = 1,
     poll_s: float = 0.5,
+    steps_per_seed: int = 0,
+    quiet: bool = False,
+    progress_s: float = 10.0,
 ) -> int:
-    """Train the seeds in up to ``processes`` child processes; returns an exit status."""
+    """Train the seeds in up to ``processes`` child processes; returns an exit status.
+
+    Unless ``quiet``, a line every ``progress_s`` seconds sums the seeds' progress
+    (read from the progress lines in their logs) against ``steps_per_seed`` each.
+    """
     parent.mkdir(parents=True, exist_ok=True)
     pending = list(seeds)
     running: dict[int, tuple[subprocess.Popen, object]] = {}
     failed: list[int] = []
+    done = 0
+    progress = (
+        None
+        if quiet or steps_per_seed <= 0
+        else SeedsProgress(len(seeds), steps_per_seed, every_s=progress_s)
+    )
     try:
         while pending or running:
             while pending and len(running) < processes:
@@ -157,6 +246,11 @@ def train_parallel(
                 print(f"seed {seed}: {outcome}; log {parent / f'seed_{seed}.log'}", flush=True)
                 if status != 0:
                     failed.append(seed)
+                else:
+                    done += 1
+            if progress is not None and running:
+                steps = {seed: logged_steps(parent / f"seed_{seed}.log") for seed in running}
+                progress.update(steps, done, len(running))
             if running:
                 time.sleep(poll_s)
     finally:
