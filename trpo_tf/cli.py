@@ -1,20 +1,29 @@
-"""``trpo-tf`` command line: train, eval, export, plot, summary, plugins.
+"""``trpo-tf`` command line: train, eval, export, plot, summary, experiments, config, plugins.
 
-User errors (bad config, unknown plug-in, missing run directory, NaN from an env)
-print one line ``trpo-tf: error: ...`` and exit with status 2.
+User errors (bad config, unknown plug-in, missing run directory, NaN from an env, a
+missing optional package) print one line ``trpo-tf: error: ...`` and exit with
+status 2. What can be checked without TensorFlow (the config, the environment,
+optional packages, output paths) is checked before TensorFlow is imported, and
+TensorFlow is imported without its C++ start-up log (:mod:`trpo_tf.tf_runtime`;
+``--verbose`` or ``TRPO_TF_VERBOSE=1`` keeps it).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
 import time
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from trpo_tf import __version__
 from trpo_tf.errors import RunDirError, TrpoTfError
+
+DEBUG_ENV = "TRPO_TF_DEBUG"
+"""Set to 1 by ``--debug``: a plug-in's error line is followed by its traceback."""
 
 
 def _default_run_dir(name: str, seed: int) -> Path:
@@ -22,7 +31,7 @@ def _default_run_dir(name: str, seed: int) -> Path:
     return Path("runs") / f"{name}-s{seed}-{stamp}"
 
 
-def _train_seeds(args: argparse.Namespace, overrides: list[str]) -> int:
+def _train_seeds(args: argparse.Namespace, experiment: Path | None, overrides: list[str]) -> int:
     """``train --seeds``: every seed into PARENT/seed_N, then a table and a plot."""
     from trpo_tf.config import load_experiment
     from trpo_tf.errors import ConfigError
@@ -34,26 +43,35 @@ def _train_seeds(args: argparse.Namespace, overrides: list[str]) -> int:
             "--seeds starts new runs and cannot be combined with --resume; resume each "
             "seed's run directory on its own: trpo-tf train --resume PARENT/seed_N"
         )
-    if args.experiment is None:
-        raise ConfigError("train --seeds needs an EXPERIMENT.yaml to train the seeds of")
+    if experiment is None:
+        raise ConfigError("train --seeds needs an EXPERIMENT to train the seeds of")
     if args.seed is not None:
         raise ConfigError("--seed and --seeds exclude each other; pass one of them")
     parallel = 1 if args.parallel is None else args.parallel
     if parallel < 1:
         raise ConfigError(f"--parallel must be >= 1, got {parallel}")
     seeds = multi_seed.parse_seeds(args.seeds)
-    config = load_experiment(args.experiment, overrides)  # fail early, before any seed runs
+    config = load_experiment(experiment, overrides)  # fail early, before any seed runs
+    _check_before_tensorflow(config)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     parent = Path(args.run_dir) if args.run_dir else Path("runs") / f"{config.name}-seeds-{stamp}"
     check_run_dir_path(parent)
     multi_seed.check_free(parent, seeds)
     if parallel > 1:
         status = multi_seed.train_parallel(
-            args.experiment, overrides, seeds, parent, parallel, args.log_every
+            experiment,
+            overrides,
+            seeds,
+            parent,
+            parallel,
+            args.log_every,
+            steps_per_seed=_budget(config),
+            quiet=args.quiet,
         )
     else:
+        _import_tensorflow()
         status = multi_seed.train_sequential(
-            args.experiment, overrides, seeds, parent, args.quiet, args.log_every
+            experiment, overrides, seeds, parent, args.quiet, args.log_every
         )
     finished = [s for s in seeds if (multi_seed.seed_dir(parent, s) / "summary.json").exists()]
     if finished:
@@ -96,6 +114,33 @@ def _check_train_args(args: argparse.Namespace) -> None:
         )
 
 
+def _budget(config) -> int:
+    """Env steps one run of ``config`` trains: whole iterations of the per-env batch."""
+    batch = (config.trainer.steps_per_iteration // config.env.n_envs) * config.env.n_envs
+    return (config.trainer.total_steps // batch) * batch if batch else 0
+
+
+def _check_before_tensorflow(config) -> None:
+    """What can fail without TensorFlow: optional packages, then one env made and read.
+
+    A plug-in env that imports TensorFlow does so without its start-up log.
+    """
+    from trpo_tf import extras
+    from trpo_tf.envs import describe, make_env_fn
+    from trpo_tf.tf_runtime import quiet_start
+
+    extras.check_experiment(config)
+    with quiet_start():
+        env_fn = make_env_fn(config.env.id, config.env.kwargs, config.env.max_episode_steps)
+        describe(config.env.id, env_fn)
+
+
+def _import_tensorflow() -> None:
+    from trpo_tf.tf_runtime import import_tensorflow_quietly
+
+    import_tensorflow_quietly()
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from trpo_tf.config import load_experiment
     from trpo_tf.tracking.run_dir import check_new_run_dir, check_run_dir_path
@@ -104,8 +149,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
     overrides = list(args.set or [])
     if args.wandb:
         overrides.append("tracking.wandb.enabled=true")
+    experiment = None
+    if args.experiment is not None:
+        from trpo_tf.catalog import resolve
+
+        experiment = resolve(args.experiment)
     if args.seeds is not None:
-        return _train_seeds(args, overrides)
+        return _train_seeds(args, experiment, overrides)
     if args.seed is not None:
         overrides.append(f"seed={args.seed}")
     if args.resume:
@@ -121,13 +171,19 @@ def _cmd_train(args: argparse.Namespace) -> int:
         config = load_experiment(run_dir / "config.yaml", overrides)
         resume_checkpoint(run_dir, config)
     else:
-        if args.experiment is None:
-            raise RunDirError("train needs an EXPERIMENT.yaml, or --resume RUN_DIR")
-        config = load_experiment(args.experiment, overrides)
+        if experiment is None:
+            raise RunDirError(
+                "train needs an EXPERIMENT (a shipped name such as cartpole, or a YAML path; "
+                "trpo-tf experiments lists them), or --resume RUN_DIR"
+            )
+        config = load_experiment(experiment, overrides)
         run_dir = Path(args.run_dir) if args.run_dir else _default_run_dir(config.name, config.seed)
         check_run_dir_path(run_dir)
         check_new_run_dir(run_dir)
-    from trpo_tf.train import train  # TensorFlow loads only once the config is valid
+    _check_before_tensorflow(config)
+    # TensorFlow loads only once the config, its packages and its env are known good.
+    _import_tensorflow()
+    from trpo_tf.train import train
 
     result = train(
         config,
@@ -164,14 +220,71 @@ def _check_eval_args(args: argparse.Namespace) -> None:
         )
     if args.video is not None:
         check_output_dir(_video_dir(args), "--video")
+        _check_video(Path(args.path))
 
 
 def _video_dir(args: argparse.Namespace) -> Path:
     return Path(args.video) if args.video else Path(args.path) / "videos"
 
 
+def _env_of(path: Path) -> tuple[str, dict, int | None]:
+    """``(env.id, env.kwargs, env.max_episode_steps)`` of a run or export, without TensorFlow."""
+    import json
+
+    from trpo_tf.config import load_experiment
+
+    metadata = path / "metadata.json"
+    if (path / "saved_model.pb").is_file() and metadata.is_file():
+        env = json.loads(metadata.read_text()).get("env") or {}
+        return str(env.get("id")), dict(env.get("kwargs") or {}), env.get("max_episode_steps")
+    if not (path / "config.yaml").is_file():
+        raise RunDirError(f"{path} is not a run directory: no config.yaml in it")
+    config = load_experiment(path / "config.yaml")
+    return config.env.id, dict(config.env.kwargs), config.env.max_episode_steps
+
+
+def _check_video(path: Path) -> None:
+    """``--video`` can render this env: its packages, then one frame (before any episode runs)."""
+    import numpy as np
+
+    from trpo_tf import extras
+    from trpo_tf.envs import make_env_fn
+    from trpo_tf.errors import ConfigError
+    from trpo_tf.tf_runtime import quiet_start
+    from trpo_tf.video import RGB_ARRAY_HINT, VideoError, render_hint
+
+    env_id, kwargs, max_steps = _env_of(path)
+    extras.check_video(env_id)
+    if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # as trpo_tf.video does
+    with quiet_start():
+        try:
+            env = make_env_fn(env_id, {**kwargs, "render_mode": "rgb_array"}, max_steps)()
+        except ConfigError as error:
+            raise VideoError(
+                f"environment '{env_id}' cannot be built with render_mode='rgb_array': {error}"
+            ) from error
+        try:
+            env.reset(seed=0)
+            frame = env.render()
+        except Exception as error:  # noqa: BLE001 - any failure means it cannot render
+            first = (str(error).strip().splitlines() or [""])[0]
+            raise VideoError(
+                f"environment '{env_id}' cannot render rgb_array frames "
+                f"({type(error).__name__}: {first}); {render_hint(error)}"
+            ) from error
+        finally:
+            env.close()
+    if not isinstance(frame, np.ndarray) or frame.ndim != 3:
+        raise VideoError(
+            f"environment '{env_id}' cannot render rgb_array frames (render() returned "
+            f"{type(frame).__name__}); {RGB_ARRAY_HINT}"
+        )
+
+
 def _cmd_eval(args: argparse.Namespace) -> int:
     _check_eval_args(args)
+    _import_tensorflow()
     from trpo_tf.export import evaluate_export, is_export_dir
     from trpo_tf.run_loading import evaluate_run, run_eval_settings
 
@@ -197,6 +310,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
+    _import_tensorflow()
     from trpo_tf.export import ENV_TFLITE_FILE, export_run
 
     out = export_run(Path(args.run_dir), args.out, format=args.format, force=args.force)
@@ -228,8 +342,10 @@ def _cmd_summary(args: argparse.Namespace) -> int:
 
 def _cmd_plugins(args: argparse.Namespace) -> int:
     from trpo_tf.registry import plugin_report
+    from trpo_tf.tf_runtime import quiet_start
 
-    report = plugin_report(load=args.check)
+    with quiet_start():  # --check imports plug-ins, which may import TensorFlow
+        report = plugin_report(load=args.check)
     print(report.text)
     if args.check and report.problems:
         print(
@@ -242,14 +358,69 @@ def _cmd_plugins(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="trpo-tf", description="Trust Region Policy Optimization for TensorFlow/Keras."
+def _cmd_experiments(args: argparse.Namespace) -> int:
+    from trpo_tf import catalog
+
+    print(catalog.format_table(catalog.describe_all()))
+    return 0
+
+
+def _cmd_config(args: argparse.Namespace) -> int:
+    from trpo_tf import catalog
+    from trpo_tf.config import load_experiment
+    from trpo_tf.config_doc import render
+
+    path = catalog.resolve(args.experiment)
+    config = load_experiment(path, list(args.set or []))
+    name = catalog.name_of(path)
+    source = f"shipped experiment {name}" if name else str(path)
+    if args.set:
+        source += " with " + " ".join(f"--set {item}" for item in args.set)
+    sys.stdout.write(render(config, source))
+    return 0
+
+
+def _common_options() -> argparse.ArgumentParser:
+    """Options every command takes (also before the command: trpo-tf --verbose train ...)."""
+    common = argparse.ArgumentParser(add_help=False)
+    # SUPPRESS: a subcommand's default must not overwrite the value given before it.
+    common.add_argument(
+        "--verbose",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="show TensorFlow's own start-up log (also TRPO_TF_VERBOSE=1)",
     )
+    common.add_argument(
+        "--debug",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help=f"follow a plug-in's error line with its traceback (sets {DEBUG_ENV}=1)",
+    )
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _common_options()
+    parser = argparse.ArgumentParser(
+        prog="trpo-tf",
+        description="Trust Region Policy Optimization for TensorFlow/Keras.",
+        epilog="Start with: trpo-tf experiments, then trpo-tf train cartpole.",
+    )
+    parser.add_argument("--version", action="version", version=f"trpo-tf {__version__}")
+    parser.add_argument("--verbose", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    train = sub.add_parser("train", help="train from a YAML experiment")
-    train.add_argument("experiment", nargs="?", help="path to the experiment YAML")
+    train = sub.add_parser(
+        "train", parents=[common], help="train an experiment (a shipped name or a YAML file)"
+    )
+    train.add_argument(
+        "experiment",
+        nargs="?",
+        metavar="EXPERIMENT",
+        help="a shipped experiment (cartpole, mujoco/halfcheetah, ...: trpo-tf experiments) "
+        "or the path of an experiment YAML",
+    )
     train.add_argument(
         "--resume", metavar="RUN_DIR", help="continue a run from its newest checkpoint"
     )
@@ -260,7 +431,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="override a config key (value parsed as YAML); repeatable",
     )
     train.add_argument("--seed", type=int, help="override the experiment's seed")
-    train.add_argument("--run-dir", help="where to write the run (default runs/NAME-sSEED-TIME)")
+    train.add_argument(
+        "--run-dir", metavar="RUN_DIR", help="where to write the run (default runs/NAME-sSEED-TIME)"
+    )
     train.add_argument("--quiet", action="store_true", help="no progress output")
     train.add_argument(
         "--log-every", type=int, default=1, help="iterations between plain progress lines"
@@ -271,7 +444,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--seeds",
         metavar="SEEDS",
-        help="train several seeds (0-4 or 0,2,5) into RUN_DIR/seed_N, one parent directory",
+        help="train several seeds (0-4 or 0,2,5) into RUN_DIR/seed_N, one parent directory "
+        "(default runs/NAME-seeds-TIME)",
     )
     train.add_argument(
         "--parallel",
@@ -281,8 +455,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.set_defaults(func=_cmd_train)
 
-    evaluate = sub.add_parser("eval", help="evaluate a trained run deterministically")
-    evaluate.add_argument("path", help="a run directory or an exported SavedModel directory")
+    evaluate = sub.add_parser(
+        "eval", parents=[common], help="evaluate a trained run deterministically"
+    )
+    evaluate.add_argument(
+        "path", metavar="RUN_DIR", help="a run directory, or an exported SavedModel directory"
+    )
     evaluate.add_argument(
         "--episodes",
         type=int,
@@ -301,12 +479,16 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="?",
         const="",
         metavar="DIR",
-        help="also record one episode as MP4 (moviepy) or GIF into DIR (default PATH/videos)",
+        help="also record one episode as MP4 (moviepy) or GIF into DIR (default "
+        "RUN_DIR/videos); rendering is checked before the episodes run "
+        '(pip install "trpo_tf[video]")',
     )
     evaluate.set_defaults(func=_cmd_eval)
 
-    export = sub.add_parser("export", help="export a run's policy as a TensorFlow-only model")
-    export.add_argument("run_dir", help="a finished run directory")
+    export = sub.add_parser(
+        "export", parents=[common], help="export a run's policy as a TensorFlow-only model"
+    )
+    export.add_argument("run_dir", metavar="RUN_DIR", help="a finished run directory")
     export.add_argument(
         "--out",
         help="output directory (default RUN_DIR/export, replaced on re-export); "
@@ -326,7 +508,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     export.set_defaults(func=_cmd_export)
 
-    plugins = sub.add_parser("plugins", help="list registered plug-ins by group")
+    plugins = sub.add_parser("plugins", parents=[common], help="list registered plug-ins by group")
     plugins.add_argument(
         "--check",
         action="store_true",
@@ -334,8 +516,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     plugins.set_defaults(func=_cmd_plugins)
 
-    plot = sub.add_parser("plot", help="learning curves: mean and spread across seeds, one PNG")
-    plot.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="runs or --seeds parents")
+    plot = sub.add_parser(
+        "plot", parents=[common], help="learning curves: mean and spread across seeds, one PNG"
+    )
+    plot.add_argument(
+        "run_dirs",
+        nargs="+",
+        metavar="RUN_DIR",
+        help="runs, or folders holding runs at any depth (a --seeds parent, runs/)",
+    )
     plot.add_argument(
         "--out",
         help="the image, PNG or another matplotlib format by extension (default: "
@@ -344,9 +533,39 @@ def build_parser() -> argparse.ArgumentParser:
     )
     plot.set_defaults(func=_cmd_plot)
 
-    summary = sub.add_parser("summary", help="final return (mean ± std, IQM) and steps/s table")
-    summary.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="runs or --seeds parents")
+    summary = sub.add_parser(
+        "summary", parents=[common], help="final return (mean ± std, IQM) and steps/s table"
+    )
+    summary.add_argument(
+        "run_dirs",
+        nargs="+",
+        metavar="RUN_DIR",
+        help="runs, or folders holding runs at any depth (a --seeds parent, runs/)",
+    )
     summary.set_defaults(func=_cmd_summary)
+
+    experiments = sub.add_parser(
+        "experiments",
+        parents=[common],
+        help="the shipped experiments: env, budget and measured result",
+    )
+    experiments.set_defaults(func=_cmd_experiments)
+
+    config = sub.add_parser(
+        "config",
+        parents=[common],
+        help="an experiment resolved, every key with its default and meaning (as YAML)",
+    )
+    config.add_argument(
+        "experiment", metavar="EXPERIMENT", help="a shipped experiment name or a YAML path"
+    )
+    config.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY.PATH=VALUE",
+        help="override a config key (value parsed as YAML); repeatable",
+    )
+    config.set_defaults(func=_cmd_config)
     return parser
 
 
@@ -372,6 +591,13 @@ def _plain_tracker_warnings() -> Iterator[None]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    # Environment variables, so that --parallel seeds' child processes see them too.
+    if getattr(args, "verbose", False):
+        from trpo_tf.tf_runtime import VERBOSE_ENV
+
+        os.environ[VERBOSE_ENV] = "1"
+    if getattr(args, "debug", False):
+        os.environ[DEBUG_ENV] = "1"
     try:
         with _plain_tracker_warnings():
             return args.func(args)
