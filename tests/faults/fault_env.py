@@ -18,9 +18,9 @@ for it through ``env.kwargs``:
 
 each from life step ``fault_from`` on (steps counted over all episodes of this
 env object; 0 also spoils the observation of the first ``reset()``), and only
-``where`` asked: ``anywhere``, ``training`` or ``evaluation``. Evaluation is told
-apart by its reset seeds, from ``config.seed + EVAL_SEED_OFFSET`` on (training's
-are below that for the small seeds the suite uses).
+``where`` asked: ``anywhere``, ``training`` or ``evaluation`` (an env reset from
+inside :mod:`trpo_tf.evaluation`; reset seeds would not tell: the asynchronous
+workers' are random 32-bit numbers).
 
 Importing this module registers the id with gymnasium. In other processes:
 ``sitecustomize_dir()`` for a ``trpo-tf`` subprocess, and
@@ -44,7 +44,6 @@ if str(_ROLLOUT_TESTS) not in sys.path:
 
 from faulty_cartpole import FaultyCartPole, SimulatorDiverged  # noqa: E402
 
-from trpo_tf.evaluation import EVAL_SEED_OFFSET  # noqa: E402
 from trpo_tf.rollout.async_worker import EnvFactory  # noqa: E402
 
 ENV_ID = "FaultInjection-v1"
@@ -70,6 +69,15 @@ REWARD_FORMS = {
     "numpy_str": np.str_("1.0"),
 }
 """``reward_as`` values: rewards of the wrong type that YAML cannot write."""
+
+
+def _called_from(module: str) -> bool:
+    frame = sys._getframe(1)
+    while frame is not None:
+        if frame.f_globals.get("__name__") == module:
+            return True
+        frame = frame.f_back
+    return False
 
 
 class FaultInjectionEnv(FaultyCartPole):
@@ -128,8 +136,7 @@ class FaultInjectionEnv(FaultyCartPole):
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         self.resets += 1
-        if seed is not None:
-            self.in_evaluation = seed >= EVAL_SEED_OFFSET
+        self.in_evaluation = _called_from("trpo_tf.evaluation")
         if self.resets == self.raise_in_reset_at and self.armed_for_reset:
             # Two lines and a cause, as a simulator's own errors often read.
             raise SimulatorDiverged(

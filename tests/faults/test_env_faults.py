@@ -252,9 +252,10 @@ CASES = [
         "{observation_as: none, fault_from: 20, where: training}",
         sets=(ASYNC, CLIP),
         says=("observation",),
-        gap="exit 0 with wrong data: a worker reads a None observation as NaN "
-        "(np.asarray(None, float64)) and clip_nonfinite replaces it by 0, where the sync "
-        "sampler refuses it (observations of dtype object)",
+        gap="exit 0 with wrong data: a rollout worker reads a None observation as NaN "
+        "(np.asarray(None, float64)), clip_nonfinite replaces it by 0 and training goes on "
+        "(counted in nonfinite_replaced as non-finite values), where the sync sampler "
+        "refuses it (observations of dtype object)",
     ),
     Case(
         "async_observation_str",
