@@ -122,3 +122,26 @@ def test_cli_flags_set_the_environment_for_child_processes(monkeypatch, capsys):
     monkeypatch.delenv("TRPO_TF_DEBUG")
     assert main(["--debug", "experiments"]) == 0  # before the command works too
     assert os.environ["TRPO_TF_DEBUG"] == "1"
+
+
+@pytest.mark.slow
+def test_what_training_never_uses_is_not_imported_and_still_works_when_used():
+    code = textwrap.dedent(
+        """
+        import sys
+        from trpo_tf.tf_runtime import import_tensorflow_quietly
+        import_tensorflow_quietly()
+        import tensorflow_probability
+        print(type(sys.modules["matplotlib.pyplot"]).__name__)
+        print("pkg_resources" in sys.modules)
+        import matplotlib.pyplot as plt
+        print(type(plt.figure()).__name__)
+        """
+    )
+    result = _python(code)
+    assert result.returncode == 0, result.stderr
+    deferred, setuptools_loaded, figure = result.stdout.split()
+    assert deferred == "_DeferredModule"  # Keras's import of pyplot did not run it
+    if sys.version_info < (3, 12):
+        assert setuptools_loaded == "False"  # TFP's distutils import took the stdlib's
+    assert figure == "Figure"

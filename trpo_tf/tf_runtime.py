@@ -20,12 +20,15 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import importlib
+import importlib.util
 import io
 import itertools
 import os
 import re
 import sys
 import threading
+import types
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -206,6 +209,8 @@ def quiet_start(verbose: bool | None = None) -> Iterator[None]:
     """
     if verbose is None:
         verbose = verbose_requested()
+    if "tensorflow" not in sys.modules:
+        defer_unused_imports()
     if verbose:
         # trpo_tf sets a default of 2 on import; the raw log means all of it.
         if os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "2":
@@ -226,6 +231,46 @@ def quiet_start(verbose: bool | None = None) -> Iterator[None]:
     warning = _gpu_warning(active.dropped if active else [], found=bool(gpus))
     if warning:
         print(warning, file=sys.stderr, flush=True)
+
+
+class _DeferredModule(types.ModuleType):
+    """Stands in ``sys.modules`` for a module until an attribute of it is used.
+
+    (``importlib.util.LazyLoader`` does not do for this: the import statement reads
+    the module's ``__spec__``, which makes a lazy module execute at once.)
+    """
+
+    def __getattr__(self, name: str) -> Any:
+        if sys.modules.get(self.__name__) is self:
+            del sys.modules[self.__name__]
+        real = importlib.import_module(self.__name__)
+        self.__dict__.update(real.__dict__)
+        return getattr(real, name)
+
+
+def defer_unused_imports() -> None:
+    """Skip the parts of TensorFlow's import that training never uses (~0.5 s of CPU).
+
+    * ``import tensorflow`` imports Keras, whose image-gallery helper imports
+      ``matplotlib.pyplot`` (~0.35 s): it becomes a lazy module, executed on first use
+      (trpo_tf draws its curves through ``matplotlib.figure``, without pyplot).
+    * TensorFlow Probability imports ``distutils.version`` for one version check, which
+      setuptools' distutils shim turns into an import of setuptools and pkg_resources
+      (~0.2 s); where the standard library still has distutils (Python < 3.12) the
+      shim is taken out of the import path.
+    """
+    if "matplotlib.pyplot" not in sys.modules:
+        with contextlib.suppress(Exception):
+            spec = importlib.util.find_spec("matplotlib.pyplot")
+            if spec is not None:
+                placeholder = _DeferredModule(spec.name)
+                placeholder.__spec__ = spec
+                sys.modules[spec.name] = placeholder
+    if sys.version_info < (3, 12) and "distutils" not in sys.modules:
+        with contextlib.suppress(Exception):
+            import _distutils_hack
+
+            _distutils_hack.remove_shim()
 
 
 def gpu_asked_for() -> str | None:
