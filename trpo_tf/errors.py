@@ -56,6 +56,10 @@ class RolloutWorkerError(TrpoTfError, RuntimeError):
     """Rollout worker processes kept dying (``runner.kind: async`` or ``ray``)."""
 
 
+class RayConnectionError(TrpoTfError, ConnectionError):
+    """``runner.address`` names a Ray cluster that cannot be reached or joined in time."""
+
+
 class RunDirError(TrpoTfError, FileNotFoundError):
     """A run directory or exported policy is missing or incomplete."""
 

@@ -159,6 +159,14 @@ class RunnerConfig:
     """Data older than ``policy_version − max_policy_lag`` is dropped (async/ray)."""
     address: str = "local"
     """ray: ``local`` (private instance), ``auto`` (running cluster) or an address."""
+    connect_timeout_s: float = _bounded(30.0, gt=0.0, max=3600.0)
+    """ray: seconds joining a cluster (``address`` other than local) may take before
+    it is an error naming the address (docs/distributed.md)."""
+    auth_token_file: str | None = None
+    """ray: a file holding the cluster's authentication token (``ray get-auth-token``
+    on the head node prints it); null: RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or
+    ~/.ray/auth_token when there is one. A path, never the token itself: the
+    experiment is copied into the run directory and the trackers."""
 
 
 @dataclass(frozen=True)
