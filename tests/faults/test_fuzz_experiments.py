@@ -189,12 +189,6 @@ def test_cli_refuses_hostile_input_with_exit_2_and_one_line(
     assert "pwned" not in result.stdout
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an override with an unknown key or an empty key segment is echoed whole: "
-    "--set trainr.max_kl=[1,1,...] (20,000 items) gives a 40,070-character error line, "
-    "where a bad value is shown through a bounded repr (~190 characters)",
-)
 @pytest.mark.parametrize(
     "override",
     ["trainr.max_kl=[" + ",".join(["1"] * 20_000) + "]", "trainer..max_kl=" + "x" * 10_000],

@@ -69,15 +69,16 @@ def parse_override(text: str) -> Override:
     key = key.strip()
     if not sep or not key:
         raise ConfigError(
-            f"override {text!r} is not of the form key.path=value; write e.g. trainer.max_kl=0.02"
+            f"override {brief(text)} is not of the form key.path=value; write e.g. "
+            "trainer.max_kl=0.02"
         )
     segments = key.split(".")
     if not all(segments):
         raise ConfigError(
-            f"{key}: empty key segment in override {text!r}; "
+            f"{brief(key)}: empty key segment in override {brief(text)}; "
             "write dotted keys like trainer.max_kl=0.02"
         )
-    check_override_path(segments, f"--set {text}")
+    check_override_path(segments, f"--set {brief(text)[1:-1]}")
     try:
         value = load_yaml(raw_value, key)
     except RefusedYaml as exc:

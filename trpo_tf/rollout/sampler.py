@@ -9,7 +9,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.utils import EzPickle
 
-from trpo_tf.errors import NormalizerOverflowError, TrpoTfError
+from trpo_tf.errors import EnvRuntimeError, NormalizerOverflowError, TrpoTfError
 from trpo_tf.interfaces import DistributionHead
 from trpo_tf.normalization import ObservationNormalizer, RewardNormalizer
 from trpo_tf.rollout.env_checks import (
@@ -67,8 +67,23 @@ class SyncSampler:
         self._raw_obs = self._flat(self.guard(raw, "observation", 0))
         self.episodes = EpisodeCounter(self.n_envs)
 
-    def _flat(self, observations: np.ndarray) -> np.ndarray:
-        return np.asarray(observations, np.float64).reshape(self.n_envs, -1)
+    def _flat(self, observations: np.ndarray, step: int = 0) -> np.ndarray:
+        """``[n_envs, obs_dim]`` float64; an observation of another size is one line."""
+        flat = np.asarray(observations, np.float64).reshape(self.n_envs, -1)
+        expected = getattr(self, "_obs_dim", None)
+        if expected is None:  # the first reset fixes the size every later one must have
+            space = self.envs.single_observation_space
+            shape = getattr(space, "shape", None)
+            expected = int(np.prod(shape)) if shape else flat.shape[1]
+            self._obs_dim = expected
+        if flat.shape[1] != expected:
+            raise EnvRuntimeError(
+                f"environment '{self.env_name}' returned observations of "
+                f"{flat.shape[1]} values at env step {step}, but its observation space "
+                f"{self.envs.single_observation_space} has {expected}; fix the environment "
+                "or its observation_space"
+            )
+        return flat
 
     def _reset_all(self, seed: int) -> np.ndarray:
         try:
@@ -153,7 +168,7 @@ class SyncSampler:
                 self.total_env_steps += N
                 step = self.total_env_steps
                 reward = self.guard(np.asarray(reward, np.float64), "reward", step)
-                raw_next = self._flat(self.guard(raw_next, "observation", step))
+                raw_next = self._flat(self.guard(raw_next, "observation", step), step)
                 done = np.logical_or(term, trunc)
                 raw_rewards[t] = reward
                 rewards[t] = self.reward_norm(reward, done)
