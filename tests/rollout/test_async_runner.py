@@ -17,6 +17,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from crashing_env import CountingEnv, cached_counting_env
+from paced_env import PacedCountingEnv
+from ray_support import local_ray
 
 from trpo_tf.advantages.gae import GeneralizedAdvantageEstimator
 from trpo_tf.config import experiment_from_dict
@@ -25,7 +27,7 @@ from trpo_tf.errors import ConfigError
 from trpo_tf.interfaces import AdvantageOutputs
 from trpo_tf.learner import compute_advantages, staleness_metrics
 from trpo_tf.normalization import ObservationNormalizer, RewardNormalizer
-from trpo_tf.rollout.async_runner import AsyncRunner
+from trpo_tf.rollout.async_runner import AsyncRunner, StepBudgetSpent
 from trpo_tf.rollout.async_worker import WorkerSpec
 from trpo_tf.rollout.numpy_actor import NumpyActor
 from trpo_tf.train import train
@@ -232,19 +234,11 @@ def test_kl_is_measured_against_pi_old_not_beta() -> None:
     assert 0.0 < float(metrics["kl"]) <= 0.01 + 1e-6
 
 
-def _ray_or_skip():
-    return pytest.importorskip("ray", reason="ray is not installed (pip install 'trpo_tf[ray]')")
-
-
 @pytest.fixture(scope="module")
 def ray_session():
-    ray = _ray_or_skip()
-    from trpo_tf.rollout.ray_runner import init_ray
-
-    owns = init_ray("local", num_cpus=WORKERS + 1)
-    yield ray
-    if owns:
-        ray.shutdown()
+    """One local Ray instance for every Ray case of this module."""
+    with local_ray(num_cpus=WORKERS + 1) as ray:
+        yield ray
 
 
 def _runner_class(kind: str, request):
@@ -318,6 +312,82 @@ def test_dead_worker_is_restarted_and_nothing_else_is_lost(
         runner.close()
 
 
+@pytest.mark.parametrize("kind", ["process", "ray"])
+def test_a_slow_worker_is_waited_for_not_dropped(kind: str, tmp_path: Path, request) -> None:
+    """One worker steps ~30× slower. Taking the first segments to arrive, the fast one
+    would fill each batch and the slow one's segment would reach the batch after next,
+    two versions old, and be dropped; instead the fast one's extra segment is held for
+    the next batch and the learner waits for the slow one."""
+    env_fn = functools.partial(PacedCountingEnv, marker=str(tmp_path / "slow"), delay_s=0.003)
+    runner, _ = _runner(env_fn, _runner_class(kind, request), max_policy_lag=1)
+    try:
+        for version in range(1, 9):
+            rollout = runner.collect(policy_version=version)
+            _assert_counting(rollout)
+            assert rollout.dropped_steps == 0
+            assert (rollout.policy_version >= version - 1).all()
+            time.sleep(0.02)  # the learner's update
+            runner.policy_updated(version + 1)
+        assert runner.dropped_steps_total == 0
+    finally:
+        runner.close()
+
+
+@pytest.mark.parametrize("kind", ["process", "ray"])
+def test_no_segment_is_requested_past_the_step_budget(kind: str, request) -> None:
+    batch = WORKERS * SEGMENT
+    budget = 3 * batch + SEGMENT - 1  # room for 3 batches, not for one more segment
+    runner, _ = _runner(runner_cls=_runner_class(kind, request), step_budget=budget)
+    try:
+        for version in (1, 2, 3):
+            runner.collect(policy_version=version)
+            runner.policy_updated(version + 1)
+        # No prefetch for a batch that no budget holds: nothing in flight, nothing held.
+        assert sum(runner._in_flight.values()) == 0 and not runner._held
+        assert runner.total_env_steps == 3 * batch and runner.dropped_steps_total == 0
+        with pytest.raises(StepBudgetSpent, match=f"trainer.total_steps={budget:,} has no room"):
+            runner.collect(policy_version=4)
+    finally:
+        runner.close()
+
+
+def test_dropped_segments_count_against_the_step_budget() -> None:
+    """With max_policy_lag 0 and prefetch every prefetched segment is stale: the drops
+    use up the budget, which then cannot fill the third batch."""
+    batch = WORKERS * SEGMENT
+    runner, _ = _runner(max_policy_lag=0, prefetch=True, step_budget=3 * batch)
+    batches = 0
+    try:
+        with pytest.raises(StepBudgetSpent, match="the run ends after 2 iterations"):
+            for version in range(1, 5):
+                runner.collect(policy_version=version)
+                batches += 1
+                assert runner.total_env_steps <= 3 * batch
+                time.sleep(0.5)  # the prefetched segments finish with this version
+                runner.policy_updated(version + 1)
+        assert batches == 2
+        assert runner.total_env_steps == 3 * batch
+        assert runner.dropped_steps_total == WORKERS * SEGMENT
+    finally:
+        runner.close()
+
+
+def test_an_env_a_ray_worker_cannot_build_is_one_error_naming_its_node(request) -> None:
+    """A plug-in env missing on a worker node: the worker's ConfigError, with the node."""
+    from trpo_tf.rollout.async_worker import EnvFactory
+
+    runner, _ = _runner(EnvFactory("NoSuchEnv-v0"), _runner_class("ray", request))
+    try:
+        with pytest.raises(ConfigError) as error:
+            runner.collect(policy_version=1)
+        message = str(error.value)
+        assert "unknown environment 'NoSuchEnv-v0'" in message
+        assert "(rollout worker 0 on Ray node " in message or "(rollout worker 1 on" in message
+        assert "\n" not in message
+    finally:
+        runner.close()
+
+
 def test_async_needs_a_numpy_mirror_and_divisible_envs(monkeypatch) -> None:
     from trpo_tf.agent import Agent
     from trpo_tf.rollout.actor import Actor
@@ -369,9 +439,15 @@ def test_train_end_to_end_with_async_runner(tmp_path: Path) -> None:
     assert lags[0] == 0.0 and max(lags) <= 1.0
     assert all(0.0 <= float(r["dropped_fraction"]) < 1.0 for r in rows)
     assert all(0.0 < float(r["is_ess"]) <= 1.0 + 1e-9 for r in rows)
-    assert result.env_steps >= 1024
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["eval_episodes"] == 2
+    # The budget bounds the steps collected: dropped ones are part of it, and no
+    # segment is requested for a batch past the last.
+    assert result.env_steps == summary["trained_steps"] + summary["dropped_steps"] <= 1024
+    assert summary["trained_steps"] == 1024
+    assert [int(r["dropped_steps"]) for r in rows][-1] == summary["dropped_steps"]
+    assert summary["worker_restarts"] == 0 and rows[-1]["worker_restarts"] == "0"
+    assert 0.0 < summary["runner_start_s"] < summary["wall_time_s"]
 
 
 def test_gae_on_an_async_batch_matches_the_sync_estimator() -> None:

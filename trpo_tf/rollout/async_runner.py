@@ -15,10 +15,27 @@ update (:meth:`AsyncRunner.policy_updated`). A worker may run one segment ahead
 last one was received, with the snapshot it has, so while the learner updates
 π_old → π_new the workers keep stepping with π_old; those samples reach the next
 batch one version old. Without prefetch a worker waits for the new snapshot.
-A segment whose version is older than ``policy_version − K`` is **dropped** (not
-down-weighted): it is counted in ``Rollout.dropped_steps`` and its env steps in
+Each worker has at most one segment *outstanding* (stepping, or arrived and held
+for the next batch).
+
+Stale data is avoided by waiting rather than dropped. A batch takes the
+segments as they arrive, except that a segment still fresh enough for the next
+batch is *held* for it when taking it now would leave no room for a segment in
+flight that would be too old by then (a slow worker's): the learner waits for
+that one instead. So with ``K ≥ 1`` no segment is dropped as stale; a segment
+whose version is older than ``policy_version − K`` (``K = 0`` with prefetch, or
+one collected before a restore) is still **dropped** (not down-weighted): it
+is counted in ``Rollout.dropped_steps`` and its env steps in
 ``total_env_steps``; its observations and rewards still feed the running
 normalization statistics, which describe the environment, not the policy.
+
+The step budget (``step_budget``, the experiment's ``trainer.total_steps``)
+bounds the env steps collected, dropped ones included, not just those trained
+on: no segment is requested that would take ``total_env_steps`` past it, nor
+one that no remaining batch needs (no prefetch after the last batch). When
+dropped segments have used up the room the budget had, a batch that cannot be
+filled raises :class:`StepBudgetSpent` and the run ends one or more iterations
+early.
 
 The estimator. With samples (s, a) ~ d^β·β, the learner maximizes
 
@@ -81,6 +98,13 @@ def _stderr_event(message: str) -> None:
     print(f"[trpo-tf rollout] {message}", file=sys.stderr, flush=True)
 
 
+class StepBudgetSpent(Exception):
+    """The step budget cannot fill another batch (dropped segments used its room).
+
+    Not an error: the learner ends the run after the iterations it completed.
+    """
+
+
 class AsyncRunner:
     """Collects batches from ``workers`` rollout workers (see the module docstring).
 
@@ -104,6 +128,13 @@ class AsyncRunner:
             the run is stopped.
         stall_timeout_s: seconds without any worker event before giving up.
         start_method: multiprocessing start method (forkserver or spawn).
+        step_budget: most env steps to collect (``trainer.total_steps``); it also
+            sets how many batches will be asked for (whole batches within the
+            budget). None: no limit.
+
+    Workers are started here; they step once the first :meth:`collect` (or
+    :meth:`policy_updated`) hands them the policy to act with, so a restored run
+    does not collect with the weights it had before the restore.
     """
 
     kind = "async"
@@ -122,6 +153,7 @@ class AsyncRunner:
         max_restarts: int = 5,
         stall_timeout_s: float = 600.0,
         start_method: str | None = None,
+        step_budget: int | None = None,
     ) -> None:
         if not hasattr(actor, "snapshot"):
             raise ConfigError(
@@ -141,6 +173,11 @@ class AsyncRunner:
         self.start_method = start_method
         self.n_envs = self.workers * spec.n_envs
         self.segment_steps = spec.segment_length * spec.n_envs
+        self.step_budget = None if step_budget is None else int(step_budget)
+        self.batches_total = (
+            None if step_budget is None else self.step_budget // (self.workers * self.segment_steps)
+        )
+        self.batches = 0  # batches returned by collect (restored from checkpoints)
         self.total_env_steps = 0
         self.dropped_steps_total = 0
         self.worker_restarts = 0
@@ -149,6 +186,12 @@ class AsyncRunner:
         self.events: deque[str] = deque(maxlen=200)
         self.worker_info: dict[int, dict[str, Any]] = {}
         self._in_flight = dict.fromkeys(range(self.workers), 0)
+        # Per worker, the snapshot version sent before each in-flight grant: a lower
+        # bound of the version that segment will carry.
+        self._grant_versions: dict[int, deque[int]] = {w: deque() for w in range(self.workers)}
+        self._held: list[tuple[Segment, np.ndarray]] = []  # arrived, kept for the next batch
+        self._accepted: list[tuple[Segment, np.ndarray]] = []  # the batch being filled
+        self._started = False
         self._discard_next = dict.fromkeys(range(self.workers), 0)
         self._restarts_in_a_row = dict.fromkeys(range(self.workers), 0)
         self._last_env_error: dict[int, str] = {}
@@ -167,7 +210,6 @@ class AsyncRunner:
         try:
             for index in range(self.workers):
                 self.pool.start(index, self._snapshot)
-                self._grant(index)
         except BaseException:
             self.close()
             raise
@@ -187,15 +229,49 @@ class AsyncRunner:
         self.events.append(message)
         self.on_event(message)
 
+    # -- flow control -------------------------------------------------------------
+
+    def _outstanding(self) -> int:
+        """Segments granted and not yet in a returned batch: in flight, held, accepted."""
+        return sum(self._in_flight.values()) + len(self._held) + len(self._accepted)
+
+    def _holds(self, index: int) -> bool:
+        return any(segment.worker == index for segment, _ in self._held)
+
+    def _may_grant(self) -> bool:
+        """Within the step budget, and some remaining batch still needs a segment."""
+        if self.step_budget is None:
+            return True
+        in_flight = sum(self._in_flight.values())
+        if self.total_env_steps + (in_flight + 1) * self.segment_steps > self.step_budget:
+            return False
+        assert self.batches_total is not None
+        return self._outstanding() < (self.batches_total - self.batches) * self.workers
+
     def _grant(self, index: int) -> None:
         self._in_flight[index] += 1
+        self._grant_versions[index].append(self._snapshot.version)
         self.pool.grant(index)
+
+    def _offer(self, index: int, speculative: bool) -> None:
+        """Grant worker ``index`` a segment if it has none outstanding and one is wanted.
+
+        ``speculative``: for a later batch (prefetch); otherwise only when the
+        batch being filled still lacks segments.
+        """
+        if self._in_flight[index] or self._holds(index) or not self._may_grant():
+            return
+        if (speculative and self.prefetch) or self._outstanding() < self.workers:
+            self._grant(index)
 
     def _publish(self, version: int) -> None:
         self._snapshot = self._take_snapshot(version)
+        self._started = True
         for index in range(self.workers):
             self.pool.send_policy(index, self._snapshot)
-            if self._in_flight[index] == 0:
+        for index in range(self.workers):
+            # Workers that wait (no prefetch, or nothing outstanding) act with it now.
+            if self._in_flight[index] == 0 and not self._holds(index) and self._may_grant():
                 self._grant(index)
 
     @property
@@ -242,6 +318,7 @@ class AsyncRunner:
             )
         self.worker_restarts += 1
         self._in_flight[index] = 0
+        self._grant_versions[index].clear()
         self._discard_next[index] = 0
         self.pool.restart(index, self._snapshot)
         # Its envs start fresh episodes: forget their discounted returns.
@@ -277,20 +354,32 @@ class AsyncRunner:
         """The next ``W`` fresh-enough segments as one ``[T, n_envs]`` batch.
 
         ``policy_version`` is π_old's version; when the workers were not yet sent
-        that version (first call after a restore) a snapshot is published first.
+        that version (the first call, or the first after a restore) a snapshot is
+        published first.
+
+        Raises:
+            StepBudgetSpent: the step budget has no room left to fill this batch.
         """
-        if self._republish or self._snapshot.version != policy_version:
+        if not self._started or self._republish or self._snapshot.version != policy_version:
             self._republish = False
             self._publish(policy_version)
         oldest = policy_version - self.max_policy_lag
-        accepted: list[tuple[Segment, np.ndarray]] = []
+        # Oldest version the *next* batch accepts: a segment older than that is used
+        # now or never.
+        keep_from = oldest + 1
+        self._accepted = []
         dropped = 0
         episode_returns: list[np.ndarray] = []
         episode_lengths: list[np.ndarray] = []
+        dropped += self._take_held(oldest, keep_from)
+        for index in range(self.workers):  # a worker whose held segment went in
+            self._offer(index, speculative=True)
         deadline = time.monotonic() + self.stall_timeout_s
-        while len(accepted) < self.workers:
+        while len(self._accepted) < self.workers:
+            if not self._backlog and sum(self._in_flight.values()) == 0:
+                self._check_budget(policy_version, dropped)
             events = self._next_events(deadline)
-            while events and len(accepted) < self.workers:
+            while events and len(self._accepted) < self.workers:
                 index, kind, payload = events.pop(0)
                 if kind == "ready":
                     self.worker_info[index] = payload
@@ -302,14 +391,15 @@ class AsyncRunner:
                     raise getattr(errors, name, RuntimeError)(message)
                 elif kind == "dead":
                     dropped += self._worker_died(index, str(payload))
-                    if self.prefetch or self._needs_more(len(accepted)):
-                        self._grant(index)
+                    self._offer(index, speculative=True)
                     deadline = time.monotonic() + self.stall_timeout_s
                 else:
                     segment: Segment = payload
                     self._last_env_error.pop(index, None)  # a death now is a new story
                     deadline = time.monotonic() + self.stall_timeout_s
                     self._in_flight[index] -= 1
+                    if self._grant_versions[index]:
+                        self._grant_versions[index].popleft()
                     self._restarts_in_a_row[index] = 0
                     self.total_env_steps += segment.env_steps
                     dropped += segment.discarded_steps
@@ -319,17 +409,72 @@ class AsyncRunner:
                     rewards = self._normalize(segment)
                     episode_returns.append(segment.episode_returns)
                     episode_lengths.append(segment.episode_lengths)
-                    if self._discard_next[index] > 0 or segment.policy_version < oldest:
-                        self._discard_next[index] = max(0, self._discard_next[index] - 1)
+                    if self._discard_next[index] > 0:
+                        self._discard_next[index] -= 1
                         dropped += segment.num_steps
                     else:
-                        accepted.append((segment, rewards))
-                    if self.prefetch or self._needs_more(len(accepted)):
-                        self._grant(index)
+                        dropped += self._place(segment, rewards, oldest, keep_from)
+                    self._offer(index, speculative=True)
+                if self._held and kind in ("dead", "segment"):
+                    # A slot kept free for a segment that died or came too old may now
+                    # go to a held one.
+                    dropped += self._take_held(oldest, keep_from)
             self._backlog.extend(events)
         self._flush_env_errors()
         self.dropped_steps_total += dropped
-        return self._assemble(accepted, dropped, episode_returns, episode_lengths)
+        self.batches += 1
+        accepted, self._accepted = self._accepted, []
+        rollout = self._assemble(accepted, dropped, episode_returns, episode_lengths)
+        for index in range(self.workers):  # offers the need limit refused mid-batch
+            self._offer(index, speculative=True)
+        return rollout
+
+    def _place(self, segment: Segment, rewards: np.ndarray, oldest: int, keep_from: int) -> int:
+        """Accept, hold or drop an arrived segment; returns the steps dropped."""
+        if segment.policy_version < oldest:
+            return segment.num_steps  # too old for this batch: stale
+        if segment.policy_version >= keep_from:
+            # It could wait a batch: take it only if every segment in flight that
+            # cannot wait still finds room in this batch.
+            must_use = sum(
+                version < keep_from
+                for versions in self._grant_versions.values()
+                for version in versions
+            )
+            if len(self._accepted) + 1 + must_use > self.workers:
+                self._held.append((segment, rewards))
+                return 0
+        self._accepted.append((segment, rewards))
+        return 0
+
+    def _take_held(self, oldest: int, keep_from: int) -> int:
+        """Place the held segments (oldest first) into the batch being filled."""
+        held, self._held = self._held, []
+        dropped = 0
+        for position, (segment, rewards) in enumerate(held):
+            if len(self._accepted) >= self.workers:
+                self._held.extend(held[position:])
+                break
+            dropped += self._place(segment, rewards, oldest, keep_from)
+        return dropped
+
+    def _check_budget(self, policy_version: int, dropped: int) -> None:
+        """Grant what this batch still lacks; :class:`StepBudgetSpent` if none may be."""
+        for index in range(self.workers):
+            self._offer(index, speculative=False)
+        if sum(self._in_flight.values()):
+            return
+        # The segments already taken for this batch (or held for the next) go unused.
+        unused = sum(segment.num_steps for segment, _ in self._accepted + self._held)
+        self.dropped_steps_total += dropped + unused
+        self._accepted, self._held = [], []
+        self.close()
+        raise StepBudgetSpent(
+            f"the step budget trainer.total_steps={self.step_budget:,} has no room left for "
+            f"batch {policy_version} ({self.total_env_steps:,} env steps collected, "
+            f"{self.dropped_steps_total:,} of them dropped or unused); the run ends after "
+            f"{policy_version - 1} iterations"
+        )
 
     def _env_error(self, index: int, message: str) -> None:
         """Count an env failure; log it unless one like it was logged for this batch.
@@ -362,9 +507,6 @@ class AsyncRunner:
         except NormalizerOverflowError as error:
             self.close()
             raise in_env(error, self.spec.env_name, self.total_env_steps) from None
-
-    def _needs_more(self, accepted: int) -> bool:
-        return accepted + sum(self._in_flight.values()) < self.workers
 
     def _assemble(
         self,
@@ -409,6 +551,7 @@ class AsyncRunner:
             "env_errors": self.env_errors,
             "nonfinite_replaced": self.nonfinite_replaced,
             "policy_version": self._snapshot.version,
+            "batches": self.batches,
         }
 
     def load_state(self, state: dict) -> bool:
@@ -422,8 +565,11 @@ class AsyncRunner:
         self.worker_restarts = int(state["worker_restarts"])
         self.env_errors = int(state["env_errors"])
         self.nonfinite_replaced = int(state["nonfinite_replaced"])
+        # Checkpoints from before the step budget counted batches: one per version.
+        self.batches = int(state.get("batches", int(state["policy_version"]) - 1))
         for index in range(self.workers):
             self._discard_next[index] = self._in_flight[index]
+        self._held = []
         self._republish = True
         return False
 

@@ -19,8 +19,11 @@ from trpo_tf.agent import Agent
 from trpo_tf.config.schema import ExperimentConfig
 from trpo_tf.envs import make_vector_env
 from trpo_tf.errors import ConfigError
+from trpo_tf.rollout.async_runner import StepBudgetSpent
 from trpo_tf.rollout.sampler import SyncSampler
 from trpo_tf.types import Rollout
+
+__all__ = ["Runner", "StepBudgetSpent", "build_runner", "check_mirrorable"]
 
 
 class Runner(Protocol):
@@ -124,8 +127,16 @@ def _build_async_runner(
         runner.workers,
         runner.max_policy_lag,
     )
+    # The budget bounds the steps collected (dropped ones included), not only those trained on.
+    budget = config.trainer.total_steps
     if runner.kind == "ray":
         from trpo_tf.rollout.ray_runner import RayRunner
 
-        return RayRunner(*args, address=runner.address)
-    return AsyncRunner(*args)
+        return RayRunner(
+            *args,
+            address=runner.address,
+            connect_timeout_s=runner.connect_timeout_s,
+            auth_token_file=runner.auth_token_file,
+            step_budget=budget,
+        )
+    return AsyncRunner(*args, step_budget=budget)

@@ -40,7 +40,7 @@ from trpo_tf.interfaces import Tracker
 from trpo_tf.learner import Learner
 from trpo_tf.rollout.actor import Actor
 from trpo_tf.rollout.numpy_actor import NumpyActor, can_mirror
-from trpo_tf.rollout.runners import Runner, build_runner
+from trpo_tf.rollout.runners import Runner, StepBudgetSpent, build_runner
 from trpo_tf.run.best import BestPolicy, BestRecord, read_record
 from trpo_tf.run.signals import Stopped
 from trpo_tf.tf_runtime import configure_tensorflow
@@ -138,9 +138,14 @@ class TrainingRun:
         self.actor = make_actor(
             self.agent.policy, config.env.n_envs, self.spec.observation_dim, config.seed
         )
+        # [rollout] Starting the runner (a Ray instance, worker processes) counts in the
+        # run's wall time: open() starts the clock this much earlier.
+        runner_start = time.perf_counter()
         self.sampler: Runner = build_runner(
             config, self.env_fn, self.actor, self.agent, steps_per_env
         )
+        self.runner_start_s = time.perf_counter() - runner_start
+        self.budget_spent = False  # [rollout] async runners: dropped steps used the budget's room
         self.loop = LoopState()
         # Whole iterations only, never more than the budget (the config has room for one).
         self.iterations = config.trainer.total_steps // self.batch_size
@@ -203,7 +208,7 @@ class TrainingRun:
                     self.run.discard()
                 raise
         self.trackers = trackers
-        self.start = time.perf_counter() - self.loop.elapsed
+        self.start = time.perf_counter() - self.loop.elapsed - self.runner_start_s  # [rollout]
         self.schedule = CheckpointSchedule(self.config.checkpoint, self.loop.elapsed)
         self.progress.begin(self.trained_steps)
 
@@ -211,7 +216,7 @@ class TrainingRun:
 
     @property
     def done(self) -> bool:
-        return self.loop.iteration >= self.iterations
+        return self.loop.iteration >= self.iterations or self.budget_spent
 
     @property
     def trained_steps(self) -> int:
@@ -221,7 +226,14 @@ class TrainingRun:
     def iterate(self) -> dict[str, Any]:
         """One iteration: collect, learn, (evaluate); log its metrics row."""
         iteration = self.loop.iteration + 1
-        row = self._collect_and_learn(iteration)
+        try:
+            row = self._collect_and_learn(iteration)
+        except StepBudgetSpent as spent:  # [rollout] see docs/async.md, "Step budget"
+            self.budget_spent = True
+            self.progress.message(f"stopping: {spent}", always=True)
+            if self.loop.iteration:  # summary.json's final evaluation is of the final policy
+                self._evaluate(self.loop.iteration)
+            return {}
         self.loop.iteration = iteration
         self.loop.elapsed = time.perf_counter() - self.start
         assert self.run is not None
@@ -268,6 +280,9 @@ class TrainingRun:
             "update_time_s": round(t2 - t1, 4),
             "nonfinite_replaced": rollout.nonfinite_replaced,
             "dropped_fraction": rollout.dropped_steps / (rollout.dropped_steps + rollout.num_steps),
+            # [rollout] running totals of the async runners (sync: 0)
+            "dropped_steps": getattr(self.sampler, "dropped_steps_total", 0),
+            "worker_restarts": getattr(self.sampler, "worker_restarts", 0),
             **metrics,
         }
         if iteration % self.config.eval.every == 0 or iteration == self.iterations:
@@ -443,6 +458,12 @@ class TrainingRun:
                 result.env_steps / max(train_time - self.loop.eval_time, 1e-9), 1
             ),
             "export_skipped": export_skipped or None,
+            # [rollout] env_steps = trained_steps + dropped_steps (all collected steps count
+            # against trainer.total_steps); runner_start_s is part of wall_time_s.
+            "trained_steps": self.trained_steps,
+            "dropped_steps": getattr(self.sampler, "dropped_steps_total", 0),
+            "worker_restarts": getattr(self.sampler, "worker_restarts", 0),
+            "runner_start_s": round(self.runner_start_s, 3),
             **self._best_summary(),
         }
         self.run.write_summary(summary)

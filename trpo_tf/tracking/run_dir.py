@@ -59,6 +59,8 @@ METRIC_COLUMNS = (
     "is_weight_max",
     "is_ess",
     "dropped_fraction",
+    "dropped_steps",  # [rollout] running totals of the async runners
+    "worker_restarts",
     "eval_return",
     "eval_return_std",
     "eval_return_stochastic",
