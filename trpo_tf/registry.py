@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import difflib
 import importlib.metadata
+import os
 import re
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -74,9 +76,39 @@ _Found = tuple[PluginInfo, importlib.metadata.EntryPoint]
 _loaded: dict[PluginInfo, Any] = {}
 
 
+# Every group's entry points, read at once, with the sys.path fingerprint they were read at.
+_scanned: tuple[tuple[tuple[str, int | None], ...], importlib.metadata.EntryPoints] | None = None
+
+
+def _path_fingerprint() -> tuple[tuple[str, int | None], ...]:
+    """Each ``sys.path`` entry with its modification time (ns), None when it is missing.
+
+    Installing or removing a package adds or removes a ``*.dist-info`` entry in a
+    directory on ``sys.path``, which changes that directory's modification time;
+    ``importlib.metadata`` keys its own path cache the same way.
+    """
+    stamps = []
+    for entry in sys.path:
+        try:
+            stamps.append((entry, os.stat(entry or ".").st_mtime_ns))
+        except OSError:
+            stamps.append((entry, None))
+    return tuple(stamps)
+
+
 def _entry_points(group: str) -> Iterable[importlib.metadata.EntryPoint]:
-    """The single place that reads installed metadata (tests replace it)."""
-    return importlib.metadata.entry_points(group=group)
+    """The single place that reads installed metadata (tests replace it).
+
+    Metadata is read once for all groups (~2.5 ms with TensorFlow's dependencies
+    installed) and read again only when ``sys.path`` or a directory on it changes: a
+    run resolves several names, and the pre-check resolves them once more.
+    """
+    global _scanned
+    fingerprint = _path_fingerprint()
+    if _scanned is None or _scanned[0] != fingerprint:
+        _packages.clear()
+        _scanned = (fingerprint, importlib.metadata.entry_points())
+    return _scanned[1].select(group=group)
 
 
 def kind(group: str) -> str:
@@ -89,9 +121,22 @@ def _normalize(package: str | None) -> str | None:
     return None if package is None else re.sub(r"[-_.]+", "-", package).lower()
 
 
+# (package, version) by distribution object: reading them parses the package's METADATA
+# file (~1-3 ms each), and every lookup of a name reads those of its whole group.
+_packages: dict[int, tuple[Any, tuple[str | None, str | None]]] = {}
+
+
 def _package_of(dist: Any) -> tuple[str | None, str | None]:
     if dist is None:
         return None, None
+    known = _packages.get(id(dist))
+    if known is not None and known[0] is dist:
+        return known[1]
+    _packages[id(dist)] = (dist, _read_package(dist))
+    return _packages[id(dist)][1]
+
+
+def _read_package(dist: Any) -> tuple[str | None, str | None]:
     # Broken metadata of one package must not break listing the others.
     try:
         package = getattr(dist, "name", None) or dist.metadata["Name"]
@@ -250,8 +295,11 @@ def check(group: str, name: str) -> str | None:
 
 
 def clear_cache() -> None:
-    """Forgets loaded plug-in objects (modules stay imported); for tests."""
+    """Forgets loaded plug-in objects and the metadata read (modules stay imported); for tests."""
+    global _scanned
     _loaded.clear()
+    _packages.clear()
+    _scanned = None
 
 
 def _format_group(group: str, try_load: bool) -> tuple[list[str], int]:
