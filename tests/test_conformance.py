@@ -160,6 +160,33 @@ def _log_softmax(x: np.ndarray) -> np.ndarray:
     return x - np.log(np.exp(x).sum(axis=-1, keepdims=True))
 
 
+@pytest.mark.parametrize(
+    ("name", "space", "kwargs", "options"),
+    BUILTIN_DISTRIBUTIONS,
+    ids=[f"{name}-{space}" for name, space, *_ in BUILTIN_DISTRIBUTIONS],
+)
+def test_builtin_distribution_passes_the_pre_check(name, space, kwargs, options) -> None:
+    """The run's pre-check (trpo_tf/plugin_checks.py) treats built-ins as plug-ins."""
+    import keras
+
+    from trpo_tf.config.build import build_distribution
+    from trpo_tf.plugin_head_checks import check_head
+
+    policy = keras.config.dtype_policy()
+    # A float64 head trains with a float64 network (DESIGN.md): the pre-check feeds it
+    # outputs in the network's dtype, Keras' global policy.
+    keras.config.set_dtype_policy("float64" if kwargs.get("dtype") == tf.float64 else "float32")
+    try:
+        head = build_distribution(
+            PolicyConfig(distribution=name, distribution_kwargs=kwargs), space
+        )
+        observations = RNG.normal(size=(7, 5)).astype(np.float32)
+        env_actions = check_head(head, name, observations, space, seed=0)
+    finally:
+        keras.config.set_dtype_policy(policy)
+    assert len(env_actions) == 7
+
+
 def test_multi_categorical_is_a_sum_of_categoricals() -> None:
     nvec = [2, 3, 5]
     head = make_multi_categorical(gym.spaces.MultiDiscrete(nvec), dtype=tf.float64)
@@ -358,6 +385,19 @@ def test_mc_conforms_and_equals_gae_with_lambda_one() -> None:
     )
     with pytest.raises(AssertionError, match=r"equal GAE\(gamma=0.99, lam=0.95\)"):
         check_advantage_estimator(make_mc)
+
+
+@pytest.mark.parametrize("name", ["gae", "mc"])
+@pytest.mark.parametrize(("n_envs", "steps"), [(1, 64), (8, 2048), (16, 16)])
+def test_builtin_estimator_passes_the_pre_check(name, n_envs, steps) -> None:
+    from trpo_tf.plugin_checks import check_estimator
+
+    config = ExperimentConfig(
+        advantage=replace(ExperimentConfig().advantage, estimator=name),
+        env=EnvConfig(n_envs=n_envs),
+        trainer=TrainerConfig(steps_per_iteration=steps),
+    )
+    check_estimator(config)
 
 
 def test_every_builtin_estimator_is_covered() -> None:

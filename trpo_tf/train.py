@@ -9,6 +9,7 @@ from trpo_tf.blas import blas_threads
 from trpo_tf.config.schema import ExperimentConfig
 from trpo_tf.heap import frozen_heap
 from trpo_tf.interfaces import Tracker
+from trpo_tf.plugin_checks import check_plugins
 from trpo_tf.resume import resume_point
 from trpo_tf.run.lock import LOCK_FILE, locked
 from trpo_tf.run.signals import Stopped, StopRequests
@@ -85,6 +86,7 @@ def _train(
     # Everything that can refuse the run is checked before anything is built or
     # written: a run that cannot start leaves the run directory as it was.
     check_trackers(config)
+    check_plugins(config)  # each plug-in once on dummy data (trpo_tf/plugin_checks.py)
     if resume:
         checkpoint, skipped = resume_point(run_path, config)
     else:

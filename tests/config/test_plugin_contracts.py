@@ -269,15 +269,26 @@ def _rollout(T: int = 4, N: int = 2) -> Rollout:
     )
 
 
-def test_estimator_returning_a_tuple_is_named_at_the_call_site():
+def test_estimator_returning_a_tuple_is_named_with_its_package_at_the_call_site():
     estimator = build_estimator(AdvantageConfig(estimator="fake_tuple"))
     value_fn = lambda x: np.zeros(len(x))  # noqa: E731
     with pytest.raises(PluginError) as caught:
         compute_advantages(_rollout(), value_fn, estimator, estimator_name="fake_tuple")
     assert _one_line(caught) == (
-        "advantage.estimator: estimator 'fake_tuple' returned tuple, expected "
+        "advantage.estimator: advantage estimator 'fake_tuple' (package trpo-tf-fake 0.1.0, "
+        "entry point fake_contract_plugins:make_tuple) breaks the AdvantageEstimator contract: "
+        "estimator(inputs) returned tuple, expected "
         "trpo_tf.interfaces.AdvantageOutputs(advantages=..., value_targets=...)"
     )
+
+
+def test_unguarded_estimator_returning_a_tuple_is_still_named_by_the_learner():
+    from fake_contract_plugins import make_tuple
+
+    value_fn = lambda x: np.zeros(len(x))  # noqa: E731
+    with pytest.raises(PluginError) as caught:
+        compute_advantages(_rollout(), value_fn, make_tuple(0.99, 0.95), estimator_name="t")
+    assert _one_line(caught).startswith("advantage.estimator: estimator 't' returned tuple")
 
 
 def test_estimator_factory_returning_a_non_callable_fails_when_built():
@@ -324,3 +335,106 @@ def test_env_factory_returning_fresh_instances_builds_a_vector_env():
         assert envs.num_envs == 2
     finally:
         envs.close()
+
+
+# --- the pre-check (trpo_tf/plugin_checks.py) ------------------------------------
+
+
+def _install_example(tmp_path, monkeypatch, directory):
+    """``plugins/<directory>`` on sys.path with a dist-info built from its pyproject.toml."""
+    from pathlib import Path
+
+    import tomllib
+
+    root = Path(__file__).resolve().parents[2] / "plugins" / directory
+    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    site = tmp_path / f"site-{directory}"
+    info_dir = site / f"{project['name'].replace('-', '_')}-{project['version']}.dist-info"
+    info_dir.mkdir(parents=True)
+    (info_dir / "METADATA").write_text(
+        f"Metadata-Version: 2.1\nName: {project['name']}\nVersion: {project['version']}\n"
+    )
+    (info_dir / "entry_points.txt").write_text(
+        "".join(
+            f"[{group}]\n" + "".join(f"{name} = {target}\n" for name, target in names.items())
+            for group, names in project["entry-points"].items()
+        )
+    )
+    monkeypatch.syspath_prepend(str(root))
+    monkeypatch.syspath_prepend(str(site))
+    importlib.invalidate_caches()
+    registry.clear_cache()
+
+
+def test_the_example_plugins_pass_the_pre_check(tmp_path, monkeypatch):
+    from trpo_tf.plugin_checks import check_plugins
+
+    for directory in ("trpo-tf-gridworld", "trpo-tf-squashed", "trpo-tf-vtrace"):
+        _install_example(tmp_path, monkeypatch, directory)
+    gridworld = experiment_from_dict(
+        {"name": "g", "env": {"id": "gridworld", "kwargs": {"size": 5}, "n_envs": 4}}
+    )
+    squashed = experiment_from_dict(
+        {
+            "name": "s",
+            "env": {"id": "Pendulum-v1", "n_envs": 2},
+            "policy": {"distribution": "squashed_gaussian"},
+            "advantage": {"estimator": "vtrace"},
+        }
+    )
+    for config in (gridworld, squashed):
+        assert check_plugins(config).total > 0
+
+
+def test_a_head_is_guarded_without_changing_its_class_or_checkpoint(tmp_path):
+    import tensorflow as tf
+
+    from trpo_tf.distributions import make_diag_gaussian
+
+    space = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
+    guarded = build_distribution(PolicyConfig(distribution="diag_gaussian"), space)
+    plain = make_diag_gaussian(space)
+    assert type(guarded) is type(plain)
+    assert getattr(guarded.params, "plugin_guard", False)
+    assert not hasattr(type(guarded).params, "plugin_guard")
+
+    def saved(head, name):
+        path = tf.train.Checkpoint(policy_head=head).write(str(tmp_path / name))
+        return tf.train.list_variables(path)
+
+    assert saved(guarded, "guarded") == saved(plain, "plain")
+
+
+def test_what_a_guarded_head_raises_later_names_the_plugin(monkeypatch):
+    head = build_distribution(PolicyConfig(distribution="fake_good"), DISCRETE)
+    line = (
+        "policy.distribution: distribution 'fake_good' (package trpo-tf-fake 0.1.0, entry point "
+        "fake_contract_plugins:make_good) raised in distribution(params): TypeError: Argument "
+        "`logits` must having floating type."
+    )
+    with pytest.raises(PluginError) as caught:
+        head.distribution("not logits")
+    assert _one_line(caught) == f"{line} (--debug or TRPO_TF_DEBUG=1 shows the traceback)"
+    assert isinstance(caught.value.__cause__, TypeError)
+
+    monkeypatch.setenv("TRPO_TF_DEBUG", "1")
+    with pytest.raises(PluginError) as caught:
+        head.distribution("not logits")
+    first, second, *rest = str(caught.value).splitlines()
+    assert first == line
+    assert second == "Traceback (most recent call last):"
+    assert any("fake_contract_plugins.py" in text for text in rest)
+    assert rest[-1].startswith("TypeError: Argument `logits`")
+
+
+def test_diagnostics_keys_are_checked_at_every_call(monkeypatch):
+    import fake_contract_plugins
+
+    head = build_distribution(PolicyConfig(distribution="fake_good"), DISCRETE)
+    assert head.diagnostics(None) == {}
+    monkeypatch.setattr(
+        fake_contract_plugins.Good, "diagnostics", lambda self, params: {"entropy_bonus": 1.0}
+    )
+    head = build_distribution(PolicyConfig(distribution="fake_good"), DISCRETE)
+    with pytest.raises(PluginError, match=r"returned the key\(s\) 'entropy_bonus', which are not"):
+        head.diagnostics(None)

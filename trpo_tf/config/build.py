@@ -6,6 +6,9 @@ through :mod:`trpo_tf.registry`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import gymnasium as gym
 import keras
 
@@ -15,18 +18,54 @@ from trpo_tf.config.contracts import (
     check_head,
     check_kwargs,
     check_passed_keywords,
+    describe_plugin,
 )
 from trpo_tf.config.schema import AdvantageConfig, ExperimentConfig, PolicyConfig
 from trpo_tf.distributions.auto import auto_distribution_name
-from trpo_tf.errors import ConfigError
+from trpo_tf.errors import ConfigError, TrpoTfError
 from trpo_tf.interfaces import AdvantageEstimator, DistributionHead
 from trpo_tf.networks import build_mlp
+from trpo_tf.plugin_errors import GuardedEstimator, guard_head, one_line, plugin_raised
 from trpo_tf.policy import Policy
 from trpo_tf.trainer.adam import FusedAdam
 
 
+def _factory_failed(
+    error: Exception,
+    group: str,
+    name: str,
+    key: str,
+    kwargs_key: str,
+    kwargs: Mapping[str, Any],
+    call: str,
+) -> TrpoTfError:
+    """The one-line error for a plug-in factory that raised ``error``.
+
+    A ``TypeError`` while config kwargs were passed is the kwargs' (a value of the
+    wrong type): a :class:`ConfigError` naming ``kwargs_key``. Anything else is the
+    plug-in's: a :class:`PluginError` naming it, its package and entry point.
+    """
+    if isinstance(error, TypeError) and kwargs:
+        return ConfigError(
+            f"{kwargs_key}: {describe_plugin(group, name)} rejected {dict(kwargs)}: "
+            f"{one_line(error)}"
+        )
+    return plugin_raised(key, group, name, call, error)
+
+
 def build_distribution(config: PolicyConfig, action_space: gym.Space) -> DistributionHead:
-    """Resolve ``policy.distribution`` (or ``auto``) and build its head."""
+    """Resolve ``policy.distribution`` (or ``auto``) and build its head.
+
+    The head's methods are guarded (:func:`trpo_tf.plugin_errors.guard_head`): what
+    they raise, here or later in training, is one line naming the plug-in.
+
+    Raises:
+        RegistryError: the name is unknown, provided twice, or fails to import.
+        ConfigError: ``policy.distribution_kwargs`` has a key the factory does not take,
+            or the factory raised ``TypeError`` for them.
+        PluginError: the factory raised anything else (naming the plug-in, its package,
+            entry point and the exception), or returned no DistributionHead.
+    """
     name = config.distribution
     if name == "auto":
         name = auto_distribution_name(action_space)
@@ -40,17 +79,36 @@ def build_distribution(config: PolicyConfig, action_space: gym.Space) -> Distrib
     )
     try:
         head = factory(action_space, **config.distribution_kwargs)
-    except TypeError as error:
-        raise ConfigError(
-            f"policy.distribution_kwargs: distribution '{name}' rejected "
-            f"{dict(config.distribution_kwargs)}: {error}"
+    except TrpoTfError:
+        raise  # the plug-in's own message for users (IncompatibleSpaceError, ConfigError)
+    except Exception as error:  # noqa: BLE001 - any failure inside the plug-in is named
+        raise _factory_failed(
+            error,
+            registry.DISTRIBUTIONS,
+            name,
+            "policy.distribution",
+            "policy.distribution_kwargs",
+            config.distribution_kwargs,
+            "factory(action_space, **policy.distribution_kwargs)",
         ) from error
     check_head(head, name)
-    return head
+    return guard_head(head, name)
 
 
 def build_estimator(config: AdvantageConfig) -> AdvantageEstimator:
-    """Resolve ``advantage.estimator`` and build it with γ, λ and kwargs."""
+    """Resolve ``advantage.estimator`` and build it with γ, λ and kwargs.
+
+    Returns the estimator in a :class:`~trpo_tf.plugin_errors.GuardedEstimator`: what
+    it raises, and a result that is not ``[T, n_envs]`` AdvantageOutputs, is one line
+    naming the plug-in at every call.
+
+    Raises:
+        RegistryError: the name is unknown, provided twice, or fails to import.
+        ConfigError: ``advantage.kwargs`` has a key the factory does not take, or the
+            factory raised ``TypeError`` for them.
+        PluginError: the factory cannot take γ and λ, raised anything else, or
+            returned something that is not callable.
+    """
     factory = registry.load(registry.ADVANTAGES, config.estimator)
     check_kwargs(
         factory,
@@ -64,13 +122,20 @@ def build_estimator(config: AdvantageConfig) -> AdvantageEstimator:
     )
     try:
         estimator = factory(gamma=config.gamma, lam=config.lam, **config.kwargs)
-    except TypeError as error:
-        raise ConfigError(
-            f"advantage.kwargs: estimator '{config.estimator}' rejected "
-            f"{dict(config.kwargs)}: {error}"
+    except TrpoTfError:
+        raise  # the plug-in's own message for users
+    except Exception as error:  # noqa: BLE001 - any failure inside the plug-in is named
+        raise _factory_failed(
+            error,
+            registry.ADVANTAGES,
+            config.estimator,
+            "advantage.estimator",
+            "advantage.kwargs",
+            config.kwargs,
+            "factory(gamma, lam, **advantage.kwargs)",
         ) from error
     check_estimator(estimator, config.estimator)
-    return estimator
+    return GuardedEstimator(estimator, config.estimator)
 
 
 def build_policy(config: ExperimentConfig, observation_dim: int, action_space: gym.Space) -> Policy:

@@ -39,9 +39,6 @@ _REQUIRED = (
     "to_env_action",
     "diagnostics",
 )
-# The metrics.csv columns a head's diagnostics may fill: metrics.csv rejects unknown
-# names, and every other column belongs to the trainer or the training loop.
-HEAD_DIAGNOSTIC_COLUMNS = ("policy_std",)
 
 
 def _build(checker: HeadChecker, kwargs: Mapping[str, Any]) -> Any:
@@ -243,11 +240,11 @@ def _check_params_rebuild(checker: HeadChecker, head: Any, basics: Mapping[str, 
 
 
 def _check_diagnostics(checker: HeadChecker, head: Any, basics: Mapping[str, Any]) -> None:
-    from trpo_tf.tracking.run_dir import METRIC_COLUMNS
+    from trpo_tf.plugin_errors import allowed_diagnostics
 
     diagnostics = head.diagnostics(basics["params_p"])
     checker.expect(isinstance(diagnostics, Mapping), "diagnostics(params)", "must return a mapping")
-    allowed = [column for column in HEAD_DIAGNOSTIC_COLUMNS if column in METRIC_COLUMNS]
+    allowed = allowed_diagnostics()
     for key, value in diagnostics.items():
         checker.expect(
             key in allowed,
