@@ -6,7 +6,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from trpo_tf.errors import NonFiniteEnvError
+from trpo_tf.errors import EnvRuntimeError, NonFiniteEnvError
 from trpo_tf.evaluation import evaluate
 from trpo_tf.normalization import ObservationNormalizer
 
@@ -52,6 +52,60 @@ def test_clip_nonfinite_replaces_nan_in_evaluation_as_in_training() -> None:
 def test_nonfinite_in_evaluation_without_clipping_names_the_setting() -> None:
     with pytest.raises(NonFiniteEnvError, match="env.clip_nonfinite"):
         _evaluate(clip_nonfinite=False)
+
+
+class FailingEnv(NanEnv):
+    """Raises in ``reset``/``step`` when told to, or returns a reward that is not a number."""
+
+    def __init__(self, fail_in: str) -> None:
+        self.fail_in = fail_in
+
+    def reset(self, *, seed=None, options=None):
+        if self.fail_in == "reset":
+            raise ConnectionError("simulator socket closed")
+        return super().reset(seed=seed, options=options)
+
+    def step(self, action):
+        if self.fail_in == "step":
+            raise RuntimeError("pole angle exploded")
+        observation, _, terminated, truncated, info = super().step(action)
+        return observation, "one", terminated, truncated, info
+
+
+@pytest.mark.parametrize(
+    ("fail_in", "expected"),
+    [
+        (
+            "reset",
+            "environment 'failing' (evaluation) raised in reset() at env step 0: "
+            "ConnectionError: simulator socket closed; fix the environment",
+        ),
+        (
+            "step",
+            "environment 'failing' (evaluation) raised in step() at env step 2: "
+            "RuntimeError: pole angle exploded; fix the environment",
+        ),
+    ],
+)
+def test_env_that_raises_in_evaluation_is_one_line(fail_in: str, expected: str) -> None:
+    normalizer = ObservationNormalizer((2,), enabled=False)
+    with pytest.raises(EnvRuntimeError) as caught:
+        evaluate(
+            lambda: FailingEnv(fail_in), _act, Identity(), normalizer, 2, 0, env_name="failing"
+        )
+    assert str(caught.value) == expected
+    assert caught.value.__cause__ is not None
+
+
+def test_reward_that_is_not_a_number_in_evaluation_is_one_line() -> None:
+    normalizer = ObservationNormalizer((2,), enabled=False)
+    with pytest.raises(EnvRuntimeError) as caught:
+        evaluate(
+            lambda: FailingEnv("reward"), _act, Identity(), normalizer, 2, 0, env_name="failing"
+        )
+    message = str(caught.value)
+    assert message.startswith("environment 'failing' (evaluation) raised in step() at env step 2")
+    assert "\n" not in message
 
 
 @pytest.mark.slow
