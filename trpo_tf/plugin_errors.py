@@ -208,6 +208,9 @@ def guard_head(head: Any, name: str) -> Any:
     Returns:
         ``head`` itself.
     """
+    with_name = getattr(head, "__dict__", None)
+    if with_name is not None:  # read by the numpy actor to name the head in its errors
+        with_name.setdefault("plugin_name", name)
     for method, call in HEAD_CALLS.items():
         bound = getattr(head, method, None)
         if not callable(bound) or getattr(bound, "plugin_guard", False):

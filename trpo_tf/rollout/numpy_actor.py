@@ -17,6 +17,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from trpo_tf.errors import TrpoTfError
 from trpo_tf.networks import DenseWithFeatures
 from trpo_tf.policy import Policy
 from trpo_tf.rollout.numpy_policy import (
@@ -127,11 +128,29 @@ class NumpyActor:
         return PolicySnapshot(layers, dumps_by_value(self._sampler))
 
     def sample(self, observations: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        return self._sampler.sample(self._forward(observations), self.rng)
+        return self._call("sample", self._forward(observations), self.rng)
 
     def sample_with(self, observations: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Actions a ~ π(·|s) drawn with ``rng`` (not the rollout's generator)."""
-        return self._sampler.sample(self._forward(observations), rng)[0]
+        return self._call("sample", self._forward(observations), rng)[0]
 
     def mode(self, observations: np.ndarray) -> np.ndarray:
-        return self._sampler.mode(self._forward(observations))
+        return self._call("mode", self._forward(observations))
+
+    def _call(self, method: str, *args: Any) -> Any:
+        """The numpy sampler's ``method``; what a plug-in's sampler raises names the plug-in."""
+        try:
+            return getattr(self._sampler, method)(*args)
+        except TrpoTfError:
+            raise
+        except Exception as error:
+            name = getattr(self.policy.head, "plugin_name", None)
+            if name is None:
+                raise
+            from trpo_tf.plugin_errors import DISTRIBUTION_KEY, plugin_raised
+            from trpo_tf.registry import DISTRIBUTIONS
+
+            call = "numpy_sampler()." + (
+                "sample(net_out, rng)" if method == "sample" else "mode(net_out)"
+            )
+            raise plugin_raised(DISTRIBUTION_KEY, DISTRIBUTIONS, name, call, error) from error

@@ -249,6 +249,20 @@ def test_an_estimator_that_raises_later_in_training_is_one_line_too(
     assert status == 2
 
 
+def test_a_numpy_sampler_that_raises_during_a_rollout_is_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    status, lines = _train(tmp_path, capsys, "policy.distribution=broken_late_sampler")
+    assert lines == [
+        "trpo-tf: error: policy.distribution: "
+        + _plugin("distribution", "broken_late_sampler", "make_late_raise_sampler_gaussian")
+        + " raised in numpy_sampler().sample(net_out, rng): ArithmeticError: noise table "
+        "exhausted"
+        + TRACEBACK_HINT
+    ]
+    assert status == 2
+
+
 def test_debug_prints_the_traceback_after_the_line(
     tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:

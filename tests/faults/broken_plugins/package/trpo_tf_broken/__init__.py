@@ -119,6 +119,28 @@ def _box(action_space, name):
     return action_space
 
 
+class LateRaisingNumpySampler(FixedStdNumpySampler):
+    """Right for the pre-check's few calls, then raises inside a rollout."""
+
+    calls = 0
+
+    def sample(self, net_out, rng):
+        LateRaisingNumpySampler.calls += 1
+        if LateRaisingNumpySampler.calls > 20:
+            raise ArithmeticError("noise table exhausted")
+        return super().sample(net_out, rng)
+
+
+class LateRaisingSamplerHead(GuideGaussianHead):
+    def numpy_sampler(self):
+        return LateRaisingNumpySampler(self.std)
+
+
+def make_late_raise_sampler_gaussian(action_space, std=0.5):
+    """Entry point ``broken_late_sampler``: its numpy twin raises during the rollout."""
+    return LateRaisingSamplerHead(_box(action_space, "broken_late_sampler"), std)
+
+
 def make_fixed_std_gaussian(action_space, std=0.5):
     """Entry point ``broken_fixed_std``: the guide's example, working."""
     return FixedStdGaussianHead(_box(action_space, "broken_fixed_std"), std)
