@@ -104,7 +104,9 @@ def test_reward_that_is_not_a_number_in_evaluation_is_one_line() -> None:
             lambda: FailingEnv("reward"), _act, Identity(), normalizer, 2, 0, env_name="failing"
         )
     message = str(caught.value)
-    assert message.startswith("environment 'failing' (evaluation) raised in step() at env step 2")
+    assert message.startswith(
+        "environment 'failing' (evaluation) returned a reward of type str ('one') from step()"
+    )
     assert "\n" not in message
 
 

@@ -11,7 +11,12 @@ import numpy as np
 from trpo_tf.errors import TrpoTfError
 from trpo_tf.interfaces import DistributionHead
 from trpo_tf.normalization import ObservationNormalizer
-from trpo_tf.rollout.env_checks import NonFiniteGuard, check_reward_array, env_raised
+from trpo_tf.rollout.env_checks import (
+    NonFiniteGuard,
+    RewardTypeCheck,
+    check_reward_array,
+    env_raised,
+)
 
 EVAL_SEED_OFFSET = 10_000
 """Training evaluates a run with reset seeds from ``config.seed + EVAL_SEED_OFFSET``."""
@@ -45,7 +50,8 @@ def evaluate(
     while len(returns) < episodes:
         n = min(max_parallel, episodes - len(returns))
         envs = gym.vector.SyncVectorEnv(
-            [env_fn] * n, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP
+            [lambda: RewardTypeCheck(env_fn(), env_name)] * n,
+            autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
         )
         try:
             raw, _ = _env_call(env_name, "reset()", steps, envs.reset, seed=seed + 1000 * wave)

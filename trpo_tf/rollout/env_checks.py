@@ -8,6 +8,9 @@ the step. This module must not import TensorFlow: rollout workers use it.
 
 from __future__ import annotations
 
+from typing import Any
+
+import gymnasium as gym
 import numpy as np
 
 from trpo_tf.errors import EnvRuntimeError, NonFiniteEnvError, TrpoTfError
@@ -75,6 +78,24 @@ def check_reward_array(env_name: str, rewards: np.ndarray, step: int) -> np.ndar
         bad = next((r for r in rewards.reshape(-1) if not is_number(r)), rewards)
         raise bad_reward(env_name, bad.item() if isinstance(bad, np.generic) else bad, step)
     return rewards
+
+
+class RewardTypeCheck(gym.Wrapper):
+    """Refuses a reward that is not a number before a vector env's float buffer
+    silently converts it (a ``str`` '2.5' would become 2.5). Used by evaluation; its
+    step count is this env's own."""
+
+    def __init__(self, env: gym.Env, env_name: str) -> None:
+        super().__init__(env)
+        self._env_name = env_name
+        self._steps = 0
+
+    def step(self, action: Any) -> tuple[Any, Any, Any, Any, Any]:
+        result = self.env.step(action)
+        self._steps += 1
+        if not is_number(result[1]):
+            raise bad_reward(self._env_name, result[1], self._steps, "evaluation")
+        return result
 
 
 class NonFiniteGuard:
