@@ -463,3 +463,41 @@ def test_train_api_refuses_a_run_dir_that_is_a_file(tmp_path):
     existing.write_text("keep me\n")
     with pytest.raises(OutputPathError, match="run directory .*notes.txt is an existing file"):
         train(load_experiment(CARTPOLE, ["trainer.total_steps=2048"]), existing, quiet=True)
+
+
+@pytest.mark.slow
+def test_video_without_its_renderer_fails_before_the_episodes(trained, monkeypatch, capsys):
+    from trpo_tf import extras
+    from trpo_tf.cli import main
+
+    run_dir, _ = trained
+    monkeypatch.setattr(extras, "installed", lambda module: module != "pygame")
+    assert main(["eval", str(run_dir), "--video", str(run_dir.parent / "clips")]) == 2
+    captured = capsys.readouterr()
+    assert "eval return" not in captured.out  # no episode ran
+    assert captured.err.strip() == (
+        "trpo-tf: error: --video of 'CartPole-v1' needs a video renderer (pygame), which is "
+        'not installed: pip install "trpo_tf[video]"'
+    )
+
+
+def test_version_and_python_dash_m(workdir):
+    from trpo_tf import __version__
+
+    for command in (["-m", "trpo_tf"], ["-m", "trpo_tf.cli"]):
+        result = subprocess.run(
+            [sys.executable, *command, "--version"], capture_output=True, text=True, timeout=60
+        )
+        assert result.returncode == 0 and result.stdout == f"trpo-tf {__version__}\n"
+
+
+def test_every_run_directory_argument_is_named_run_dir(capsys):
+    from trpo_tf.cli import build_parser
+
+    parser = build_parser()
+    for command in ("train", "eval", "export", "plot", "summary"):
+        with pytest.raises(SystemExit):
+            parser.parse_args([command, "--help"])
+        usage = capsys.readouterr().out.split("\n\n")[0]
+        assert "RUN_DIR" in usage, (command, usage)
+        assert not re.search(r"(?<![.\w])(PATH|RUN_DIRS|run_dir|path)\b", usage), (command, usage)

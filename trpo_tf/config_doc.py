@@ -122,7 +122,7 @@ def render(config: ExperimentConfig, source: str = "") -> str:
             meaning = docs.get(path, "")
             if dataclasses.is_dataclass(value):
                 head = f"{indent}{field.name}:"
-                lines.append(f"{head.ljust(_COMMENT_COLUMN)}# {meaning}" if meaning else head)
+                lines.append(f"{head.ljust(_COMMENT_COLUMN)}  # {meaning}" if meaning else head)
                 emit(value, base, path + ".", depth + 1)
                 continue
             head = f"{indent}{field.name}: {_scalar(value)}"
