@@ -61,6 +61,7 @@ _CHATTER = (
     "Skipping registering GPU devices",
     "successful NUMA node read from SysFS",
     "Created device /job:localhost",
+    "Created TensorFlow Lite XNNPACK delegate for CPU",
 )
 _GLOG = re.compile(r"^[IWEF]\d{4} \d\d:\d\d:\d+(?:\.\d+)?\s+\d+ [\w./-]+:\d+\] ")
 _CUINIT = re.compile(r"failed call to cuInit: (.*)$")
