@@ -413,7 +413,18 @@ def test_gymnasium_env_factory_conforms(env_id) -> None:
 
 
 def test_gymnasium_env_factory_kwargs_are_passed() -> None:
-    check_env_factory(lambda **kwargs: gym.make("CartPole-v1", **kwargs), max_episode_steps=20)
+    made = []
+
+    def factory(**kwargs):
+        env = gym.make("CartPole-v1", **kwargs)
+        made.append((kwargs, env))
+        return env
+
+    check_env_factory(factory, max_episode_steps=20)
+    assert made, "the kit never called the factory"
+    for kwargs, env in made:
+        assert kwargs == {"max_episode_steps": 20}
+        assert env.spec.max_episode_steps == 20
 
 
 # --- the kit catches broken plug-ins -------------------------------------------
