@@ -14,6 +14,16 @@ Variants: ``sync`` (runner.kind sync), ``async`` (2 worker processes,
 max_policy_lag 1, surrogate divided by the stored β) and ``async-no-correction``
 (the same data, trainer.behavior_correction false: β treated as π_old).
 HalfCheetah-v5 is a throughput comparison (short budget, sync vs async).
+
+``--scaling`` instead measures the parts of the throughput-vs-workers model of
+``docs/distributed.md`` one at a time, each process on a core of its own: a
+worker's env steps per second (one 256-step segment of 4 envs with the numpy
+policy), the learner's serial cost per segment (transport, normalization,
+assembly; through a pipe and through Ray), and the learner's update time for
+batches of 2,048 to 32,768 steps (sync runs, value fit not overlapped); then
+prints the model's prediction for 1 to 128 workers (JSON with ``--scaling-out``).
+
+    python benchmarks/async.py --scaling --scaling-out benchmarks/results/scaling.json
 """
 
 from __future__ import annotations
@@ -385,6 +395,247 @@ def _probe_lines(out: Path) -> list[str]:
     return [*lines, ""]
 
 
+# -- --scaling: the parts of the throughput model (docs/distributed.md) ----------------------
+
+SCALING_ENVS = {"CartPole-v1": {}, "Pendulum-v1": {"normalize_obs": True, "normalize_reward": True}}
+SEGMENT_ENVS, SEGMENT_T = 4, 64  # one worker's segment: 4 envs × 64 steps = 256 steps
+SCALING_BATCHES = (256, 2048, 8192, 32768)
+SCALING_WORKERS = (1, 2, 8, 32, 128)
+
+
+def _median_time(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
+def _scaling_parts(env_id: str, normalize: dict, repeats: int) -> dict:
+    """A worker's segment time and the learner's serial cost per segment (seconds)."""
+    import pickle
+
+    import gymnasium as gym
+
+    from trpo_tf.config import experiment_from_dict
+    from trpo_tf.config.build import build_policy
+    from trpo_tf.normalization import ObservationNormalizer, RewardNormalizer
+    from trpo_tf.rollout.async_runner import AsyncRunner
+    from trpo_tf.rollout.async_worker import EnvFactory, RolloutWorker, WorkerSpec
+    from trpo_tf.rollout.numpy_actor import NumpyActor
+
+    probe = gym.make(env_id)
+    obs_dim = int(np.prod(probe.observation_space.shape))
+    config = experiment_from_dict({"env": {"id": env_id, **normalize}})
+    policy = build_policy(config, obs_dim, probe.action_space)
+    actor = NumpyActor(policy, seed=0)
+    obs_norm = ObservationNormalizer((obs_dim,), bool(normalize.get("normalize_obs")))
+    snapshot = actor.snapshot().with_version(1, obs_norm if obs_norm.enabled else None)
+    spec = WorkerSpec(EnvFactory(env_id), env_id, SEGMENT_ENVS, SEGMENT_T, seed=0)
+    worker = RolloutWorker(spec, 0, 0, snapshot)
+    for _ in range(2):
+        worker.run_segment()
+    segment_s = _median_time(worker.run_segment, repeats)
+    segment = worker.run_segment()
+    wire = pickle.dumps(segment, protocol=pickle.HIGHEST_PROTOCOL)
+    send_s = _median_time(lambda: pickle.dumps(segment, protocol=pickle.HIGHEST_PROTOCOL), repeats)
+    receive_s = _median_time(lambda: pickle.loads(wire), repeats)
+    # The learner's own work on an arrived segment: AsyncRunner's methods on a bare runner.
+    runner = AsyncRunner.__new__(AsyncRunner)
+    runner.spec, runner.obs_norm, runner.total_env_steps = spec, obs_norm, 0
+    runner.reward_norm = RewardNormalizer(
+        SEGMENT_ENVS, 0.99, bool(normalize.get("normalize_reward"))
+    )
+    runner.nonfinite_replaced = 0
+    normalize_s = _median_time(lambda: runner._normalize(segment), repeats)
+    rewards = runner._normalize(segment)
+    group = [(segment, rewards)] * 8
+    assemble_s = _median_time(
+        lambda: runner._assemble(
+            list(group), 0, [segment.episode_returns], [segment.episode_lengths]
+        ),
+        repeats,
+    ) / len(group)
+    worker.close()
+    return {
+        "segment_steps": segment.num_steps,
+        "segment_s": segment_s,
+        "steps_per_s": segment.num_steps / segment_s,
+        "segment_bytes": len(wire),
+        "worker_send_s": send_s,
+        "learner_receive_s": receive_s,
+        "learner_normalize_s": normalize_s,
+        "learner_assemble_s": assemble_s,
+        "snapshot_bytes": len(pickle.dumps(snapshot, protocol=pickle.HIGHEST_PROTOCOL)),
+        "_segment": wire,
+        "_snapshot": pickle.dumps(snapshot),
+    }
+
+
+def _ray_call_cost(segment_wire: bytes, snapshot_wire: bytes, calls: int) -> dict:
+    """The learner process's CPU seconds per Ray actor call returning a segment, and per
+    policy sent to one actor (a put shared by all, then one call each)."""
+    import pickle
+
+    import ray
+
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+
+        @ray.remote(num_cpus=1)
+        class Echo:
+            def __init__(self, wire: bytes) -> None:
+                self.segment = pickle.loads(wire)
+
+            def run_segment(self):
+                return self.segment
+
+            def set_policy(self, snapshot) -> None:
+                self.snapshot = snapshot
+
+        actor = Echo.remote(segment_wire)
+        ray.get(actor.run_segment.remote())  # started
+        cpu0 = time.process_time()
+        for _ in range(calls):
+            ray.get(actor.run_segment.remote())
+        call_s = (time.process_time() - cpu0) / calls
+        snapshot = pickle.loads(snapshot_wire)
+        ref = ray.put(snapshot)
+        cpu0 = time.process_time()
+        for _ in range(calls):
+            actor.set_policy.remote(ref)
+        ray.get(actor.run_segment.remote())
+        publish_s = (time.process_time() - cpu0) / calls
+    finally:
+        ray.shutdown()
+    return {"ray_call_cpu_s": call_s, "ray_publish_cpu_s": publish_s}
+
+
+def _update_time(env_id: str, normalize: dict, batch: int, out: Path, runs: int = 2) -> float:
+    """Median learner time per iteration of sync runs (policy step + value fit, not
+    overlapped), over ``runs`` runs past their first two (tracing) iterations."""
+    times: list[float] = []
+    for run in range(runs):
+        run_dir = out / "update" / f"{env_id}-{batch}-{run}"
+        if not (run_dir / "metrics.csv").exists():
+            experiment = out / "update" / f"{env_id}-{batch}.yaml"
+            experiment.parent.mkdir(parents=True, exist_ok=True)
+            experiment.write_text(
+                json.dumps(
+                    {
+                        "name": "scaling",
+                        "env": {"id": env_id, "n_envs": 8, **normalize},
+                        "trainer": {
+                            "steps_per_iteration": batch,
+                            "total_steps": 6 * batch,
+                            "overlap_value_fit": False,
+                        },
+                        "eval": {"every": 1000, "episodes": 1},
+                        "checkpoint": {"every": 0, "every_s": 0},
+                        "tracking": {"tensorboard": False},
+                    }
+                )
+            )
+            child_env = dict(os.environ, CUDA_VISIBLE_DEVICES="", WANDB_MODE="disabled")
+            command = [sys.executable, "-m", "trpo_tf.cli", "train", str(experiment), "--quiet"]
+            subprocess.run(command + ["--run-dir", str(run_dir)], check=True, env=child_env)
+        times += [_number(row, "update_time_s") for row in _metrics(run_dir)[2:]]
+    return float(np.median(times))
+
+
+def _update_at(update: dict[int, float], batch: int) -> float:
+    """U(batch): the measured update times, linear between them and beyond the last two."""
+    sizes = sorted(update)
+    if batch <= sizes[-1]:
+        return float(np.interp(batch, sizes, [update[x] for x in sizes]))
+    slope = (update[sizes[-1]] - update[sizes[-2]]) / (sizes[-1] - sizes[-2])
+    return update[sizes[-1]] + slope * (batch - sizes[-1])
+
+
+def _predict(parts: dict, update: dict[int, float], workers: int, lag: int, batch: int) -> dict:
+    """Throughput of ``workers`` workers, each on a core of its own, and the learner on one.
+
+    Per iteration the learner takes one segment of ``batch / workers`` steps from each
+    worker and spends U(batch) + workers × c on its serial path (c: receiving,
+    normalizing and assembling a segment, one Ray call and one policy sent); a worker
+    spends S = segment steps / its rate + pickling per segment. With lag 0 the two
+    alternate (τ = L + S); with lag 1 they overlap (τ = max(L, S)).
+    """
+    per_segment = (
+        parts["learner_receive_s"]
+        + parts["learner_normalize_s"] * (batch / workers) / parts["segment_steps"]
+        + parts["learner_assemble_s"]
+        + parts["ray_call_cpu_s"]
+        + parts["ray_publish_cpu_s"]
+    )
+    learner = _update_at(update, batch) + workers * per_segment
+    steps = batch / workers
+    segment = (parts["segment_s"] + parts["worker_send_s"]) * steps / parts["segment_steps"]
+    period = learner + segment if lag == 0 else max(learner, segment)
+    return {
+        "workers": workers,
+        "lag": lag,
+        "batch": batch,
+        "learner_s": learner,
+        "segment_s": segment,
+        "steps_per_s": batch / period,
+        "bound": "learner" if learner >= segment else "rollout",
+        "worker_busy": segment / period,
+        # A worker this slow or slower (env steps/s) would make this point rollout-bound.
+        "rollout_bound_below_steps_per_s": steps / learner,
+    }
+
+
+def _scaling(out: Path, repeats: int, save: Path | None) -> None:
+    results = {}
+    for env_id, normalize in SCALING_ENVS.items():
+        parts = _scaling_parts(env_id, normalize, repeats)
+        parts.update(_ray_call_cost(parts.pop("_segment"), parts.pop("_snapshot"), 200))
+        update = {batch: _update_time(env_id, normalize, batch, out) for batch in SCALING_BATCHES}
+        segment = parts["segment_steps"]
+        predictions = {
+            "batch_grows": [
+                _predict(parts, update, workers, lag, workers * segment)
+                for lag in (0, 1)
+                for workers in SCALING_WORKERS
+            ],
+            "batch_2048": [
+                _predict(parts, update, workers, lag, 2048)
+                for lag in (0, 1)
+                for workers in SCALING_WORKERS
+            ],
+        }
+        results[env_id] = {
+            "parts": parts,
+            "update_s": update,
+            "predictions": predictions,
+            "load_average": os.getloadavg()[0],
+        }
+        print(
+            f"\n{env_id}: worker {parts['steps_per_s']:,.0f} steps/s "
+            f"(segment {parts['segment_s'] * 1e3:.1f} ms + send {parts['worker_send_s'] * 1e3:.2f} ms, "
+            f"{parts['segment_bytes'] / 1024:.0f} KiB); learner per segment: receive "
+            f"{parts['learner_receive_s'] * 1e3:.2f} ms, normalize {parts['learner_normalize_s'] * 1e3:.2f} ms, "
+            f"assemble {parts['learner_assemble_s'] * 1e3:.2f} ms, Ray call {parts['ray_call_cpu_s'] * 1e3:.2f} ms CPU, "
+            f"publish {parts['ray_publish_cpu_s'] * 1e3:.2f} ms CPU"
+        )
+        print(
+            "  update time (s) by batch: " + ", ".join(f"{b}: {t:.3f}" for b, t in update.items())
+        )
+        for entry in predictions["batch_grows"] + predictions["batch_2048"]:
+            print(
+                f"  lag {entry['lag']}, {entry['workers']:>3} workers: batch {entry['batch']:>6}, "
+                f"learner {entry['learner_s'] * 1e3:7.1f} ms, segment {entry['segment_s'] * 1e3:6.1f} ms, "
+                f"{entry['steps_per_s']:>9,.0f} steps/s ({entry['bound']}-bound, workers busy "
+                f"{entry['worker_busy']:.0%}; rollout-bound below "
+                f"{entry['rollout_bound_below_steps_per_s']:,.0f} steps/s per worker)"
+            )
+    if save is not None:
+        save.parent.mkdir(parents=True, exist_ok=True)
+        save.write_text(json.dumps(results, indent=2) + "\n")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--envs", nargs="+", default=["cartpole", "pendulum"], choices=list(ENVS))
@@ -397,7 +648,16 @@ def main() -> int:
     )
     parser.add_argument("--probe-one", choices=list(VARIANTS), help=argparse.SUPPRESS)
     parser.add_argument("--report-only", action="store_true", help="only rewrite the report")
+    parser.add_argument(
+        "--scaling", action="store_true", help="measure the throughput model's parts instead"
+    )
+    parser.add_argument("--scaling-out", type=Path, default=None, help="--scaling: JSON results")
+    parser.add_argument("--repeats", type=int, default=20, help="--scaling: timings per median")
     args = parser.parse_args()
+
+    if args.scaling:
+        _scaling(args.out / "scaling", args.repeats, args.scaling_out)
+        return 0
 
     if args.probe_one:
         _probe_one(args.probe_one, args.out)

@@ -385,6 +385,8 @@ class RayWorkerPool:
         self.actors: dict[int, Any] = {}
         self._incarnation: dict[int, int] = {}
         self._pending: dict[Any, tuple[int, str]] = {}
+        self._shared_snapshot: PolicySnapshot | None = None
+        self._shared_ref: Any = None
 
     def start(self, index: int, snapshot: PolicySnapshot) -> None:
         incarnation = self._incarnation.get(index, -1) + 1
@@ -394,7 +396,10 @@ class RayWorkerPool:
         self._pending[actor.info.remote()] = (index, "ready")
 
     def send_policy(self, index: int, snapshot: PolicySnapshot) -> None:
-        self.actors[index].set_policy.remote(snapshot)
+        # One copy in the object store for all workers, not one serialization per worker.
+        if snapshot is not self._shared_snapshot:
+            self._shared_snapshot, self._shared_ref = snapshot, self.ray.put(snapshot)
+        self.actors[index].set_policy.remote(self._shared_ref)
 
     def grant(self, index: int) -> None:
         self._pending[self.actors[index].run_segment.remote()] = (index, "segment")
