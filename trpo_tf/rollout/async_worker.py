@@ -39,7 +39,14 @@ import numpy as np
 
 from trpo_tf.envs.factory import check_distinct_envs
 from trpo_tf.errors import EnvRuntimeError, TrpoTfError
-from trpo_tf.rollout.env_checks import NonFiniteGuard, bad_reward, env_raised, is_number, one_line
+from trpo_tf.rollout.env_checks import (
+    NonFiniteGuard,
+    bad_reward,
+    env_raised,
+    flat_observation,
+    is_number,
+    one_line,
+)
 from trpo_tf.rollout.episodes import EpisodeCounter
 from trpo_tf.rollout.numpy_policy import EnvActionMap, PolicySnapshot, SnapshotPolicy
 
@@ -215,8 +222,17 @@ class RolloutWorker:
         """Act with ``snapshot`` from the next segment on."""
         self.policy = SnapshotPolicy(snapshot)
 
-    def _flat(self, observation: Any) -> np.ndarray:
-        return np.asarray(observation, np.float64).reshape(-1)
+    def _flat(self, observation: Any, i: int) -> np.ndarray:
+        """Env ``i``'s observation, flat; not numeric or of another size: one line."""
+        flat = flat_observation(
+            observation,
+            getattr(self, "_observation_size", None),
+            self.spec.env_name,
+            self.env_steps,
+            f"rollout worker {self.index}, env {i}",
+        )
+        self._observation_size = flat.size  # the first one fixes the size of all
+        return flat
 
     def _construct(self) -> gym.Env:
         try:
@@ -235,7 +251,7 @@ class RolloutWorker:
 
     def _reset(self, i: int, seed: int | None = None) -> np.ndarray:
         observation, _ = self.envs[i].reset(seed=seed)
-        flat = self._flat(observation)[None]
+        flat = self._flat(observation, i)[None]
         return self.guard(flat, "observation", self.env_steps, env_ids=np.asarray([i]))[0]
 
     def _first_reset(self, i: int) -> np.ndarray:
@@ -348,7 +364,10 @@ class RolloutWorker:
                 np.asarray([r[1] for r in results], np.float64), "reward", step, envs_
             )
             next_raw = self.guard(
-                np.stack([self._flat(r[0]) for r in results]), "observation", step, envs_
+                np.stack([self._flat(r[0], i) for r, i in zip(results, envs_, strict=True)]),
+                "observation",
+                step,
+                envs_,
             )
             term = np.asarray([bool(r[2]) for r in results])
             trunc = np.asarray([bool(r[3]) for r in results])

@@ -80,6 +80,44 @@ def check_reward_array(env_name: str, rewards: np.ndarray, step: int) -> np.ndar
     return rewards
 
 
+def flat_observation(
+    observation: Any, size: int | None, env_name: str, step: int, where: str
+) -> np.ndarray:
+    """One env's observation as a flat float64 vector, or the one-line error.
+
+    Args:
+        observation: what ``reset()``/``step()`` returned as the observation.
+        size: the number of values every observation of this env has (None: any).
+        env_name: the ``env.id``.
+        step: env steps taken so far.
+        where: which copy, e.g. ``"rollout worker 0, env 1"``.
+
+    Raises:
+        EnvRuntimeError: the observation is not numeric (None, a str, a dict) or has
+            another number of values than ``size``.
+    """
+    try:
+        array = np.asarray(observation)
+        if observation is None or array.dtype.kind not in "biuf":
+            raise TypeError
+        flat = array.astype(np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        shown = repr(observation)
+        shown = shown if len(shown) <= 60 else shown[:57] + "..."
+        raise EnvRuntimeError(
+            f"environment '{env_name}' ({where}) returned an observation of type "
+            f"{type(observation).__name__} ({shown}) at env step {step}; observations must "
+            "be numeric arrays of the observation space's shape: fix the environment"
+        ) from None
+    if size is not None and flat.size != size:
+        raise EnvRuntimeError(
+            f"environment '{env_name}' ({where}) returned an observation of {flat.size} "
+            f"values at env step {step}, but its observation space has {size}; fix the "
+            "environment or its observation_space"
+        )
+    return flat
+
+
 class RewardTypeCheck(gym.Wrapper):
     """Refuses a reward that is not a number before a vector env's float buffer
     silently converts it (a ``str`` '2.5' would become 2.5). Used by evaluation; its
