@@ -43,6 +43,7 @@ from trpo_tf.testing import (
     check_advantage_estimator,
     check_distribution,
     check_env_factory,
+    check_network,
     random_advantage_inputs,
 )
 
@@ -725,3 +726,145 @@ def test_incompatible_spaces_for_new_builtins() -> None:
     with pytest.raises(IncompatibleSpaceError, match="float Box"):
         make_beta(gym.spaces.MultiBinary(2))
     assert isinstance(make_diag_gaussian(BOX), DiagGaussianHead)
+
+
+# --- networks ------------------------------------------------------------------
+
+
+BUILTIN_NETWORKS = [
+    # (entry-point name, observation space, factory kwargs, kit options)
+    ("mlp", gym.spaces.Box(-np.inf, np.inf, (4,), np.float32), {}, {}),
+    (
+        "mlp",
+        gym.spaces.Dict({"a": gym.spaces.Discrete(3), "b": gym.spaces.Box(-1, 1, (2,))}),
+        {},
+        {"saved_model": False},
+    ),
+    (
+        "cnn",
+        gym.spaces.Box(0, 255, (12, 12, 3), np.uint8),
+        {"filters": [4, 8], "kernel_sizes": [3, 3], "strides": [1, 2]},
+        {},
+    ),
+    (
+        "cnn",
+        gym.spaces.Box(0.0, 1.0, (9, 7), np.float32),
+        {"filters": [3], "kernel_sizes": 2, "strides": 1, "padding": "same"},
+        {"saved_model": False},
+    ),
+    (
+        "cnn",
+        gym.spaces.Box(0, 255, (36, 36, 1), np.uint8),
+        {},
+        {"saved_model": False, "hidden": (32,)},
+    ),
+]
+
+
+def test_every_builtin_network_is_covered() -> None:
+    assert set(registry.names(registry.NETWORKS)) >= {"mlp", "cnn"}
+    covered = {name for name, *_ in BUILTIN_NETWORKS}
+    builtin = {
+        info.name
+        for info in registry.available(registry.NETWORKS)
+        if info.value.startswith("trpo_tf.")
+    }
+    assert builtin <= covered
+
+
+@pytest.mark.parametrize(("name", "space", "kwargs", "options"), BUILTIN_NETWORKS)
+def test_builtin_network_conforms(name, space, kwargs, options) -> None:
+    check_network(registry.load(registry.NETWORKS, name), space, **options, **kwargs)
+
+
+def _dense_net(spec, width=None, **layer_options):
+    import keras
+
+    return keras.Sequential(
+        [
+            keras.Input(shape=(spec.observation_dim,)),
+            keras.layers.Dense(
+                spec.output_width if width is None else width,
+                kernel_initializer=keras.initializers.Orthogonal(seed=spec.seed),
+                **layer_options,
+            ),
+        ],
+        name=spec.name,
+    )
+
+
+def _wrong_width(spec):
+    return _dense_net(spec, width=spec.output_width + 1)
+
+
+def _unseeded(spec):
+    import keras
+
+    return keras.Sequential(
+        [keras.Input(shape=(spec.observation_dim,)), keras.layers.Dense(spec.output_width)]
+    )
+
+
+def _batch_statistics(spec):
+    import keras
+
+    inputs = keras.Input(shape=(spec.observation_dim,))
+    centered = keras.layers.Lambda(lambda x: x - keras.ops.mean(x, axis=0, keepdims=True))(inputs)
+    dense = keras.layers.Dense(
+        spec.output_width, kernel_initializer=keras.initializers.Orthogonal(seed=spec.seed)
+    )
+    return keras.Model(inputs, dense(centered))
+
+
+def _not_a_model(spec):
+    return lambda observations: observations
+
+
+def _no_features(spec):
+    return _dense_net(spec, width=spec.output_dim)  # ignores append_features
+
+
+def _python_if(spec):
+    import keras
+
+    class PythonIf(keras.layers.Layer):
+        def call(self, x):
+            if keras.ops.sum(x) > 0:  # a Python branch on a tensor: fails when traced
+                return x
+            return -x
+
+        def compute_output_shape(self, input_shape):  # so Keras builds it eagerly
+            return input_shape
+
+    inputs = keras.Input(shape=(spec.observation_dim,))
+    dense = keras.layers.Dense(
+        spec.output_width, kernel_initializer=keras.initializers.Orthogonal(seed=spec.seed)
+    )
+    model = keras.Model(inputs, dense(inputs))
+    outer = keras.Sequential([model, PythonIf()])
+    outer.build((None, spec.observation_dim))
+    return outer
+
+
+@pytest.mark.parametrize(
+    ("factory", "match"),
+    [
+        (_wrong_width, r"output shape: got \[5, 4\], expected \[5, 3\] = \[batch, output_width\]"),
+        (_unseeded, r"the spec's seed fixes the weights: two builds of one spec"),
+        (_batch_statistics, r"rows are independent: one row at a time differs"),
+        (_not_a_model, r"returns a keras.Model: got function"),
+        (_no_features, r"append_features: got \[5, 3\], expected \[batch, output_dim \+ hidden"),
+    ],
+)
+def test_check_network_catches(factory, match) -> None:
+    space = gym.spaces.Box(-1.0, 1.0, (4,), np.float32)
+    with pytest.raises(AssertionError, match=match):
+        check_network(factory, space, saved_model=False)
+
+
+def test_check_network_catches_python_control_flow_on_tensors() -> None:
+    space = gym.spaces.Box(-1.0, 1.0, (4,), np.float32)
+    with pytest.raises(
+        AssertionError, match=r"inside tf.function: raised OperatorNotAllowedInGraphError"
+    ):
+        check_network(_python_if, space, saved_model=False)

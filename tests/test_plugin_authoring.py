@@ -5,6 +5,8 @@ docs/plugins.md, pip-installed into the running environment, exercised through t
 ``trpo-tf`` CLI in subprocesses, and uninstalled again. A second package then adds a
 plug-in that fails to import and a duplicate of the example's name, and the
 registry's documented messages are checked while everything else keeps working.
+The guide's network example (blocks under ``trpo-tf-layernorm-mlp/``) is built,
+installed, tested and trained the same way.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ REPO = Path(__file__).resolve().parents[1]
 DOCS = REPO / "docs" / "plugins.md"
 EXAMPLE_PACKAGE = "trpo-tf-fixed-std"
 EXAMPLE_NAME = "fixed_std_gaussian"
+NETWORK_PACKAGE = "trpo-tf-layernorm-mlp"
+NETWORK_NAME = "layernorm_mlp"
 TIMEOUT_S = 300
 FAST = ["--set", "trainer.jit_compile=false", "--set", "tracking.tensorboard=false"]
 
@@ -111,10 +115,26 @@ def _uninstall(package: str, cwd: Path) -> None:
     _pip("uninstall", "-y", "-q", package, cwd=cwd)
 
 
-def _doc_files() -> dict[str, str]:
+def _all_doc_files() -> dict[str, str]:
     """``{path: text}`` of the code blocks in docs/plugins.md that start ``# file: PATH``."""
     blocks = re.findall(r"```[a-z]*\n# file: (\S+)\n(.*?)```", DOCS.read_text(), flags=re.DOTALL)
     return dict(blocks)
+
+
+def _doc_files() -> dict[str, str]:
+    """The distribution example's files (every block outside the network example's directory)."""
+    prefix = f"{NETWORK_PACKAGE}/"
+    return {path: text for path, text in _all_doc_files().items() if not path.startswith(prefix)}
+
+
+def _network_doc_files() -> dict[str, str]:
+    """The network example's files, relative to its directory ``trpo-tf-layernorm-mlp/``."""
+    prefix = f"{NETWORK_PACKAGE}/"
+    return {
+        path[len(prefix) :]: text
+        for path, text in _all_doc_files().items()
+        if path.startswith(prefix)
+    }
 
 
 def _write_package(root: Path, files: dict[str, str]) -> Path:
@@ -268,3 +288,51 @@ def test_broken_and_duplicate_plugins_report_documented_messages(example, tmp_pa
     assert not _plugin_rows(after.stdout, "authoring_broken"), after.stdout
     (row,) = _plugin_rows(after.stdout, EXAMPLE_NAME)
     assert row.endswith("  ok"), row
+
+
+@pytest.fixture(scope="module")
+def network_example(tmp_path_factory):
+    """The guide's network package, installed for this module, uninstalled afterwards."""
+    setuptools = pytest.importorskip("setuptools", reason="building a plug-in needs setuptools")
+    if tuple(int(part) for part in setuptools.__version__.split(".")[:2]) < (70, 1):
+        pytest.importorskip("wheel", reason="setuptools < 70.1 builds wheels with `wheel`")
+    files = _network_doc_files()
+    assert {"pyproject.toml", "experiment.yaml"} <= set(files), sorted(files)
+    assert any(path.endswith(".py") and path.startswith("tests/") for path in files)
+    root = _write_package(tmp_path_factory.mktemp("network_example"), files)
+    try:
+        _install(root)
+        yield root
+    finally:
+        _uninstall(NETWORK_PACKAGE, root)
+
+
+def test_network_example_is_listed_passes_its_tests_and_trains(network_example, tmp_path) -> None:
+    run_dir = tmp_path / "run"
+    listing, tests, trained = _run_all(
+        [
+            _cli_command(["plugins"]),
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
+            _cli_command(
+                [
+                    "train",
+                    str(network_example / "experiment.yaml"),
+                    *FAST,
+                    "--run-dir",
+                    str(run_dir),
+                ]
+            ),
+        ],
+        network_example,
+    )
+    assert listing.returncode == 0, listing.describe()
+    (row,) = _plugin_rows(listing.stdout, NETWORK_NAME)
+    assert NETWORK_PACKAGE in row and "trpo_tf_layernorm_mlp:make_layernorm_mlp" in row
+    assert row in listing.stdout.split("trpo_tf.networks", 1)[1]
+    assert tests.returncode == 0, tests.describe()
+    assert re.search(r"\b2 passed\b", tests.stdout), tests.stdout
+    assert trained.returncode == 0, trained.describe()
+    assert [int(row["env_steps"]) for row in _metrics_rows(run_dir)] == [512, 1024]
+    assert (run_dir / "export" / "saved_model.pb").exists(), trained.describe()
+    metadata = (run_dir / "export" / "metadata.json").read_text()
+    assert '"policy": "layernorm_mlp"' in metadata and '"value": "layernorm_mlp"' in metadata

@@ -330,6 +330,7 @@ def test_groups_constant():
         "trpo_tf.advantages",
         "trpo_tf.envs",
         "trpo_tf.trackers",
+        "trpo_tf.networks",
     )
 
 

@@ -11,7 +11,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from trpo_tf.config.build import build_policy, build_value
+from trpo_tf.config.build import (
+    build_policy,
+    build_value,
+    env_observation_space,
+    needs_observation_space,
+)
 from trpo_tf.config.schema import ExperimentConfig
 from trpo_tf.normalization import ObservationNormalizer, RewardNormalizer
 from trpo_tf.policy import Policy
@@ -29,10 +34,27 @@ class Agent:
 
     @classmethod
     def build(
-        cls, config: ExperimentConfig, observation_dim: int, action_space: gym.Space
+        cls,
+        config: ExperimentConfig,
+        observation_dim: int,
+        action_space: gym.Space,
+        observation_space: gym.Space | None = None,
     ) -> Agent:
-        policy = build_policy(config, observation_dim, action_space)
-        value_network, value_optimizer = build_value(config, observation_dim)
+        """Policy, value function and normalizers for an env with these spaces.
+
+        Args:
+            config: the experiment.
+            observation_dim: width of the flattened observations (``EnvSpec.observation_dim``).
+            action_space: the env's action space.
+            observation_space: the env's own observation space before flattening
+                (``EnvSpec.env_observation_space``), which networks other than ``mlp``
+                read (``cnn``: the image shape). None: one env is made to read it when
+                such a network is configured; the mlp never needs it.
+        """
+        if observation_space is None and needs_observation_space(config):
+            observation_space = env_observation_space(config)
+        policy = build_policy(config, observation_dim, action_space, observation_space)
+        value_network, value_optimizer = build_value(config, observation_dim, observation_space)
         return cls(
             policy=policy,
             value_network=value_network,

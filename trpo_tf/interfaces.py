@@ -11,6 +11,8 @@ Entry-point groups and what their factories return:
 * ``trpo_tf.envs``: ``factory(**kwargs) -> gymnasium.Env``
 * ``trpo_tf.trackers``: ``factory(run_dir=Path, experiment=dict, **kwargs) -> Tracker``
   (keyword arguments only: the parameters must be named ``run_dir`` and ``experiment``)
+* ``trpo_tf.networks``: ``factory(spec: NetworkSpec, **kwargs) -> keras.Model`` (a policy
+  or value torso ``[batch, spec.observation_dim] -> [batch, spec.output_width]``)
 """
 
 from __future__ import annotations
@@ -148,3 +150,65 @@ class Tracker(Protocol):
     def finish(self, summary: Mapping[str, Any], run_dir: Any) -> None:
         """End of the run: ``summary.json`` contents and the run directory path."""
         ...
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    """What a ``trpo_tf.networks`` factory is asked to build (``factory(spec, **kwargs)``).
+
+    The network maps observations as training stores them, ``[batch, observation_dim]``
+    float32 (flattened row-major as gymnasium's ``FlattenObservation`` does, and
+    standardized when ``normalized_observations``), to ``[batch, output_width]`` float32.
+    ``observation_space`` tells the structure to restore in the graph: an image Box
+    ``(H, W, C)`` is ``tf.reshape(x, [-1, H, W, C])`` of its input.
+
+    Attributes:
+        observation_space: the env's own observation space, before flattening (e.g.
+            ``Box(0, 255, (H, W, C), uint8)``).
+        observation_dim: width of the network's input, ``flatdim(observation_space)``.
+        output_dim: outputs before any features (the head's ``num_inputs`` minus its
+            ``num_features`` for the policy, 1 for the value function).
+        hidden: widths of the fully connected layers (``policy.hidden`` /
+            ``value.hidden``): all of an MLP, the layers after a torso's own ones.
+        activation: their activation (``policy.activation`` / ``value.activation``).
+        output_gain: gain of the output layer's orthogonal initializer (0.01 for the
+            policy, 1.0 for the value function).
+        seed: seeds every initializer: the same spec builds the same weights.
+        name: the Keras model's name (``policy_network`` / ``value_network``).
+        append_features: end in :class:`~trpo_tf.networks.DenseWithFeatures`, so the
+            last hidden activations ``[batch, hidden[-1]]`` follow the outputs (a head
+            with ``num_features``, e.g. ``gsde``).
+        normalized_observations: ``env.normalize_obs`` standardizes the inputs (a
+            torso that rescales raw pixels must not rescale them again).
+    """
+
+    observation_space: Any
+    observation_dim: int
+    output_dim: int
+    hidden: tuple[int, ...] = (64, 64)
+    activation: str = "tanh"
+    output_gain: float = 1.0
+    seed: int = 0
+    name: str = "network"
+    append_features: bool = False
+    normalized_observations: bool = False
+
+    @property
+    def output_width(self) -> int:
+        """``output_dim``, plus ``hidden[-1]`` with ``append_features``."""
+        features = int(self.hidden[-1]) if self.append_features and self.hidden else 0
+        return int(self.output_dim) + features
+
+
+@runtime_checkable
+class NetworkFactory(Protocol):
+    """Builds a policy or value torso: a built ``keras.Model`` (weights exist) mapping
+    ``[batch, spec.observation_dim]`` float32 to ``[batch, spec.output_width]`` float32.
+
+    Its ``trainable_variables`` are part of θ (policy) or φ (value): the update
+    differentiates through it twice (Fisher-vector products) and may compile it with
+    XLA, and it is checkpointed and exported in a SavedModel. It is called without a
+    ``training`` flag: no dropout or batch statistics.
+    """
+
+    def __call__(self, spec: NetworkSpec, **kwargs: Any) -> Any: ...

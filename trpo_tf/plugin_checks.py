@@ -21,6 +21,10 @@ point, the call and what was wrong (:mod:`trpo_tf.plugin_errors`):
   offered) returns the same params and log-probabilities as
   ``distribution(params).log_prob`` (a twin that disagrees would train with a wrong β
   in the importance ratio); ``params`` and ``diagnostics`` trace without autograph;
+* networks (``policy.network``, ``value.network``): built for the env's own
+  observation space and run on those real observations (``[B, observation_dim]``
+  float32, as training stores them): the output must be ``[B, output_width]``
+  float32 and finite (:func:`check_networks`);
 * advantage estimator (``advantage.estimator``): called on a dummy rollout of
   ``[T, n_envs]`` arrays; returns :class:`~trpo_tf.interfaces.AdvantageOutputs` of
   that shape, finite, without modifying its inputs.
@@ -69,10 +73,11 @@ class PluginCheckTimes:
     env: float = 0.0
     head: float = 0.0
     estimator: float = 0.0
+    network: float = 0.0
 
     @property
     def total(self) -> float:
-        return self.env + self.head + self.estimator
+        return self.env + self.head + self.estimator + self.network
 
 
 def check_plugins(config: ExperimentConfig) -> PluginCheckTimes:
@@ -108,6 +113,9 @@ def check_plugins(config: ExperimentConfig) -> PluginCheckTimes:
         name = _head_name(config, probe.action_space)
         env_actions = check_head(head, name, probe.observations, probe.action_space, config.seed)
         times.head = time.perf_counter() - start
+        start = time.perf_counter()
+        check_networks(config, head, probe.observations, probe.env_observation_space)
+        times.network = time.perf_counter() - start
         start = time.perf_counter()
         probe.step(env_actions)
         times.env += time.perf_counter() - start
@@ -226,6 +234,15 @@ class _EnvProbe:
     def action_space(self) -> gym.Space:
         return self.envs[0].action_space
 
+    @property
+    def env_observation_space(self) -> gym.Space:
+        """The env's own observation space, before the flattening training adds."""
+        from trpo_tf.envs.factory import _FlattenedForTraining
+
+        env = self.envs[0]
+        inner = env.env if isinstance(env, _FlattenedForTraining) else env
+        return inner.observation_space
+
     # Reset and step -----------------------------------------------------------------------
 
     def _flat(self, env: gym.Env, observation: Any, call: str) -> np.ndarray:
@@ -326,6 +343,76 @@ def _probe_envs(config: ExperimentConfig) -> Iterator[_EnvProbe]:
 def _brief(value: Any, limit: int = 60) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+# -- networks ------------------------------------------------------------------------------
+
+
+def check_networks(
+    config: ExperimentConfig,
+    head: Any,
+    observations: np.ndarray,
+    observation_space: gym.Space,
+) -> None:
+    """Build the policy and value networks and run each on real observations.
+
+    Args:
+        config: the resolved experiment.
+        head: the built distribution head (its ``num_inputs``/``num_features`` size the
+            policy network's output).
+        observations: ``[B, observation_dim]`` float32, as training stores them.
+        observation_space: the env's own observation space.
+
+    Raises:
+        ConfigError, RegistryError: an unknown network or keyword (as building the run).
+        PluginError: the factory raised or returned no Keras model, the network raised
+            on the observations, or its output is not ``[B, output_width]`` finite
+            float32.
+    """
+    from trpo_tf.config.build import build_network, policy_network_spec, value_network_spec
+
+    observation_dim = int(observations.shape[1])
+    for choice, spec in (
+        policy_network_spec(config, head, observation_dim, observation_space),
+        value_network_spec(config, observation_dim, observation_space),
+    ):
+        network = build_network(choice, spec)
+        check_network_output(choice.key, choice.name, spec, network, observations)
+
+
+def check_network_output(
+    key: str, name: str, spec: Any, network: Any, observations: np.ndarray
+) -> np.ndarray:
+    """``network(observations)`` is ``[B, spec.output_width]`` finite float32; returns it.
+
+    Raises:
+        PluginError: naming the network, its package, and what it returned.
+    """
+    import tensorflow as tf
+
+    call = "network(observations)"
+    try:
+        output = network(tf.constant(observations, tf.float32))
+    except TrpoTfError:
+        raise
+    except Exception as error:  # noqa: BLE001 - the network's failure, named
+        raise plugin_raised(key, registry.NETWORKS, name, call, error) from error
+    expected = (observations.shape[0], spec.output_width)
+    shape = tuple(getattr(output, "shape", ()))
+    dtype = getattr(output, "dtype", None)
+    problem = ""
+    if shape != expected:
+        problem = (
+            f"{call} returned shape {list(shape)} for observations {list(observations.shape)}, "
+            f"expected {list(expected)} = [batch, output_width] ({spec.name})"
+        )
+    elif dtype != tf.float32:
+        problem = f"{call} returned dtype {getattr(dtype, 'name', dtype)}, expected float32"
+    elif not np.isfinite(np.asarray(output)).all():
+        problem = f"{call} returned NaN or infinite values for finite observations"
+    if problem:
+        raise plugin_broke(key, registry.NETWORKS, name, "NetworkFactory", problem)
+    return np.asarray(output)
 
 
 # -- advantage estimator -------------------------------------------------------------------

@@ -32,13 +32,15 @@ DISTRIBUTIONS = "trpo_tf.distributions"
 ADVANTAGES = "trpo_tf.advantages"
 ENVS = "trpo_tf.envs"
 TRACKERS = "trpo_tf.trackers"
-GROUPS = (DISTRIBUTIONS, ADVANTAGES, ENVS, TRACKERS)
+NETWORKS = "trpo_tf.networks"
+GROUPS = (DISTRIBUTIONS, ADVANTAGES, ENVS, TRACKERS, NETWORKS)
 
 _KINDS = {
     DISTRIBUTIONS: "distribution",
     ADVANTAGES: "advantage estimator",
     ENVS: "environment",
     TRACKERS: "tracker",
+    NETWORKS: "network",
 }
 _UNKNOWN_PACKAGE = "unknown package"
 

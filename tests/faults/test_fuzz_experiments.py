@@ -59,6 +59,7 @@ def _trainable(config):
     # Plug-in keyword arguments are checked when the run is built: fuzzed ones would
     # stop every run at its first line.
     env["kwargs"] = spec["advantage"]["kwargs"] = spec["policy"]["distribution_kwargs"] = {}
+    spec["policy"]["network"] = spec["value"]["network"] = {}  # names and keywords of networks
     env["n_envs"] = env["n_envs"] if env["n_envs"] in (1, 2, 4) else 2
     env["vector"] = "sync"
     trainer.update(
@@ -89,7 +90,12 @@ def _trainable(config):
 def _leaf_values(config) -> dict[str, object]:
     def walk(node, prefix: str):
         for key, value in node.items():
-            if isinstance(value, dict) and key not in ("kwargs", "distribution_kwargs", "plugins"):
+            if isinstance(value, dict) and key not in (
+                "kwargs",
+                "distribution_kwargs",
+                "plugins",
+                "network",
+            ):
                 yield from walk(value, f"{prefix}{key}.")
             else:
                 yield f"{prefix}{key}", repr(value)

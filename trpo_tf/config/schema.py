@@ -90,7 +90,14 @@ class PolicyConfig:
     distribution: str = "auto"
     distribution_kwargs: dict[str, Any] = field(default_factory=dict)
     hidden: tuple[int, ...] = _listed([64, 64])
+    """Widths of the fully connected layers: the whole network for ``mlp``, the layers
+    after a torso's own (the convolutions of ``cnn``) for other networks."""
     activation: str = _bounded("tanh", choices=("tanh", "relu", "elu", "gelu", "silu"))
+    network: dict[str, Any] = field(default_factory=dict)
+    """The network (entry-point group ``trpo_tf.networks``) and its keyword arguments,
+    e.g. ``{name: cnn, filters: [16, 32]}``; empty or without ``name``: ``mlp``, built
+    from ``hidden`` and ``activation`` alone (a ``hidden`` or ``activation`` key here
+    is an error: set those above)."""
 
 
 @dataclass(frozen=True)
@@ -99,6 +106,9 @@ class ValueConfig:
 
     hidden: tuple[int, ...] = _listed([64, 64])
     activation: str = _bounded("tanh", choices=("tanh", "relu", "elu", "gelu", "silu"))
+    network: dict[str, Any] = field(default_factory=dict)
+    """Like ``policy.network``, for V(s) (its own weights); empty: the same network and
+    keywords as ``policy.network``, with ``value.hidden`` and ``value.activation``."""
     learning_rate: float = _bounded(1.0e-3, gt=0.0, float32=True)
     epochs: int = _bounded(10, min=1)
     minibatch_size: int = _bounded(64, min=1)

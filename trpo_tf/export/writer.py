@@ -58,6 +58,8 @@ def export_metadata(
         **env_entries,
         "action_space": space_to_json(env_spec.action_space),
         "distribution": config.policy.distribution,
+        # The torsos: the flat and env_* signatures feed both the same flattened rows.
+        "networks": _network_names(config),
         "observation_normalization": {
             "enabled": bool(normalizer.enabled),
             "clip": float(normalizer.clip),
@@ -78,6 +80,13 @@ def export_metadata(
             ),
         },
     }
+
+
+def _network_names(config: Any) -> dict[str, str]:
+    """``{"policy": name, "value": name}`` of ``trpo_tf.networks`` (``mlp`` by default)."""
+    from trpo_tf.config.build import network_choice
+
+    return {role: network_choice(config, role).name for role in ("policy", "value")}
 
 
 def _servable_env_space(env_spec: Any) -> tuple[Any, dict[str, Any]]:

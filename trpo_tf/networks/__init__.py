@@ -1,5 +1,11 @@
-"""Keras networks: MLPs that output tensors, never distributions."""
+"""Keras networks (entry-point group ``trpo_tf.networks``): tensors out, never distributions.
 
-from trpo_tf.networks.mlp import DenseWithFeatures, build_mlp
+* ``mlp`` (:func:`make_mlp`): fully connected layers, the default.
+* ``cnn`` (:func:`make_cnn`): a convolution stack for image observations, then the
+  fully connected layers.
+"""
 
-__all__ = ["DenseWithFeatures", "build_mlp"]
+from trpo_tf.networks.cnn import make_cnn
+from trpo_tf.networks.mlp import DenseWithFeatures, build_mlp, make_mlp
+
+__all__ = ["DenseWithFeatures", "build_mlp", "make_cnn", "make_mlp"]

@@ -7,6 +7,8 @@ from collections.abc import Sequence
 import keras
 import numpy as np
 
+from trpo_tf.interfaces import NetworkSpec
+
 
 class DenseWithFeatures(keras.layers.Dense):
     """A linear Dense layer that also passes its input on: ``x -> [x W + b, x]``.
@@ -64,3 +66,22 @@ def build_mlp(
         )
     )
     return keras.Sequential(layers, name=name)
+
+
+def make_mlp(spec: NetworkSpec) -> keras.Sequential:
+    """Entry point ``mlp`` (the default network): :func:`build_mlp` of the spec.
+
+    The layers are ``policy.hidden`` / ``value.hidden`` with their ``activation``; it
+    takes no keywords of its own. The flat observation is its input whatever the
+    observation space's shape.
+    """
+    return build_mlp(
+        spec.observation_dim,
+        spec.hidden,
+        spec.output_dim,
+        activation=spec.activation,
+        output_gain=spec.output_gain,
+        seed=spec.seed,
+        name=spec.name,
+        append_features=spec.append_features,
+    )

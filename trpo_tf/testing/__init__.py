@@ -15,11 +15,12 @@ names the check and what was wrong::
 * :func:`check_advantage_estimator` — ``trpo_tf.advantages`` factories
 * :func:`check_env_factory` — ``trpo_tf.envs`` factories
 * :func:`check_tracker` — ``trpo_tf.trackers`` factories
+* :func:`check_network` — ``trpo_tf.networks`` factories
 * :func:`random_advantage_inputs` — a random rollout with episode ends, for
   estimator tests
 
 Importing this package is cheap; TensorFlow is imported on first use of
-:func:`check_distribution`.
+:func:`check_distribution` or :func:`check_network`.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ _EXPORTS = {
     "random_advantage_inputs": "trpo_tf.testing.advantage",
     "check_env_factory": "trpo_tf.testing.env",
     "check_tracker": "trpo_tf.testing.tracker",
+    "check_network": "trpo_tf.testing.network",
 }
 
 __all__ = list(_EXPORTS)
