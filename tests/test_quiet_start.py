@@ -116,11 +116,13 @@ def test_when_a_gpu_counts_as_asked_for(monkeypatch):
 def test_cli_flags_set_the_environment_for_child_processes(monkeypatch, capsys):
     from trpo_tf.cli import main
 
-    monkeypatch.delenv("TRPO_TF_DEBUG", raising=False)
-    monkeypatch.delenv("TRPO_TF_VERBOSE", raising=False)
+    # setenv (not delenv of an unset name, which records nothing) so that the values
+    # main() sets are undone and do not reach later tests' subprocesses.
+    monkeypatch.setenv("TRPO_TF_DEBUG", "0")
+    monkeypatch.setenv("TRPO_TF_VERBOSE", "0")
     assert main(["experiments", "--debug", "--verbose"]) == 0
     assert os.environ["TRPO_TF_DEBUG"] == "1" and os.environ["TRPO_TF_VERBOSE"] == "1"
-    monkeypatch.delenv("TRPO_TF_DEBUG")
+    monkeypatch.setenv("TRPO_TF_DEBUG", "0")
     assert main(["--debug", "experiments"]) == 0  # before the command works too
     assert os.environ["TRPO_TF_DEBUG"] == "1"
 

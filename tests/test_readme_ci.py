@@ -51,3 +51,32 @@ def test_readme_names_every_key_a_resume_may_change() -> None:
     for key in RESUMABLE_KEYS:
         shown = key if "." in key else f"{key}.*"
         assert f"`{shown}`" in text, shown
+
+
+def test_readme_lists_every_extra() -> None:
+    import configparser
+
+    setup = configparser.ConfigParser()
+    setup.read(ROOT / "setup.cfg")
+    text = (ROOT / "README.md").read_text()
+    listed = set(re.findall(r"^\| `(\w+)`(?:, `(\w+)`)? \|", text, re.M))
+    names = {name for pair in listed for name in pair if name}
+    assert names == set(setup["options.extras_require"])
+
+
+def test_readme_points_at_the_config_command_for_every_key() -> None:
+    text = " ".join((ROOT / "README.md").read_text().split())
+    assert "Every key of an experiment, its default and its meaning: `trpo-tf config" in text
+    assert '-m "not slow"' in text
+
+
+def test_readme_runs_are_of_shipped_experiments() -> None:
+    """Every ``runs/NAME-s0-...`` the README loads is a run of an experiment that ships."""
+    import yaml
+
+    from trpo_tf.catalog import shipped
+
+    names = {yaml.safe_load(path.read_text())["name"] for path in shipped().values()}
+    text = (ROOT / "README.md").read_text()
+    used = set(re.findall(r"runs/([a-z_]+)-s\d+-", text))
+    assert used and used <= names, used - names

@@ -11,13 +11,16 @@ TensorFlow is imported without its C++ start-up log (:mod:`trpo_tf.tf_runtime`;
 from __future__ import annotations
 
 import argparse
+import atexit
 import contextlib
 import os
 import sys
+import threading
 import time
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from trpo_tf import __version__
 from trpo_tf.errors import RunDirError, TrpoTfError
@@ -380,6 +383,16 @@ def _cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_tune(args: argparse.Namespace) -> int:
+    """``trpo-tf tune`` (:mod:`trpo_tf.tune.command`), with EXPERIMENT resolved like train's."""
+    from trpo_tf import extras
+    from trpo_tf.catalog import resolve
+
+    extras.require("tune", "trpo-tf tune")
+    args.experiment = str(resolve(args.experiment))
+    return args.tune_command(args)
+
+
 def _common_options() -> argparse.ArgumentParser:
     """Options every command takes (also before the command: trpo-tf --verbose train ...)."""
     common = argparse.ArgumentParser(add_help=False)
@@ -566,6 +579,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="override a config key (value parsed as YAML); repeatable",
     )
     config.set_defaults(func=_cmd_config)
+
+    from trpo_tf.tune.command import add_parser as add_tune_parser
+
+    tune = add_tune_parser(sub)
+    for action in common._actions:
+        if action.option_strings:
+            tune.add_argument(
+                *action.option_strings,
+                action="store_true",
+                default=argparse.SUPPRESS,
+                help=action.help,
+            )
+    tune.set_defaults(func=_cmd_tune, tune_command=tune.get_default("func"))
     return parser
 
 
@@ -617,5 +643,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         return status
 
 
+def run() -> NoReturn:
+    """The ``trpo-tf`` console script: :func:`main`, then exit without a slow teardown.
+
+    Once TensorFlow is loaded, the interpreter's own shutdown (finalizing thousands of
+    modules, TensorFlow's C++ objects) takes 1–2 s and writes nothing. So after the
+    command, the exit handlers run (``atexit``: logging, multiprocessing, W&B, the
+    stderr filter), non-daemon threads are joined and the streams flushed, as the
+    interpreter would, and then the process ends at once.
+    """
+    status = main()
+    if "tensorflow" not in sys.modules:
+        sys.exit(status)
+    current = threading.current_thread()
+    for thread in threading.enumerate():
+        if thread is not current and not thread.daemon:
+            thread.join()
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe (trpo-tf ... | head)
+            status = status or 1
+    os._exit(status)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

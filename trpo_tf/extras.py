@@ -33,6 +33,7 @@ EXTRAS = {
     "wandb": Extra("wandb", "Weights & Biases", "wandb"),
     "video": Extra("video", "a video renderer (pygame)", "pygame"),
     "tensorboard": Extra("tensorboard", "TensorBoard", "tensorboard"),
+    "tune": Extra("tune", "Optuna", "optuna"),
 }
 
 # gymnasium's env modules that need a package gymnasium leaves to an extra.
