@@ -234,10 +234,9 @@ def build_network(choice: NetworkChoice, spec: NetworkSpec) -> keras.Model:
     try:
         network = factory(spec, **choice.kwargs)
     except ConfigError as error:
-        message = str(error)
-        raise (
-            error if message.startswith(choice.key) else ConfigError(f"{choice.key}: {message}")
-        ) from error
+        if str(error).startswith(choice.key):
+            raise
+        raise ConfigError(f"{choice.key}: {error}") from error
     except TrpoTfError:
         raise  # the plug-in's own message for users
     except Exception as error:  # noqa: BLE001 - any failure inside the plug-in is named

@@ -17,7 +17,9 @@ everything between the environment and the networks:
 * ``metadata() -> {"metadata"}``: a JSON string (see below).
 * ``env_action``, ``env_sample``, ``env_value``: the same three, taking the
   observation as the environment returns it (batched; a Dict or Tuple as one input
-  per leaf) and flattening it in the graph (:mod:`trpo_tf.export.observations`).
+  per leaf) and flattening it in the graph (:mod:`trpo_tf.export.observations`). An
+  image env takes ``[batch, H, W, C]`` uint8; a ``cnn`` network reshapes the flattened
+  row back to the image and scales it inside the graph, as in training.
 
 Observation normalization o ↦ clip((o − μ) / √(σ² + ε), ±clip) is applied inside
 the graph with the run's frozen statistics as constants.
