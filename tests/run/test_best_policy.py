@@ -68,13 +68,11 @@ def test_the_best_evaluation_is_kept_with_its_own_export(evaluated_run: Path) ->
     assert final_returns.mean() == pytest.approx(returns[-1])
 
 
-def test_stochastic_evaluation_is_reported_and_changes_no_training(
-    evaluated_run: Path, tmp_path: Path
-) -> None:
+def test_stochastic_evaluation_is_reported_and_changes_no_training(runs) -> None:
+    evaluated_run, plain = runs
     rows = _rows(evaluated_run)
     assert all(bool(r["eval_return_stochastic"]) == bool(r["eval_return"]) for r in rows)
-    plain = tmp_path / "plain"
-    train(tiny_config(2048, eval={"every": 2, "episodes": 3}), plain, quiet=True, trackers=[])
+
     def training(table: list[dict[str, str]]) -> list[dict[str, str]]:
         return [{k: v for k, v in r.items() if k != "eval_return_stochastic"} for r in table]
 
