@@ -134,6 +134,10 @@ def _check_before_tensorflow(config) -> None:
 
     extras.check_experiment(config)
     with quiet_start():
+        # A plug-in env first through the check that names its package and entry point.
+        from trpo_tf.plugin_checks import check_env
+
+        check_env(config)
         env_fn = make_env_fn(config.env.id, config.env.kwargs, config.env.max_episode_steps)
         describe(config.env.id, env_fn)
 

@@ -185,6 +185,17 @@ def test_env_factory_that_raises_is_named_by_train_before_the_run_directory_exis
     assert not (tmp_path / "run").exists()
 
 
+def test_env_factory_that_raises_is_named_by_the_cli(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    status, lines = _train(tmp_path, capsys, "env.id=broken_raising_env")
+    assert lines == [
+        f"trpo-tf: error: {ENV_FACTORY_RAISES} raised in factory(): OSError: simulator "
+        "license file not found" + TRACEBACK_HINT
+    ]
+    assert status == 2
+
+
 def test_env_kwargs_of_the_wrong_type_are_the_configs_error_naming_the_package(
     tmp_path: Path,
 ) -> None:
