@@ -29,6 +29,8 @@ RESUMABLE_KEYS = (
     "trainer.overlap_value_fit",
     "runner.workers",
     "runner.address",
+    "runner.connect_timeout_s",
+    "runner.auth_token_file",
     "eval",
     "tracking",
     "checkpoint",
