@@ -22,12 +22,15 @@ from trpo_tf.errors import ConfigError
 EXPERIMENTS_DIR = Path(__file__).resolve().parent / "experiments"
 RESULTS_FILE = EXPERIMENTS_DIR / "results.json"
 SUFFIXES = (".yaml", ".yml")
+SEARCH_SPACE_SUFFIXES = (".space.yaml", ".space.yml")
 
 
 def shipped() -> dict[str, Path]:
     """Every shipped experiment: name (``mujoco/halfcheetah``) -> its YAML file, sorted."""
     found = {}
     for path in EXPERIMENTS_DIR.rglob("*"):
+        if path.name.endswith(SEARCH_SPACE_SUFFIXES):  # trpo-tf tune's, beside an experiment
+            continue
         if path.suffix in SUFFIXES and path.is_file():
             found[path.relative_to(EXPERIMENTS_DIR).with_suffix("").as_posix()] = path
     return dict(sorted(found.items(), key=lambda item: (item[0].count("/"), item[0])))

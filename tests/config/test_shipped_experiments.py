@@ -9,7 +9,12 @@ import pytest
 from trpo_tf.config import load_experiment
 from trpo_tf.registry import ADVANTAGES, DISTRIBUTIONS, has
 
-EXPERIMENTS = sorted((Path(__file__).resolve().parents[2] / "experiments").rglob("*.yaml"))
+EXPERIMENTS = sorted(
+    path
+    for path in (Path(__file__).resolve().parents[2] / "experiments").rglob("*.yaml")
+    if not path.name.endswith(".space.yaml")  # trpo-tf tune's search spaces
+)
+SPACES = sorted((Path(__file__).resolve().parents[2] / "experiments").rglob("*.space.yaml"))
 
 
 def test_there_are_shipped_experiments() -> None:
@@ -23,3 +28,11 @@ def test_shipped_experiment_loads(path: Path) -> None:
     assert has(ADVANTAGES, config.advantage.estimator)
     if config.policy.distribution != "auto":
         assert has(DISTRIBUTIONS, config.policy.distribution)
+
+
+@pytest.mark.parametrize("path", SPACES, ids=lambda p: p.stem)
+def test_shipped_search_space_fits_its_experiment(path: Path) -> None:
+    from trpo_tf.tune.space import check_space, load_space
+
+    experiment = path.with_name(path.name.replace(".space.yaml", ".yaml"))
+    check_space(experiment, (), load_space(path))
