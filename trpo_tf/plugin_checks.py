@@ -372,6 +372,9 @@ def check_networks(
     from trpo_tf.config.build import build_network, policy_network_spec, value_network_spec
 
     observation_dim = int(observations.shape[1])
+    # A non-finite observation is the env's fault, which training names (or clips with
+    # env.clip_nonfinite); the networks are checked on finite inputs only.
+    observations = np.nan_to_num(observations, nan=0.0, posinf=0.0, neginf=0.0)
     for choice, spec in (
         policy_network_spec(config, head, observation_dim, observation_space),
         value_network_spec(config, observation_dim, observation_space),
