@@ -123,13 +123,18 @@ def test_max_policy_lag_zero_drops_stale_segments() -> None:
         runner.close()
 
 
-def test_without_prefetch_workers_wait_for_the_new_policy() -> None:
-    runner, _ = _runner(max_policy_lag=0)
+@pytest.mark.parametrize("kind", ["process", "ray"])
+def test_without_prefetch_workers_wait_for_the_new_policy(kind: str, request) -> None:
+    """No segment is granted between a batch and the next snapshot: a worker that
+    could step during the update would act with the version the next batch drops."""
+    runner, _ = _runner(runner_cls=_runner_class(kind, request), max_policy_lag=0)
     try:
         for version in (1, 2, 3):
             rollout = runner.collect(policy_version=version)
             assert (rollout.policy_version == version).all() and rollout.dropped_steps == 0
+            time.sleep(0.2)  # the learner's update: the workers are idle meanwhile
             runner.policy_updated(version + 1)
+        assert runner.dropped_steps_total == 0
     finally:
         runner.close()
 

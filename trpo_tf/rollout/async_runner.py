@@ -191,6 +191,7 @@ class AsyncRunner:
         self._grant_versions: dict[int, deque[int]] = {w: deque() for w in range(self.workers)}
         self._held: list[tuple[Segment, np.ndarray]] = []  # arrived, kept for the next batch
         self._accepted: list[tuple[Segment, np.ndarray]] = []  # the batch being filled
+        self._filling = False  # inside collect, until its batch is complete
         self._started = False
         self._discard_next = dict.fromkeys(range(self.workers), 0)
         self._restarts_in_a_row = dict.fromkeys(range(self.workers), 0)
@@ -256,12 +257,16 @@ class AsyncRunner:
     def _offer(self, index: int, speculative: bool) -> None:
         """Grant worker ``index`` a segment if it has none outstanding and one is wanted.
 
-        ``speculative``: for a later batch (prefetch); otherwise only when the
-        batch being filled still lacks segments.
+        ``speculative``: for a later batch (prefetch); otherwise only when a batch
+        is being filled (inside :meth:`collect`) and still lacks segments. Between
+        batches, without prefetch, nothing is granted: the next grant comes with
+        the next snapshot (:meth:`_publish`), so that a worker never starts a
+        segment with the snapshot the next batch no longer accepts.
         """
         if self._in_flight[index] or self._holds(index) or not self._may_grant():
             return
-        if (speculative and self.prefetch) or self._outstanding() < self.workers:
+        batch_lacks = self._filling and self._outstanding() < self.workers
+        if (speculative and self.prefetch) or batch_lacks:
             self._grant(index)
 
     def _publish(self, version: int) -> None:
@@ -368,6 +373,7 @@ class AsyncRunner:
         # now or never.
         keep_from = oldest + 1
         self._accepted = []
+        self._filling = True
         dropped = 0
         episode_returns: list[np.ndarray] = []
         episode_lengths: list[np.ndarray] = []
@@ -424,8 +430,9 @@ class AsyncRunner:
         self.dropped_steps_total += dropped
         self.batches += 1
         accepted, self._accepted = self._accepted, []
+        self._filling = False  # the batch is complete: only prefetch may grant now
         rollout = self._assemble(accepted, dropped, episode_returns, episode_lengths)
-        for index in range(self.workers):  # offers the need limit refused mid-batch
+        for index in range(self.workers):  # prefetch offers the need limit refused mid-batch
             self._offer(index, speculative=True)
         return rollout
 
