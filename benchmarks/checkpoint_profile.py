@@ -52,7 +52,7 @@ def _measure(env_id: str, writer: str, writes: int) -> dict:
     from trpo_tf.heap import frozen_heap
     from trpo_tf.learner import build_update
     from trpo_tf.tf_runtime import configure_tensorflow
-    from trpo_tf.train import _tf_state
+    from trpo_tf.train import tf_state
 
     s = SETTINGS[env_id]
     batch = s["n_steps"] * s["n_envs"]
@@ -68,7 +68,7 @@ def _measure(env_id: str, writer: str, writes: int) -> dict:
     agent = Agent.build(config, spec.observation_dim, spec.action_space)
     update = build_update(config, agent, batch, spec.observation_dim)
     update.value_optimizer.build(agent.value_network.trainable_variables)
-    state = _tf_state(agent, update, None)
+    state = tf_state(agent, update, None)
     checkpoint = tf.train.Checkpoint(**state)
     write = checkpoint.write if writer == "eager" else CheckpointWriter(checkpoint).write
     times = []
