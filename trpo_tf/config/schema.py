@@ -64,6 +64,7 @@ class EnvConfig:
     """``env:`` — what to train on and how observations/rewards are preprocessed."""
 
     id: str = "CartPole-v1"
+    """A gymnasium id (``HalfCheetah-v5``) or a name from the ``trpo_tf.envs`` group."""
     kwargs: dict[str, Any] = field(default_factory=dict)
     """Keyword arguments of the env's constructor (of ``gymnasium.make`` for an id).
     ``render_mode`` may only be ``rgb_array`` or null: training never shows a window."""
@@ -71,10 +72,17 @@ class EnvConfig:
     """Env copies stepped together (sync: objects in this process; async: a process
     each); at most 1,024."""
     vector: str = _bounded("sync", choices=("sync", "async"))
+    """How a sync runner steps its ``n_envs`` copies: ``sync`` in this process (fastest
+    on few cores), ``async`` one process each (gymnasium's AsyncVectorEnv)."""
     normalize_obs: bool = False
+    """Normalize observations by running mean/std (saved in checkpoints and exports)."""
     normalize_reward: bool = False
+    """Scale rewards by the running std of the discounted return (for the update only)."""
     clip_obs: float = _bounded(10.0, gt=0.0, float32=True)
+    """Normalized observations are clipped to ±clip_obs."""
     clip_nonfinite: bool = False
+    """Replace NaN by 0 and ±inf or beyond-float32 values by ±1e6 in env outputs
+    (counted in ``nonfinite_replaced``) instead of stopping with an error."""
     max_episode_steps: int | None = _bounded(None, min=1)
     """Truncate every episode after this many steps (a ``TimeLimit``; truncated
     episodes bootstrap from V). ``null`` keeps the env's own limit: a gymnasium id's
@@ -88,11 +96,15 @@ class PolicyConfig:
     """``policy:`` — the policy network and its action distribution."""
 
     distribution: str = "auto"
+    """The action distribution (``trpo_tf.distributions``); ``auto`` picks from the
+    action space (categorical, diag_gaussian, multi_categorical, bernoulli)."""
     distribution_kwargs: dict[str, Any] = field(default_factory=dict)
+    """Keyword arguments of the distribution's factory (e.g. ``log_std_init``)."""
     hidden: tuple[int, ...] = _listed([64, 64])
     """Widths of the fully connected layers: the whole network for ``mlp``, the layers
     after a torso's own (the convolutions of ``cnn``) for other networks."""
     activation: str = _bounded("tanh", choices=("tanh", "relu", "elu", "gelu", "silu"))
+    """Activation of the hidden layers."""
     network: dict[str, Any] = field(default_factory=dict)
     """The network (entry-point group ``trpo_tf.networks``) and its keyword arguments,
     e.g. ``{name: cnn, filters: [16, 32]}``; empty or without ``name``: ``mlp``, built
@@ -105,13 +117,18 @@ class ValueConfig:
     """``value:`` — the state-value baseline V(s) and its Adam regression."""
 
     hidden: tuple[int, ...] = _listed([64, 64])
+    """Widths of V(s)'s fully connected layers (as ``policy.hidden``)."""
     activation: str = _bounded("tanh", choices=("tanh", "relu", "elu", "gelu", "silu"))
+    """Activation of V(s)'s hidden layers."""
     network: dict[str, Any] = field(default_factory=dict)
     """Like ``policy.network``, for V(s) (its own weights); empty: the same network and
     keywords as ``policy.network``, with ``value.hidden`` and ``value.activation``."""
     learning_rate: float = _bounded(1.0e-3, gt=0.0, float32=True)
+    """Adam's step size for the value regression."""
     epochs: int = _bounded(10, min=1)
+    """Passes over the batch per value fit."""
     minibatch_size: int = _bounded(64, min=1)
+    """Samples per Adam step of the value fit."""
 
 
 @dataclass(frozen=True)
@@ -119,10 +136,15 @@ class AdvantageConfig:
     """``advantage:`` — the advantage estimator plug-in and its parameters."""
 
     estimator: str = "gae"
+    """The advantage estimator (``trpo_tf.advantages``): ``gae`` or ``mc``."""
     gamma: float = _bounded(0.99, min=0.0, max=1.0, float32=True)
+    """Discount factor γ."""
     lam: float = _bounded(0.95, min=0.0, max=1.0, float32=True)
+    """GAE's λ (bias against variance of Â)."""
     normalize: bool = True
+    """Standardize Â over the batch (mean 0, std 1) before the update."""
     kwargs: dict[str, Any] = field(default_factory=dict)
+    """Keyword arguments of the estimator's factory."""
 
 
 @dataclass(frozen=True)
@@ -135,10 +157,15 @@ class TrainerConfig:
     """Samples per update, summed over all envs; at most 2**24 (16,777,216): the batch
     and the networks' activations on it are held in memory."""
     max_kl: float = _bounded(0.01, gt=0.0, float32=True)
+    """δ: the trust region's bound on the mean KL(π_old ‖ π_θ)."""
     cg_iters: int = _bounded(10, min=1)
+    """Conjugate-gradient iterations solving F s = g."""
     cg_damping: float = _bounded(0.1, min=0.0, float32=True)
+    """λ added to the Fisher-vector products (F + λI)."""
     line_search_steps: int = _bounded(10, min=1)
+    """Candidates the backtracking line search tries before rejecting the step."""
     line_search_backtrack: float = _bounded(0.8, gt=0.0, lt=1.0, float32=True)
+    """Factor the step shrinks by per candidate."""
     # Fraction of the batch the Fisher-vector products see: a fresh random subset each
     # update (0.2 makes the policy step ~2.5x faster at 1-2k samples; gradient and line
     # search always use the whole batch).
@@ -147,8 +174,13 @@ class TrainerConfig:
     """Compile the update with XLA: ~1.3x faster per update on CPU, but the first call
     costs 2–4 s more; worth it from a few hundred iterations on."""
     behavior_correction: bool = True
+    """Divide by the stored β(a|s) of the policy that collected the data (stale with
+    async workers); off: by π_old, as if the data were on-policy."""
     overlap_value_fit: bool = True
+    """Fit V(s) in a background thread while the next rollout runs (same results)."""
     fvp: str = _bounded("gauss_newton", choices=("gauss_newton", "hessian"))
+    """How Fisher-vector products are computed: ``gauss_newton`` (Jᵀ H J v, forward and
+    reverse pass) or ``hessian`` (double back-propagation of the mean KL); equal at θ_old."""
     threads: int = _bounded(1, min=0, max=1024)
     """Threads for TensorFlow (intra- and inter-op) and numpy's BLAS during training;
     0 keeps the libraries' defaults. Small MLP updates run fastest on one. At most 1,024."""
@@ -184,7 +216,9 @@ class EvalConfig:
     """``eval:`` — periodic deterministic evaluation."""
 
     every: int = _bounded(10, min=1)
+    """Iterations between deterministic evaluations (and the last iteration)."""
     episodes: int = _bounded(10, min=1)
+    """Episodes per evaluation, from fixed start states (seed + 10,000)."""
     keep_best: bool = True
     """Keep the policy of the best evaluation in RUN_DIR/best (with its own export)."""
     stochastic: bool = False
@@ -196,10 +230,15 @@ class WandbConfig:
     """``tracking.wandb:`` — Weights & Biases run settings."""
 
     enabled: bool = False
+    """Log metrics, the summary and the run directory's files to W&B (``--wandb``)."""
     project: str = "trpo-tf"
+    """The W&B project."""
     mode: str = _bounded("offline", choices=("online", "offline", "disabled"))
+    """``offline`` writes under RUN_DIR/wandb to sync later (``wandb sync``)."""
     entity: str | None = None
+    """The W&B team or user (null: your default)."""
     tags: tuple[str, ...] = ()
+    """Tags of the W&B run."""
     group: str | None = None
     """Run group; ``null`` groups by the experiment name so seeds aggregate."""
     name: str | None = None
