@@ -213,6 +213,9 @@ def test_broken_and_duplicate_plugins_report_documented_messages(example, tmp_pa
         {"pyproject.toml": BROKEN_PYPROJECT, "trpo_tf_authoring_broken/__init__.py": BROKEN_MODULE},
     )
     builtin_run = tmp_path / "builtin-run"
+    # Runs of their own: started in the same second, the two refused runs would share
+    # the default run directory, and one would find it locked by the other.
+    broken_run, duplicate_run = tmp_path / "broken-run", tmp_path / "duplicate-run"
     try:
         _install(broken)
         listing, checked, use_broken, use_duplicate, use_builtin = _run_all(
@@ -222,8 +225,12 @@ def test_broken_and_duplicate_plugins_report_documented_messages(example, tmp_pa
                 _cli_command(
                     ["train", str(example / "experiment.yaml"), *FAST]
                     + ["--set", "policy.distribution=authoring_broken"]
+                    + ["--run-dir", str(broken_run)]
                 ),
-                _cli_command(["train", str(example / "experiment.yaml"), *FAST]),
+                _cli_command(
+                    ["train", str(example / "experiment.yaml"), *FAST]
+                    + ["--run-dir", str(duplicate_run)]
+                ),
                 _cli_command(
                     ["train", str(example / "experiment.yaml"), *FAST]
                     + ["--set", "policy.distribution=diag_gaussian"]
@@ -278,6 +285,7 @@ def test_broken_and_duplicate_plugins_report_documented_messages(example, tmp_pa
     assert "trpo-tf-fixed-std 0.1.0 (trpo_tf_fixed_std:make_fixed_std_gaussian)" in message.group(1)
     assert "trpo-tf-authoring-broken 0.2.0 (trpo_tf_authoring_broken:make_head)" in message.group(1)
     assert message.group(1).endswith("; uninstall one of them")
+    assert not broken_run.exists() and not duplicate_run.exists()  # refused runs leave none
 
     # Everything else keeps working while both are installed.
     assert use_builtin.returncode == 0, use_builtin.describe()
