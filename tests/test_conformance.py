@@ -97,7 +97,7 @@ def test_every_builtin_distribution_is_covered() -> None:
     builtins = {
         info.name
         for info in registry.available(registry.DISTRIBUTIONS)
-        if info.package == "trpo_tf"
+        if info.package.replace("-", "_") == "trpo_tf"
     }
     assert builtins == {name for name, *_ in BUILTIN_DISTRIBUTIONS}
 
@@ -403,7 +403,9 @@ def test_builtin_estimator_passes_the_pre_check(name, n_envs, steps) -> None:
 
 def test_every_builtin_estimator_is_covered() -> None:
     builtins = {
-        info.name for info in registry.available(registry.ADVANTAGES) if info.package == "trpo_tf"
+        info.name
+        for info in registry.available(registry.ADVANTAGES)
+        if info.package.replace("-", "_") == "trpo_tf"
     }
     assert builtins == {"gae", "mc"}
 
