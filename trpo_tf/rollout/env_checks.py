@@ -59,14 +59,18 @@ def is_number(value: object) -> bool:
     return isinstance(value, np.ndarray) and value.shape == () and value.dtype.kind in "biuf"
 
 
+def _shown(value: object, limit: int) -> str:
+    """``repr(value)`` cut to ``limit`` characters for a message."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def bad_reward(env_name: str, reward: object, step: int, where: str = "") -> EnvRuntimeError:
     """The one-line error for a reward that is not a number (a ``str``, a list, None)."""
     place = f" ({where})" if where else ""
-    shown = repr(reward)
-    shown = shown if len(shown) <= 40 else shown[:37] + "..."
     return EnvRuntimeError(
         f"environment '{env_name}'{place} returned a reward of type {type(reward).__name__} "
-        f"({shown}) from step() at env step {step}; step() must return the reward as an int "
+        f"({_shown(reward, 40)}) from step() at env step {step}; step() must return the reward as an int "
         "or float: fix the environment"
     )
 
@@ -102,11 +106,9 @@ def flat_observation(
             raise TypeError
         flat = array.astype(np.float64).reshape(-1)
     except (TypeError, ValueError):
-        shown = repr(observation)
-        shown = shown if len(shown) <= 60 else shown[:57] + "..."
         raise EnvRuntimeError(
             f"environment '{env_name}' ({where}) returned an observation of type "
-            f"{type(observation).__name__} ({shown}) at env step {step}; observations must "
+            f"{type(observation).__name__} ({_shown(observation, 60)}) at env step {step}; observations must "
             "be numeric arrays of the observation space's shape: fix the environment"
         ) from None
     if size is not None and flat.size != size:
