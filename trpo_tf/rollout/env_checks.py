@@ -70,8 +70,8 @@ def bad_reward(env_name: str, reward: object, step: int, where: str = "") -> Env
     place = f" ({where})" if where else ""
     return EnvRuntimeError(
         f"environment '{env_name}'{place} returned a reward of type {type(reward).__name__} "
-        f"({_shown(reward, 40)}) from step() at env step {step}; step() must return the reward as an int "
-        "or float: fix the environment"
+        f"({_shown(reward, 40)}) from step() at env step {step}; step() must return the "
+        "reward as an int or float: fix the environment"
     )
 
 
@@ -108,8 +108,9 @@ def flat_observation(
     except (TypeError, ValueError):
         raise EnvRuntimeError(
             f"environment '{env_name}' ({where}) returned an observation of type "
-            f"{type(observation).__name__} ({_shown(observation, 60)}) at env step {step}; observations must "
-            "be numeric arrays of the observation space's shape: fix the environment"
+            f"{type(observation).__name__} ({_shown(observation, 60)}) at env step {step}; "
+            "observations must be numeric arrays of the observation space's shape: fix the "
+            "environment"
         ) from None
     if size is not None and flat.size != size:
         raise EnvRuntimeError(
