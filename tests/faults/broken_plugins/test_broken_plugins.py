@@ -268,8 +268,7 @@ def test_a_numpy_sampler_that_raises_during_a_rollout_is_named(
         "trpo-tf: error: policy.distribution: "
         + _plugin("distribution", "broken_late_sampler", "make_late_raise_sampler_gaussian")
         + " raised in numpy_sampler().sample(net_out, rng): ArithmeticError: noise table "
-        "exhausted"
-        + TRACEBACK_HINT
+        "exhausted" + TRACEBACK_HINT
     ]
     assert status == 2
 
