@@ -34,7 +34,7 @@ def load_run(run_dir: Path) -> tuple[ExperimentConfig, Agent]:
     spec = describe(
         config.env.id, make_env_fn(config.env.id, config.env.kwargs, config.env.max_episode_steps)
     )
-    agent = Agent.build(config, spec.observation_dim, spec.action_space)
+    agent = Agent.build(config, spec.observation_dim, spec.action_space, spec.env_observation_space)
     agent.restore(policy_dir)
     return config, agent
 

@@ -131,7 +131,12 @@ class TrainingRun:
         self.checkpoints = CheckpointManager(run_path / "checkpoints", config.checkpoint.keep)
         self.env_fn = make_env_fn(config.env.id, config.env.kwargs, config.env.max_episode_steps)
         self.spec = describe(config.env.id, self.env_fn)
-        self.agent = Agent.build(config, self.spec.observation_dim, self.spec.action_space)
+        self.agent = Agent.build(
+            config,
+            self.spec.observation_dim,
+            self.spec.action_space,
+            self.spec.env_observation_space,
+        )
         steps_per_env = config.trainer.steps_per_iteration // config.env.n_envs
         self.batch_size = steps_per_env * config.env.n_envs
         self.learner = Learner(config, self.agent, self.batch_size, self.spec.observation_dim)
