@@ -211,10 +211,10 @@ class CheckpointManager:
             ``"iter_000030: <reason>"``.
         """
         notes = []
-        malformed = [p for p in self.candidates() if p not in set(self.all())]
-        for path in malformed:
+        named = self.all()
+        for path in sorted(set(self.candidates()) - set(named)):
             notes.append(f"{path.name}: {verify(path, run_id)}")
-        for path in reversed(self.all()):
+        for path in reversed(named):
             reason = verify(path, run_id)
             if reason is None:
                 return path, notes
