@@ -34,7 +34,6 @@ from trpo_tf.checkpoint import CheckpointManager, CheckpointSchedule
 from trpo_tf.config.schema import ExperimentConfig
 from trpo_tf.envs import describe, make_env_fn
 from trpo_tf.errors import IncompatibleSpaceError
-from trpo_tf.evaluation import EVAL_SEED_OFFSET, evaluate
 from trpo_tf.export import export_savedmodel
 from trpo_tf.interfaces import Tracker
 from trpo_tf.learner import Learner
@@ -42,6 +41,7 @@ from trpo_tf.rollout.actor import Actor
 from trpo_tf.rollout.numpy_actor import NumpyActor, can_mirror
 from trpo_tf.rollout.runners import Runner, StepBudgetSpent, build_runner
 from trpo_tf.run.best import BestPolicy, BestRecord, read_record
+from trpo_tf.run.evaluation import PolicyEvaluation
 from trpo_tf.run.signals import Stopped
 from trpo_tf.tf_runtime import configure_tensorflow
 from trpo_tf.tracking import Progress, RunDirectory, build_trackers
@@ -164,7 +164,9 @@ class TrainingRun:
         self.start = 0.0
         self.schedule: CheckpointSchedule | None = None
         self.best = BestPolicy(run_path, config.eval.keep_best)
-        self._stochastic_actor: Actor | None = None
+        self.evaluation = PolicyEvaluation(
+            config, self.env_fn, self.agent, self.actor, self.spec.observation_dim
+        )
 
     # -- start ---------------------------------------------------------------------------
 
@@ -301,41 +303,13 @@ class TrainingRun:
         """Deterministic evaluation (and the stochastic policy's with ``eval.stochastic``)."""
         row = {}
         eval_start = time.perf_counter()
-        self.loop.eval_returns = self._eval_returns(self.actor.mode)
+        self.loop.eval_returns = self.evaluation.deterministic()
         row["eval_return"] = float(self.loop.eval_returns.mean())
         row["eval_return_std"] = float(self.loop.eval_returns.std())
         if self.config.eval.stochastic:
-            returns = self._eval_returns(self._stochastic_act(iteration))
-            row["eval_return_stochastic"] = float(returns.mean())
+            row["eval_return_stochastic"] = float(self.evaluation.stochastic(iteration).mean())
         self.loop.eval_time += time.perf_counter() - eval_start
         return row
-
-    def _eval_returns(self, act: Any) -> np.ndarray:
-        config = self.config
-        return evaluate(
-            self.env_fn,
-            act,
-            self.agent.policy.head,
-            self.agent.observation_normalizer,
-            config.eval.episodes,
-            seed=config.seed + EVAL_SEED_OFFSET,
-            clip_nonfinite=config.env.clip_nonfinite,
-            env_name=config.env.id,
-        )
-
-    def _stochastic_act(self, iteration: int) -> Any:
-        """a ~ π(·|s) from a generator of its own, seeded per evaluation: the training
-        random streams (and so the run's results) are the same with it on or off."""
-        seed = self.config.seed + EVAL_SEED_OFFSET + iteration
-        if isinstance(self.actor, NumpyActor):
-            rng = np.random.default_rng(seed)
-            return lambda observations: self.actor.sample_with(observations, rng)
-        if self._stochastic_actor is None:
-            self._stochastic_actor = Actor(
-                self.agent.policy, self.config.env.n_envs, self.spec.observation_dim, seed
-            )
-        self._stochastic_actor.generator.reset_from_seed(seed)
-        return lambda observations: self._stochastic_actor.sample(observations)[0]
 
     # -- checkpoint ----------------------------------------------------------------------
 

@@ -1,0 +1,83 @@
+"""The run's periodic evaluation: the deterministic policy, and the stochastic one.
+
+Both are evaluated on the same start states (reset seeds from ``seed +
+EVAL_SEED_OFFSET``). The stochastic policy samples with a generator of its own,
+seeded per evaluation, so the training random streams (and the run's results) are
+the same with ``eval.stochastic`` on or off.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from trpo_tf.agent import Agent
+from trpo_tf.config.schema import ExperimentConfig
+from trpo_tf.evaluation import EVAL_SEED_OFFSET, evaluate
+from trpo_tf.rollout.actor import Actor
+from trpo_tf.rollout.numpy_actor import NumpyActor
+
+
+class PolicyEvaluation:
+    """Returns of ``eval.episodes`` episodes of the run's current policy.
+
+    Args:
+        config: the experiment (``eval``, ``seed``, ``env``).
+        env_fn: makes one env.
+        agent: the agent whose normalizer and head evaluation uses.
+        actor: the rollout actor (its deterministic ``mode``).
+        observation_dim: width of the flattened observations.
+    """
+
+    def __init__(
+        self,
+        config: ExperimentConfig,
+        env_fn: Callable[[], Any],
+        agent: Agent,
+        actor: Actor | NumpyActor,
+        observation_dim: int,
+    ) -> None:
+        self.config = config
+        self.env_fn = env_fn
+        self.agent = agent
+        self.actor = actor
+        self.observation_dim = observation_dim
+        self._stochastic_actor: Actor | None = None
+
+    def deterministic(self) -> np.ndarray:
+        """``[episodes]`` returns of the deterministic policy."""
+        return self._returns(self.actor.mode)
+
+    def stochastic(self, iteration: int) -> np.ndarray:
+        """``[episodes]`` returns of a ~ π(·|s), sampled with a generator seeded for
+        ``iteration``."""
+        return self._returns(self._stochastic_act(iteration))
+
+    def _returns(self, act: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+        config = self.config
+        return evaluate(
+            self.env_fn,
+            act,
+            self.agent.policy.head,
+            self.agent.observation_normalizer,
+            config.eval.episodes,
+            seed=config.seed + EVAL_SEED_OFFSET,
+            clip_nonfinite=config.env.clip_nonfinite,
+            env_name=config.env.id,
+        )
+
+    def _stochastic_act(self, iteration: int) -> Callable[[np.ndarray], np.ndarray]:
+        seed = self.config.seed + EVAL_SEED_OFFSET + iteration
+        actor = self.actor
+        if isinstance(actor, NumpyActor):
+            rng = np.random.default_rng(seed)
+            return lambda observations: actor.sample_with(observations, rng)
+        if self._stochastic_actor is None:
+            self._stochastic_actor = Actor(
+                self.agent.policy, self.config.env.n_envs, self.observation_dim, seed
+            )
+        sampler = self._stochastic_actor
+        sampler.generator.reset_from_seed(seed)
+        return lambda observations: sampler.sample(observations)[0]
