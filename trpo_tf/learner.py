@@ -264,6 +264,47 @@ def build_update(
         observation_dim=observation_dim,
         seed=config.seed,
         jit_compile=trainer.jit_compile,
+        bptt_length=trainer.bptt_length if agent.policy.recurrent else 1,
+    )
+
+
+def to_sequences(values: np.ndarray, length: int) -> np.ndarray:
+    """``[T, N, ...]`` time-major → ``[N·T/L, L, ...]``: each env's steps cut into
+    sequences of ``L``; sequence ``n·(T/L) + c`` is steps ``c·L … c·L + L − 1`` of env n."""
+    per_env = np.swapaxes(values, 0, 1)
+    return per_env.reshape(-1, length, *values.shape[2:])
+
+
+def sequence_arguments(
+    rollout: Rollout,
+    length: int,
+    denominator: np.ndarray,
+    advantages: np.ndarray,
+) -> tuple[Any, ...]:
+    """The recurrent policy step's inputs from a rollout (``TrpoUpdate.sequence_policy_step``).
+
+    Observations ``[B, L, obs_dim]``, starts ``[B, L]``, β's state at each sequence's
+    start ``([B, size], ...)`` (the state recorded at collection, so gradients stop
+    there), then actions, log β and Â per step ``[B·L, ...]`` in sequence order.
+    ``denominator`` and ``advantages`` are ``[T, N]``.
+    """
+    starts = to_sequences(rollout.episode_starts, length).astype(np.float32)
+    state = tuple(
+        np.ascontiguousarray(np.swapaxes(part[::length], 0, 1).reshape(-1, part.shape[-1]))
+        for part in rollout.policy_states
+    )
+
+    def per_step(values: np.ndarray) -> np.ndarray:
+        sequences = to_sequences(values, length)
+        return np.ascontiguousarray(sequences.reshape(-1, *values.shape[2:]))
+
+    return (
+        np.ascontiguousarray(to_sequences(rollout.observations, length)),
+        starts,
+        state,
+        per_step(rollout.actions),
+        per_step(denominator.astype(np.float32)),
+        per_step(advantages.astype(np.float32)),
     )
 
 
@@ -286,6 +327,8 @@ class Learner:
         self.estimator: AdvantageEstimator = build_estimator(config.advantage)
         self.value_fitter = ValueFitter(self.update, overlap=config.trainer.overlap_value_fit)
         policy = agent.policy
+        # L for a recurrent policy (trained on sequences), 0 for a memoryless one.
+        self._bptt_length = config.trainer.bptt_length if policy.recurrent else 0
         self._policy_variables = policy.policy_variables
         self._value_variables = agent.value_network.trainable_variables
         observation_spec = tf.TensorSpec([None, observation_dim], tf.float32)
@@ -346,12 +389,20 @@ class Learner:
         # correction off (an ablation) treats stale data as if π_old had collected it.
         correct = self.config.trainer.behavior_correction
         denominator = rollout.behavior_log_prob if correct else old_log_prob
-        arguments = (
-            observations,
-            actions,
-            denominator.reshape(-1).astype(np.float32),
-            flat_adv.astype(np.float32),
-        )
+        if self._bptt_length:
+            arguments = sequence_arguments(
+                rollout,
+                self._bptt_length,
+                denominator,
+                flat_adv.reshape(rollout.rewards.shape),
+            )
+        else:
+            arguments = (
+                observations,
+                actions,
+                denominator.reshape(-1).astype(np.float32),
+                flat_adv.astype(np.float32),
+            )
         if self.update.policy_update.experimental_get_tracing_count() == 0:
             # Trace the policy step here; while its graph is instantiated (TensorFlow
             # releases the GIL there) the worker traces and builds the value fit.

@@ -36,6 +36,11 @@ class Rollout:
         nonfinite_replaced: number of non-finite values replaced (when clipping).
         dropped_steps: env steps collected but discarded before this batch (too
             stale, or lost with a crashed worker).
+        episode_starts: ``[T, N]`` bool, s_t is the first observation of an episode
+            (None for a memoryless policy).
+        policy_states: the recurrent policy's state before step t as β used it (after
+            the reset at an episode start), one ``[T, N, size]`` float32 array per state
+            tensor; ``()`` for a memoryless policy.
     """
 
     observations: np.ndarray
@@ -53,6 +58,8 @@ class Rollout:
     episode_lengths: np.ndarray
     nonfinite_replaced: int = 0
     dropped_steps: int = 0
+    episode_starts: np.ndarray | None = None
+    policy_states: tuple[np.ndarray, ...] = ()
 
     @property
     def num_steps(self) -> int:

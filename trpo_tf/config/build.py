@@ -6,6 +6,7 @@ through :mod:`trpo_tf.registry`.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +27,7 @@ from trpo_tf.config.schema import AdvantageConfig, ExperimentConfig, PolicyConfi
 from trpo_tf.distributions.auto import auto_distribution_name
 from trpo_tf.errors import ConfigError, TrpoTfError
 from trpo_tf.interfaces import AdvantageEstimator, DistributionHead, NetworkSpec
+from trpo_tf.networks.rnn import is_recurrent
 from trpo_tf.plugin_errors import (
     GuardedEstimator,
     guard_head,
@@ -333,14 +335,59 @@ def build_policy(
     """
     head = build_distribution(config.policy, action_space)
     choice, spec = policy_network_spec(config, head, observation_dim, observation_space)
-    return Policy(build_network(choice, spec), head)
+    policy = Policy(build_network(choice, spec), head)
+    if policy.recurrent:
+        check_recurrent_policy(config, choice)
+    return policy
+
+
+def check_recurrent_policy(config: ExperimentConfig, choice: NetworkChoice) -> None:
+    """What a recurrent policy needs of the rest of the experiment.
+
+    Raises:
+        ConfigError: ``trainer.bptt_length`` does not divide the steps per env, or the
+            runner is not ``sync`` (its workers act with a memoryless numpy policy).
+    """
+    steps_per_env = config.trainer.steps_per_iteration // config.env.n_envs
+    length = config.trainer.bptt_length
+    if steps_per_env % length:
+        divisors = [d for d in range(1, min(steps_per_env, 64) + 1) if steps_per_env % d == 0]
+        raise ConfigError(
+            f"trainer.bptt_length must divide the steps per env (trainer.steps_per_iteration "
+            f"/ env.n_envs = {steps_per_env}) for the recurrent network '{choice.name}' "
+            f"({choice.key}), got {length}; set it to one of {divisors[-4:]}"
+        )
+    if config.runner.kind != "sync":
+        raise ConfigError(
+            f"runner.kind: {config.runner.kind} does not run recurrent networks "
+            f"('{choice.name}' in {choice.key}); its workers act without a state; use "
+            "runner.kind: sync"
+        )
 
 
 def build_value(
     config: ExperimentConfig, observation_dim: int, observation_space: gym.Space | None = None
 ) -> tuple[keras.Model, FusedAdam]:
-    """V_φ (the ``value.network`` torso, by default the policy's) and its Adam optimizer."""
-    network = build_network(*value_network_spec(config, observation_dim, observation_space))
+    """V_φ (the ``value.network`` torso, by default the policy's) and its Adam optimizer.
+
+    V is memoryless: with a recurrent policy network and ``value.network: {}`` it is an
+    ``mlp`` of ``value.hidden``.
+
+    Raises:
+        ConfigError: ``value.network`` names a recurrent network.
+    """
+    choice, spec = value_network_spec(config, observation_dim, observation_space)
+    network = build_network(choice, spec)
+    if is_recurrent(network):
+        if config.value.network:
+            raise ConfigError(
+                f"value.network: '{choice.name}' is recurrent, and V(s) is fitted on single "
+                "states; use a memoryless network there (e.g. {name: mlp}, the default "
+                "beside a recurrent policy)"
+            )
+        choice = NetworkChoice("value.network", DEFAULT_NETWORK, {})
+        spec = dataclasses.replace(spec, observation_space=_flat_space(observation_dim))
+        network = build_network(choice, spec)
     return network, FusedAdam(learning_rate=config.value.learning_rate)
 
 

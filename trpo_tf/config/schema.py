@@ -181,6 +181,12 @@ class TrainerConfig:
     fvp: str = _bounded("gauss_newton", choices=("gauss_newton", "hessian"))
     """How Fisher-vector products are computed: ``gauss_newton`` (Jᵀ H J v, forward and
     reverse pass) or ``hessian`` (double back-propagation of the mean KL); equal at θ_old."""
+    bptt_length: int = _bounded(16, min=1, max=4096)
+    """L, the steps of each training sequence of a recurrent policy (``lstm``, ``gru``):
+    π_θ is unrolled over L steps from the state recorded at collection, and gradients
+    stop at sequence starts (truncated back-propagation through time). It must divide
+    the steps per env, ``trainer.steps_per_iteration / env.n_envs``. Memoryless networks
+    ignore it."""
     threads: int = _bounded(1, min=0, max=1024)
     """Threads for TensorFlow (intra- and inter-op) and numpy's BLAS during training;
     0 keeps the libraries' defaults. Small MLP updates run fastest on one. At most 1,024."""

@@ -27,6 +27,13 @@ if TYPE_CHECKING:  # keeps this module free of TensorFlow imports
     from trpo_tf.rollout.actor import Actor
 
 
+def reset_rows(state: tuple[np.ndarray, ...], starts: np.ndarray) -> tuple[np.ndarray, ...]:
+    """``state`` with the rows where ``starts [n]`` is true set to zeros (new episodes)."""
+    if not starts.any():
+        return state
+    return tuple(np.where(starts[:, None], np.float32(0), part) for part in state)
+
+
 class SyncSampler:
     """Collects ``T = steps_per_iteration / n_envs`` steps from every env.
 
@@ -66,6 +73,11 @@ class SyncSampler:
         envs.action_space.seed(seed)
         self._raw_obs = self._flat(self.guard(raw, "observation", 0))
         self.episodes = EpisodeCounter(self.n_envs)
+        # A recurrent actor's state per env, carried across iterations, and which envs
+        # begin an episode at their next observation.
+        self.recurrent = bool(getattr(actor, "recurrent", False))
+        self._policy_state = actor.initial_state(self.n_envs) if self.recurrent else ()
+        self._episode_start = np.ones(self.n_envs, bool)
 
     def _flat(self, observations: np.ndarray, step: int = 0) -> np.ndarray:
         """``[n_envs, obs_dim]`` float64; an observation of another size is one line."""
@@ -154,13 +166,22 @@ class SyncSampler:
         raw_rewards = np.zeros((T, N), np.float32)
         terminated = np.zeros((T, N), bool)
         truncated = np.zeros((T, N), bool)
+        episode_starts = np.zeros((T, N), bool)
+        policy_states = tuple(np.zeros((T, *part.shape), np.float32) for part in self._policy_state)
 
         # A normalizer knows neither the env nor the step: its overflow is named here.
         try:
             obs = self.obs_norm(self._raw_obs, update=True)
             for t in range(T):
                 observations[t] = obs
-                action, log_prob, params = self.actor.sample(obs)
+                if self.recurrent:
+                    episode_starts[t] = self._episode_start
+                    state = reset_rows(self._policy_state, self._episode_start)
+                    for stored, part in zip(policy_states, state, strict=True):
+                        stored[t] = part
+                    action, log_prob, params, self._policy_state = self.actor.sample(obs, state)
+                else:
+                    action, log_prob, params = self.actor.sample(obs)
                 actions[t], behavior_log_prob[t], behavior_params[t] = action, log_prob, params
                 raw_next, reward, term, trunc, final_obs = self._step(
                     self.head.to_env_action(action)
@@ -170,6 +191,7 @@ class SyncSampler:
                 reward = self.guard(np.asarray(reward, np.float64), "reward", step)
                 raw_next = self._flat(self.guard(raw_next, "observation", step), step)
                 done = np.logical_or(term, trunc)
+                self._episode_start = done
                 raw_rewards[t] = reward
                 rewards[t] = self.reward_norm(reward, done)
                 terminated[t], truncated[t] = term, trunc
@@ -206,6 +228,8 @@ class SyncSampler:
             episode_returns=episode_returns,
             episode_lengths=episode_lengths,
             nonfinite_replaced=self.guard.replaced,
+            episode_starts=episode_starts if self.recurrent else None,
+            policy_states=policy_states,
         )
 
     def policy_updated(self, policy_version: int) -> None:
@@ -234,6 +258,8 @@ class SyncSampler:
             "total_env_steps": self.total_env_steps,
             "nonfinite_replaced": self.guard.replaced,
             "envs": envs,
+            "policy_state": tuple(self._policy_state),
+            "episode_start": self._episode_start,
         }
 
     def load_state(self, state: dict) -> bool:
@@ -244,12 +270,20 @@ class SyncSampler:
             raw = self._reset_all(self.seed + self.total_env_steps)
             self._raw_obs = self._flat(self.guard(raw, "observation", self.total_env_steps))
             self.episodes.discard()
+            self._episode_start = np.ones(self.n_envs, bool)  # and the policy's memory
             return False
         for env in self.envs.envs:
             env.close()
         self.envs.envs = pickle.loads(state["envs"])
         self._raw_obs = state["raw_obs"]
         self.episodes.load_state(state)
+        if self.recurrent and "policy_state" in state:
+            self._policy_state = tuple(
+                np.asarray(part, np.float32) for part in state["policy_state"]
+            )
+            self._episode_start = np.asarray(state["episode_start"], bool)
+        else:  # a checkpoint without the policy's memory: it restarts with the episodes
+            self._episode_start = np.ones(self.n_envs, bool)
         return True
 
     def close(self) -> None:

@@ -15,8 +15,8 @@ import numpy as np
 
 from trpo_tf.agent import Agent
 from trpo_tf.config.schema import ExperimentConfig
-from trpo_tf.evaluation import EVAL_SEED_OFFSET, evaluate
-from trpo_tf.rollout.actor import Actor
+from trpo_tf.evaluation import EVAL_SEED_OFFSET, RecurrentAct, evaluate
+from trpo_tf.rollout.actor import Actor, RecurrentActor
 from trpo_tf.rollout.numpy_actor import NumpyActor
 
 
@@ -36,7 +36,7 @@ class PolicyEvaluation:
         config: ExperimentConfig,
         env_fn: Callable[[], Any],
         agent: Agent,
-        actor: Actor | NumpyActor,
+        actor: Actor | NumpyActor | RecurrentActor,
         observation_dim: int,
     ) -> None:
         self.config = config
@@ -44,11 +44,14 @@ class PolicyEvaluation:
         self.agent = agent
         self.actor = actor
         self.observation_dim = observation_dim
-        self._stochastic_actor: Actor | None = None
+        self._stochastic_actor: Actor | RecurrentActor | None = None
 
     def deterministic(self) -> np.ndarray:
         """``[episodes]`` returns of the deterministic policy."""
-        return self._returns(self.actor.mode)
+        actor = self.actor
+        if isinstance(actor, RecurrentActor):
+            return self._returns(RecurrentAct(actor.mode, actor.initial_state))
+        return self._returns(actor.mode)
 
     def stochastic(self, iteration: int) -> np.ndarray:
         """``[episodes]`` returns of a ~ π(·|s), sampled with a generator seeded for
@@ -74,10 +77,20 @@ class PolicyEvaluation:
         if isinstance(actor, NumpyActor):
             rng = np.random.default_rng(seed)
             return lambda observations: actor.sample_with(observations, rng)
-        if self._stochastic_actor is None:
-            self._stochastic_actor = Actor(
-                self.agent.policy, self.config.env.n_envs, self.observation_dim, seed
-            )
+        if self._stochastic_actor is None:  # any batch: evaluation runs up to 16 envs
+            kind = RecurrentActor if isinstance(actor, RecurrentActor) else Actor
+            self._stochastic_actor = kind(self.agent.policy, None, self.observation_dim, seed)
         sampler = self._stochastic_actor
         sampler.generator.reset_from_seed(seed)
+        if isinstance(sampler, RecurrentActor):
+            return RecurrentAct(
+                lambda observations, state: _action_and_state(sampler.sample(observations, state)),
+                sampler.initial_state,
+            )
         return lambda observations: sampler.sample(observations)[0]
+
+
+def _action_and_state(sampled: tuple) -> tuple[np.ndarray, tuple]:
+    """(action, next state) of a :meth:`RecurrentActor.sample` result."""
+    action, _, _, next_state = sampled
+    return action, next_state

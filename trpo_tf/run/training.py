@@ -37,7 +37,7 @@ from trpo_tf.errors import IncompatibleSpaceError
 from trpo_tf.export import export_savedmodel
 from trpo_tf.interfaces import Tracker
 from trpo_tf.learner import Learner
-from trpo_tf.rollout.actor import Actor
+from trpo_tf.rollout.actor import Actor, RecurrentActor
 from trpo_tf.rollout.numpy_actor import NumpyActor, can_mirror
 from trpo_tf.rollout.runners import Runner, StepBudgetSpent, build_runner
 from trpo_tf.run.best import BestPolicy, BestRecord, read_record
@@ -66,8 +66,13 @@ class TrainResult:
         return self.env_steps / self.wall_time_s if self.wall_time_s > 0 else 0.0
 
 
-def make_actor(policy: Any, n_envs: int, observation_dim: int, seed: int) -> Actor | NumpyActor:
-    """The numpy mirror when the policy allows it, else the compiled TF actor."""
+def make_actor(
+    policy: Any, n_envs: int, observation_dim: int, seed: int
+) -> Actor | NumpyActor | RecurrentActor:
+    """The numpy mirror when the policy allows it, else the compiled TF actor (which
+    carries the state of a recurrent policy)."""
+    if policy.recurrent:
+        return RecurrentActor(policy, n_envs, observation_dim, seed)
     if can_mirror(policy):
         return NumpyActor(policy, seed)
     return Actor(policy, n_envs, observation_dim, seed)
@@ -82,7 +87,7 @@ def tf_state(agent: Agent, update: Any, actor: Any) -> dict[str, Any]:
         "value_optimizer": agent.value_optimizer,
         "update_generator": update.generator,
     }
-    if isinstance(actor, Actor):
+    if isinstance(actor, Actor | RecurrentActor):
         objects["actor_generator"] = actor.generator
     return objects
 

@@ -15,7 +15,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from trpo_tf.policy import Policy
+from trpo_tf.policy import Policy, SequenceInputs
 from trpo_tf.trainer.hyperparameters import TrpoHyperparameters
 from trpo_tf.trainer.placement import on_accelerator
 from trpo_tf.trainer.tracing import traced_without_op_tracebacks
@@ -54,6 +54,7 @@ class TrpoUpdate(tf.Module):
         seed: int = 0,
         dtype: tf.DType = tf.float32,
         jit_compile: bool = False,
+        bptt_length: int = 1,
     ) -> None:
         super().__init__(name="trpo_update")
         self.policy = policy
@@ -86,43 +87,57 @@ class TrpoUpdate(tf.Module):
                 autograph=False,
             )
 
-        self.update = compile_function(self._update, signature)
-        self.policy_update = compile_function(self.policy_step, signature[:4])
         self.value_fit = compile_function(
             self._value_fit,
             [signature[0], signature[4], tf.TensorSpec([], tf.int32, "epochs")],
         )
+        if policy.recurrent:
+            # The policy step sees B = batch / L sequences of L steps, each from the state
+            # β had at its start; V stays memoryless and is fitted on the flat batch.
+            if batch_size % bptt_length:
+                raise ValueError(
+                    f"bptt_length {bptt_length} does not divide the batch ({batch_size})"
+                )
+            sequences = batch_size // bptt_length
+            sequence_signature = [
+                tf.TensorSpec(
+                    [sequences, bptt_length, observation_dim], dtype, name="observations"
+                ),
+                tf.TensorSpec([sequences, bptt_length], dtype, name="starts"),
+                tuple(
+                    tf.TensorSpec([sequences, size], dtype, name=f"state_{index}")
+                    for index, size in enumerate(policy.state_sizes)
+                ),
+                *signature[1:4],
+            ]
+            self.update = None
+            self.policy_update = compile_function(self.sequence_policy_step, sequence_signature)
+        else:
+            self.update = compile_function(self._update, signature)
+            self.policy_update = compile_function(self.policy_step, signature[:4])
+
+    def _functions(self) -> list[Any]:
+        return [f for f in (self.update, self.policy_update, self.value_fit) if f is not None]
 
     def trace_count(self) -> int:
         """Traces of the compiled functions so far (1 per function that was called)."""
-        return sum(
-            int(f.experimental_get_tracing_count())
-            for f in (self.update, self.policy_update, self.value_fit)
-        )
+        return sum(int(f.experimental_get_tracing_count()) for f in self._functions())
 
     def retrace_count(self) -> int:
         """Traces beyond the first of each compiled function (0 when shapes are fixed)."""
-        return sum(
-            max(0, int(f.experimental_get_tracing_count()) - 1)
-            for f in (self.update, self.policy_update, self.value_fit)
-        )
+        return sum(max(0, int(f.experimental_get_tracing_count()) - 1) for f in self._functions())
 
-    def run_policy_step(
-        self,
-        observations: tf.Tensor | np.ndarray,
-        actions: tf.Tensor | np.ndarray,
-        behavior_log_prob: tf.Tensor | np.ndarray,
-        advantages: tf.Tensor | np.ndarray,
-    ) -> dict[str, tf.Tensor]:
+    def run_policy_step(self, *arguments: Any) -> dict[str, tf.Tensor]:
         """:attr:`policy_update` on one batch (arrays or tensors of its signature).
 
-        Called through its concrete function (traced here on first use), which skips
-        the ``tf.function``'s argument binding and cache lookup. A batch of another
-        shape is a ValueError naming the input, never a retrace.
+        The arguments are ``observations, actions, behavior_log_prob, advantages``;
+        for a recurrent policy ``observations, starts, state, actions,
+        behavior_log_prob, advantages`` (:meth:`sequence_policy_step`). Called through
+        its concrete function (traced here on first use), which skips the
+        ``tf.function``'s argument binding and cache lookup. A batch of another shape
+        is a ValueError naming the input, never a retrace.
         """
-        return self._call_concrete(
-            self.policy_update, observations, actions, behavior_log_prob, advantages
-        )
+        return self._call_concrete(self.policy_update, *arguments)
 
     def value_update(
         self, observations: tf.Tensor | np.ndarray, value_targets: tf.Tensor | np.ndarray
@@ -141,15 +156,27 @@ class TrpoUpdate(tf.Module):
         concrete = self._concrete.get(name)
         if concrete is None:
             concrete = self._concrete[name] = function.get_concrete_function()
-        tensors = []
-        for argument, spec in zip(arguments, function.input_signature, strict=True):
+
+        def convert(argument: Any, spec: tf.TensorSpec) -> tf.Tensor:
             tensor = tf.convert_to_tensor(argument, spec.dtype)
             if not spec.shape.is_compatible_with(tensor.shape):
                 raise ValueError(
                     f"{name}: {spec.name} has shape {tensor.shape}, this update was built "
                     f"for {spec.shape} (batch_size={self.batch_size})"
                 )
-            tensors.append(tensor)
+            return tensor
+
+        if len(arguments) != len(function.input_signature):
+            raise ValueError(
+                f"{name}: {len(arguments)} arguments, its signature has "
+                f"{len(function.input_signature)}"
+            )
+        tensors = [
+            tuple(map(convert, argument, spec))
+            if isinstance(spec, tuple)
+            else convert(argument, spec)
+            for argument, spec in zip(arguments, function.input_signature, strict=True)
+        ]
         return concrete(*tensors)
 
     def prepare_value_fit(self) -> None:
@@ -183,6 +210,28 @@ class TrpoUpdate(tf.Module):
             # With θ on a GPU, CG runs all its iterations without reading its residual
             # back to the host each time (the same result); on the CPU it stops early.
             cg_early_exit=not on_accelerator(self.policy.policy_variables),
+        )
+
+    def sequence_policy_step(
+        self,
+        observations: tf.Tensor,
+        starts: tf.Tensor,
+        state: tuple[tf.Tensor, ...],
+        actions: tf.Tensor,
+        behavior_log_prob: tf.Tensor,
+        advantages: tf.Tensor,
+    ) -> dict[str, tf.Tensor]:
+        """The policy step of a recurrent policy on ``B`` sequences of ``L`` steps.
+
+        ``observations [B, L, obs_dim]``, ``starts [B, L]``, ``state`` ``([B, size],
+        ...)`` (β's state at each sequence's start); ``actions``, ``behavior_log_prob``
+        and ``advantages`` per step ``[B·L, ...]`` in sequence-major order.
+        """
+        return self.policy_step(
+            SequenceInputs(observations, starts, tuple(state)),
+            actions,
+            behavior_log_prob,
+            advantages,
         )
 
     def _value_fit(self, observations, value_targets, epochs=None):

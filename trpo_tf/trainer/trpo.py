@@ -24,7 +24,7 @@ from collections.abc import Callable
 
 import tensorflow as tf
 
-from trpo_tf.policy import Policy
+from trpo_tf.policy import Policy, PolicyInputs, gather_inputs, gather_params, input_rows
 from trpo_tf.trainer.cg import conjugate_gradient_with_residual
 from trpo_tf.trainer.flat import assign_flat, dot, flat_gradient, get_flat
 from trpo_tf.trainer.fvp import (
@@ -93,7 +93,7 @@ def policy_step(
     policy: Policy,
     hp: TrpoHyperparameters,
     generator: tf.random.Generator,
-    observations: tf.Tensor,
+    observations: PolicyInputs,
     actions: tf.Tensor,
     behavior_log_prob: tf.Tensor,
     advantages: tf.Tensor,
@@ -105,7 +105,12 @@ def policy_step(
         policy: π_θ; its variables are θ, updated in place (or restored exactly).
         hp: the update's constants.
         generator: draws the Fisher subsample when ``hp.fvp_subsample`` < 1.
-        observations: s ``[batch, obs_dim]``.
+        observations: s ``[batch, obs_dim]``; for a recurrent policy
+            :class:`~trpo_tf.policy.SequenceInputs` of ``B`` sequences of ``L`` steps
+            (``batch = B·L``, every per-step tensor below in sequence-major order):
+            π_θ is unrolled over each sequence from the state β had at its start, the
+            mean KL and the Fisher products are over all ``B·L`` steps, and the Fisher
+            subsample draws whole sequences.
         actions: a ``[batch, *action_shape]``.
         behavior_log_prob: log β(a|s) ``[batch]`` as stored at collection time.
         advantages: Â ``[batch]``.
@@ -121,13 +126,14 @@ def policy_step(
     variables = policy.policy_variables
     surrogate = importance_sampled_surrogate(policy, actions, behavior_log_prob, advantages)
     kl = mean_kl(policy)
-    batch_size = int(observations.shape[0])
-    fvp_size = fisher_batch_size(batch_size, hp.fvp_subsample)
+    # The Fisher subsample draws rows: states, or whole sequences of a recurrent policy.
+    rows = input_rows(observations)
+    fvp_size = fisher_batch_size(rows, hp.fvp_subsample)
     fvp_indices = None
     fvp_observations = observations
-    if fvp_size < batch_size:
-        fvp_indices = random_subset(generator, batch_size, fvp_size)
-        fvp_observations = tf.gather(observations, fvp_indices)
+    if fvp_size < rows:
+        fvp_indices = random_subset(generator, rows, fvp_size)
+        fvp_observations = gather_inputs(observations, fvp_indices)
 
     # π_old ← π_θ: one forward pass at θ_old, kept on a persistent tape, gives π_old,
     # J(θ_old) and its gradient, and the linearization the Fisher products reuse.
@@ -138,7 +144,9 @@ def policy_step(
         surrogate_old = surrogate(params)
         fvp_params = params if fvp_indices is None else policy.dist_params(fvp_observations)
     old_params = tf.stop_gradient(params)
-    fvp_old_params = old_params if fvp_indices is None else tf.gather(old_params, fvp_indices)
+    fvp_old_params = (
+        old_params if fvp_indices is None else gather_params(old_params, observations, fvp_indices)
+    )
     # Diagnostics of π_old, taken before the line search moves θ (a head that reads
     # its own variables reads them here too).
     diagnostics = {
