@@ -212,3 +212,34 @@ class NetworkFactory(Protocol):
     """
 
     def __call__(self, spec: NetworkSpec, **kwargs: Any) -> Any: ...
+
+
+@runtime_checkable
+class RecurrentNetwork(Protocol):
+    """What a network with memory (``lstm``, ``gru``) offers besides the Keras call.
+
+    A ``trpo_tf.networks`` factory that returns a model with these members makes the
+    policy recurrent: rollouts carry its state per env (zeros at an episode's start)
+    and the TRPO step unrolls it over sequences of ``trainer.bptt_length`` steps from
+    the state recorded at collection. ``call(observations)`` is one step from the
+    initial state. ``sequence`` must equal ``step`` repeated ``L`` times with the state
+    set to zeros before every step whose ``starts`` is 1 (checked by
+    :func:`trpo_tf.testing.check_network`); writing it as a static Python loop over
+    ``L`` keeps the Fisher-vector products' second derivatives out of ``tf.while_loop``.
+    """
+
+    state_sizes: tuple[int, ...]
+    """Widths of the state tensors: ``(H, H)`` for an LSTM's (h, c), ``(H,)`` for a GRU."""
+
+    def initial_state(self, batch_size: Any) -> tuple[Any, ...]:
+        """Zeros ``[batch_size, size]`` per state tensor."""
+        ...
+
+    def step(self, observations: Any, state: tuple[Any, ...]) -> tuple[Any, tuple[Any, ...]]:
+        """``[n, observation_dim]``, state → (``[n, output_width]``, next state)."""
+        ...
+
+    def sequence(self, observations: Any, state: tuple[Any, ...], starts: Any) -> Any:
+        """``[B, L, observation_dim]``, state ``([B, size], ...)``, ``starts [B, L]`` →
+        ``[B, L, output_width]``."""
+        ...

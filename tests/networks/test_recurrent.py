@@ -16,9 +16,10 @@ from trpo_tf.distributions import make_categorical, make_diag_gaussian
 from trpo_tf.errors import ConfigError
 from trpo_tf.interfaces import NetworkSpec
 from trpo_tf.learner import sequence_arguments, to_sequences
-from trpo_tf.networks.rnn import make_gru, make_lstm
+from trpo_tf.networks.rnn import RecurrentTorso, make_gru, make_lstm
 from trpo_tf.policy import Policy, SequenceInputs
 from trpo_tf.run_loading import load_run
+from trpo_tf.testing import check_network
 from trpo_tf.train import train
 from trpo_tf.trainer.flat import flat_gradient, num_params
 from trpo_tf.trainer.fvp import fisher_of_linearization, fisher_vector_product, primal_variables
@@ -253,3 +254,20 @@ def test_a_recurrent_value_network_is_refused(tmp_path: Path) -> None:
     config = replace(config, value=replace(config.value, network={"name": "gru"}))
     with pytest.raises(ConfigError, match="value.network: 'gru' is recurrent"):
         train(config, tmp_path / "run", quiet=True)
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+def test_builtin_recurrent_networks_pass_the_conformance_kit(kind: str) -> None:
+    check_network(FACTORIES[kind], gym.spaces.Box(-1.0, 1.0, (4,)), units=8, saved_model=False)
+
+
+def test_the_conformance_kit_catches_a_sequence_that_ignores_resets() -> None:
+    class NoReset(RecurrentTorso):
+        def sequence(self, observations, state, starts):
+            return super().sequence(observations, state, tf.zeros_like(starts))
+
+    def factory(spec: NetworkSpec) -> RecurrentTorso:
+        return NoReset(spec, "gru", 8)
+
+    with pytest.raises(AssertionError, match="sequence equals step repeated with resets"):
+        check_network(factory, gym.spaces.Box(-1.0, 1.0, (4,)), saved_model=False)

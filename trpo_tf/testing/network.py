@@ -13,6 +13,7 @@ import tensorflow as tf
 
 from trpo_tf.errors import ConfigError
 from trpo_tf.interfaces import NetworkSpec
+from trpo_tf.networks.rnn import is_recurrent
 
 
 class _Checker:
@@ -95,7 +96,12 @@ def check_network(
       ``jit_compile=True`` (XLA) when ``jit_compile``;
     * weights written by ``tf.train.Checkpoint`` restore into a network built with
       another seed, and (``saved_model``) a ``tf.Module`` calling it survives
-      ``tf.saved_model.save``/``load`` with the same outputs.
+      ``tf.saved_model.save``/``load`` with the same outputs;
+    * for a recurrent network (one with ``state_sizes``, ``step`` and ``sequence``:
+      :class:`~trpo_tf.interfaces.RecurrentNetwork`): ``initial_state`` is zeros of
+      ``state_sizes``, ``step`` from it equals ``call``, and ``sequence`` equals
+      ``step`` repeated with the state zeroed where ``starts`` is 1 (eager and
+      compiled).
 
     Args:
         factory: the entry-point object, ``factory(spec, **kwargs) -> keras.Model``.
@@ -134,6 +140,71 @@ def check_network(
     _check_checkpoint(checker, network, spec, kwargs, observations, outputs)
     if saved_model:
         _check_saved_model(checker, network, spec, observations, outputs)
+    if is_recurrent(network):
+        _check_recurrent(checker, network, observations, outputs, jit_compile)
+
+
+def _check_recurrent(
+    checker: _Checker,
+    network: keras.Model,
+    observations: np.ndarray,
+    outputs: np.ndarray,
+    jit_compile: bool,
+    length: int = 4,
+) -> None:
+    """The RecurrentNetwork members: state sizes, zero initial state, ``step`` from it
+    equal to ``call``, and ``sequence`` equal to ``step`` repeated with resets."""
+    sizes = tuple(network.state_sizes)
+    checker.expect(
+        len(sizes) > 0 and all(isinstance(s, int) and s > 0 for s in sizes),
+        "state_sizes",
+        f"must be a non-empty tuple of positive ints, got {sizes!r}",
+    )
+    batch = observations.shape[0]
+    initial = tuple(network.initial_state(batch))
+    checker.expect(
+        [tuple(part.shape) for part in initial] == [(batch, s) for s in sizes]
+        and all(not np.any(np.asarray(part)) for part in initial),
+        "initial_state",
+        f"must be zeros [batch, size] per state_sizes {sizes}, got shapes "
+        f"{[tuple(part.shape) for part in initial]}",
+    )
+    x = tf.constant(observations)
+    stepped, state = network.step(x, initial)
+    checker.expect(
+        np.allclose(stepped.numpy(), outputs, rtol=1e-5, atol=1e-6),
+        "step from the initial state equals call",
+        f"differs by {np.abs(stepped.numpy() - outputs).max():.3g}",
+    )
+    checker.expect(
+        [tuple(part.shape) for part in state] == [(batch, s) for s in sizes],
+        "step returns the next state",
+        f"shapes {[tuple(part.shape) for part in state]}, expected {sizes} wide",
+    )
+    rng = np.random.default_rng(0)
+    sequence = np.stack([rng.permutation(observations) for _ in range(length)], axis=1)
+    starts = np.zeros((batch, length), np.float32)
+    starts[0, length // 2] = 1.0
+    state = tuple(tf.constant(rng.normal(size=(batch, s)).astype(np.float32)) for s in sizes)
+    expected = []
+    step_state = state
+    for t in range(length):
+        keep = tf.constant(1.0 - starts[:, t : t + 1])
+        step_state = tuple(part * keep for part in step_state)
+        output, step_state = network.step(tf.constant(sequence[:, t]), step_state)
+        expected.append(output.numpy())
+    expected = np.stack(expected, axis=1)
+    modes = [False, True] if jit_compile else [False]
+    for xla in modes:
+        function = tf.function(network.sequence, autograph=False, jit_compile=xla)
+        actual = function(tf.constant(sequence), state, tf.constant(starts)).numpy()
+        checker.expect(
+            actual.shape == expected.shape and np.allclose(actual, expected, atol=1e-5),
+            f"sequence equals step repeated with resets{' under XLA' if xla else ''}",
+            f"differs by {np.abs(actual - expected).max():.3g}"
+            if actual.shape == expected.shape
+            else f"shape {actual.shape}, expected {expected.shape}",
+        )
 
 
 def _check_outputs(
