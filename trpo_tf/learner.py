@@ -25,6 +25,7 @@ from trpo_tf.config.contracts import check_advantage_outputs
 from trpo_tf.config.schema import ExperimentConfig
 from trpo_tf.errors import NumericalError
 from trpo_tf.interfaces import AdvantageEstimator, AdvantageInputs
+from trpo_tf.policy import Policy, SequenceInputs
 from trpo_tf.rollout.numpy_actor import mirror_layers, read_weights
 from trpo_tf.rollout.numpy_policy import mlp_forward
 from trpo_tf.trainer import TrpoHyperparameters, TrpoUpdate
@@ -308,6 +309,40 @@ def sequence_arguments(
     )
 
 
+def from_sequences(values: np.ndarray, n_envs: int) -> np.ndarray:
+    """Per-step values in sequence order ``[N·T, ...]`` → time-major ``[T, N, ...]``.
+
+    The inverse of :func:`to_sequences` followed by flattening: step ``l`` of sequence
+    ``n·S + c`` is row ``n·T + c·L + l``, i.e. step ``t = c·L + l`` of env ``n``.
+    """
+    return np.swapaxes(values.reshape(n_envs, -1, *values.shape[1:]), 0, 1)
+
+
+def sequence_log_prob(policy: Policy, length: int, observation_dim: int) -> Callable[..., Any]:
+    """log π_θ(a|s) of a recurrent policy over a rollout's sequences, compiled.
+
+    ``(observations [B, L, obs_dim], starts [B, L], state ([B, size], ...), actions
+    [B·L, *action_shape]) -> [B·L]``, the arguments in :func:`sequence_arguments`'
+    order: one ``policy.dist_params(SequenceInputs(...))`` pass from the recorded states,
+    the state reset at episode starts, the same forward pass the TRPO step takes.
+    """
+    head = policy.head
+    return tf.function(
+        traced_without_op_tracebacks(
+            lambda obs, starts, state, actions: policy.distribution(
+                policy.dist_params(SequenceInputs(obs, starts, tuple(state)))
+            ).log_prob(actions)
+        ),
+        input_signature=[
+            tf.TensorSpec([None, length, observation_dim], tf.float32),
+            tf.TensorSpec([None, length], tf.float32),
+            tuple(tf.TensorSpec([None, size], tf.float32) for size in policy.state_sizes),
+            tf.TensorSpec([None, *head.action_shape], head.action_dtype),
+        ],
+        autograph=False,
+    )
+
+
 class Learner:
     """Turns one rollout into a policy step and a (background) value fit.
 
@@ -333,6 +368,8 @@ class Learner:
         self._value_variables = agent.value_network.trainable_variables
         observation_spec = tf.TensorSpec([None, observation_dim], tf.float32)
         self._value = value_predictor(agent.value_network, observation_dim)
+        if self._bptt_length:
+            self._sequence_log_prob = sequence_log_prob(policy, self._bptt_length, observation_dim)
         self._log_prob = tf.function(
             traced_without_op_tracebacks(
                 lambda obs, act: policy.distribution(policy.dist_params(obs)).log_prob(act)
@@ -343,6 +380,28 @@ class Learner:
             ],
             autograph=False,
         )
+
+    def old_log_prob(self, rollout: Rollout, iteration: int) -> np.ndarray:
+        """log π_old(a_t|s_t) ``[T, N]`` of the rollout's actions (π_old = version ``iteration``).
+
+        Data collected by π_old itself (synchronous sampling) has it stored. Otherwise
+        it is recomputed: for a memoryless policy step by step; for a recurrent one
+        over the training sequences of ``trainer.bptt_length``, each started from the
+        state β recorded there and reset at episode starts (π_old's memory within a
+        sequence, β's at its start: the same inputs the TRPO step sees).
+        """
+        if np.all(rollout.policy_version == iteration):
+            # Collected by π_old itself (synchronous sampling): β = π_old, log ρ = 0.
+            return rollout.behavior_log_prob
+        if self._bptt_length:
+            zeros = np.zeros(rollout.rewards.shape, np.float32)
+            observations, starts, state, actions, _, _ = sequence_arguments(
+                rollout, self._bptt_length, zeros, zeros
+            )
+            log_prob = self._sequence_log_prob(observations, starts, state, actions).numpy()
+            return from_sequences(log_prob, rollout.rewards.shape[1])
+        observations, actions = rollout.flat("observations"), rollout.flat("actions")
+        return self._log_prob(observations, actions).numpy().reshape(rollout.rewards.shape)
 
     def learn(self, rollout: Rollout, iteration: int) -> dict[str, Any]:
         """Update θ from ``rollout`` (π_old = version ``iteration``), queue V's fit.
@@ -359,13 +418,7 @@ class Learner:
         """
         self.value_fitter.wait()  # V must be fitted before it is used
         observations, actions = rollout.flat("observations"), rollout.flat("actions")
-        if np.all(rollout.policy_version == iteration):
-            # Collected by π_old itself (synchronous sampling): β = π_old, log ρ = 0.
-            old_log_prob = rollout.behavior_log_prob
-        else:
-            old_log_prob = (
-                self._log_prob(observations, actions).numpy().reshape(rollout.rewards.shape)
-            )
+        old_log_prob = self.old_log_prob(rollout, iteration)
         log_rho = old_log_prob - rollout.behavior_log_prob
         estimator = self.config.advantage.estimator
         values, advantages, targets = compute_advantages(

@@ -344,9 +344,13 @@ def build_policy(
 def check_recurrent_policy(config: ExperimentConfig, choice: NetworkChoice) -> None:
     """What a recurrent policy needs of the rest of the experiment.
 
+    The ``async`` and ``ray`` runners' workers step segments of exactly the steps per
+    env, so the same divisibility keeps every training sequence inside one segment (one
+    worker's env, one β); whether the workers can run the network in numpy is checked
+    when the runner is built (``rollout/runners.py: check_mirrorable``).
+
     Raises:
-        ConfigError: ``trainer.bptt_length`` does not divide the steps per env, or the
-            runner is not ``sync`` (its workers act with a memoryless numpy policy).
+        ConfigError: ``trainer.bptt_length`` does not divide the steps per env.
     """
     steps_per_env = config.trainer.steps_per_iteration // config.env.n_envs
     length = config.trainer.bptt_length
@@ -356,12 +360,6 @@ def check_recurrent_policy(config: ExperimentConfig, choice: NetworkChoice) -> N
             f"trainer.bptt_length must divide the steps per env (trainer.steps_per_iteration "
             f"/ env.n_envs = {steps_per_env}) for the recurrent network '{choice.name}' "
             f"({choice.key}), got {length}; set it to one of {divisors[-4:]}"
-        )
-    if config.runner.kind != "sync":
-        raise ConfigError(
-            f"runner.kind: {config.runner.kind} does not run recurrent networks "
-            f"('{choice.name}' in {choice.key}); its workers act without a state; use "
-            "runner.kind: sync"
         )
 
 

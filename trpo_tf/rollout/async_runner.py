@@ -59,6 +59,16 @@ The estimator. With samples (s, a) ~ d^β·β, the learner maximizes
 * Observations are stored normalized with β's copy of the statistics (what β
   saw); π_old's log-probabilities are evaluated on those same inputs.
 
+Recurrent policies (``lstm``, ``gru``). Workers act with the numpy twin of the
+network (:class:`~trpo_tf.rollout.numpy_actor.NumpyRecurrentActor` snapshots) and
+carry each env's state across segments and snapshots, as the synchronous sampler
+carries it across batches; every segment records ``episode_starts`` and β's state
+before each step, and a batch holds them in ``Rollout.episode_starts`` /
+``Rollout.policy_states`` ``[T, n_envs, ...]`` like every other field. Each column
+of a batch is one env's ``T`` consecutive steps from one segment, and
+``trainer.bptt_length`` divides ``T``, so no training sequence spans two segments.
+The learner recomputes log π_old over those sequences from the recorded states.
+
 Faults. A worker's env that raises is rebuilt inside the worker (see
 :mod:`~trpo_tf.rollout.async_worker`); one that keeps raising before it finishes
 an episode ends the run with an :class:`~trpo_tf.errors.EnvRuntimeError`. A
@@ -529,6 +539,13 @@ class AsyncRunner:
             return np.concatenate([getattr(s, name) for s in segments], axis=axis)
 
         T, k = self.spec.segment_length, self.spec.n_envs
+        # A recurrent β's memory: every column is one env's T consecutive steps (one
+        # segment), so a sequence of L | T steps never spans two segments.
+        recurrent = segments[0].episode_starts is not None
+        policy_states = tuple(
+            np.concatenate([s.policy_states[j] for s in segments], axis=1)
+            for j in range(len(segments[0].policy_states))
+        )
         return Rollout(
             observations=cat("observations"),
             actions=cat("actions"),
@@ -547,6 +564,8 @@ class AsyncRunner:
             episode_lengths=np.concatenate(episode_lengths),
             nonfinite_replaced=self.nonfinite_replaced,
             dropped_steps=int(dropped),
+            episode_starts=cat("episode_starts") if recurrent else None,
+            policy_states=policy_states,
         )
 
     def state(self) -> dict:

@@ -49,6 +49,7 @@ from trpo_tf.rollout.env_checks import (
 )
 from trpo_tf.rollout.episodes import EpisodeCounter
 from trpo_tf.rollout.numpy_policy import EnvActionMap, PolicySnapshot, SnapshotPolicy
+from trpo_tf.rollout.sampler import reset_rows
 
 MAX_CONSECUTIVE_ENV_FAILURES = 5
 """An env that fails this many times without finishing an episode in between is fatal."""
@@ -136,6 +137,11 @@ class Segment:
         discarded_steps: steps of partial episodes thrown away after env errors.
         env_errors: one line per env failure not already sent through ``report``.
         nonfinite_replaced: non-finite values replaced (with ``clip_nonfinite``).
+        episode_starts: ``[T, k]`` bool, s_t begins an episode (a recurrent β only,
+            else None); row 0 carries on from the worker's previous segment.
+        policy_states: a recurrent β's state before step t, after the reset at an
+            episode start, one ``[T, k, size]`` float32 array per state tensor
+            (``()`` for a memoryless β).
     """
 
     worker: int
@@ -157,6 +163,8 @@ class Segment:
     discarded_steps: int = 0
     env_errors: list[str] = field(default_factory=list)
     nonfinite_replaced: int = 0
+    episode_starts: np.ndarray | None = None
+    policy_states: tuple[np.ndarray, ...] = ()
 
     @property
     def num_steps(self) -> int:
@@ -170,6 +178,13 @@ class RolloutWorker:
     Envs are stepped one by one in a plain loop (same-step autoreset, as
     gymnasium's ``SyncVectorEnv`` with ``AutoresetMode.SAME_STEP``) so that one
     env raising neither aborts nor half-steps the others.
+
+    A recurrent β's state is carried per env from segment to segment, as
+    :class:`~trpo_tf.rollout.sampler.SyncSampler` carries it from batch to batch: it
+    is reset to zeros before the first step of every episode (the first after
+    construction, after ``terminated``/``truncated``, and the new env's first after an
+    env error), and a new snapshot (:meth:`set_policy`) does not reset it. A new worker
+    (a restart) starts every episode, and so every state, afresh.
 
     Args:
         spec, index, incarnation, snapshot: what to build and act with.
@@ -208,6 +223,10 @@ class RolloutWorker:
         self.action_map = EnvActionMap(self.envs[0].action_space, self.policy.sampler)
         self.raw_obs = np.stack([self._first_reset(i) for i in range(spec.n_envs)])
         self.episodes = EpisodeCounter(spec.n_envs)
+        # A recurrent β's state per env (before the reset of an episode start), and
+        # which envs begin an episode at their next observation.
+        self.policy_state = self.policy.initial_state(spec.n_envs)
+        self.new_episode = np.ones(spec.n_envs, bool)
 
     def info(self) -> dict[str, Any]:
         """Facts about this worker's process (tests check no TensorFlow got in)."""
@@ -219,8 +238,12 @@ class RolloutWorker:
         }
 
     def set_policy(self, snapshot: PolicySnapshot) -> None:
-        """Act with ``snapshot`` from the next segment on."""
+        """Act with ``snapshot`` from the next segment on (the carried state stays)."""
         self.policy = SnapshotPolicy(snapshot)
+        sizes = tuple(part.shape[1] for part in self.policy_state)
+        if sizes != snapshot.state_sizes:  # another network altogether: start afresh
+            self.policy_state = self.policy.initial_state(self.spec.n_envs)
+            self.new_episode[:] = True
 
     def _flat(self, observation: Any, i: int) -> np.ndarray:
         """Env ``i``'s observation, flat; not numeric or of another size: one line."""
@@ -311,6 +334,9 @@ class RolloutWorker:
         terminated = np.zeros((T, k), bool)
         truncated = np.zeros((T, k), bool)
         behavior_log_prob = np.zeros((T, k), np.float32)
+        recurrent = policy.recurrent
+        episode_starts = np.zeros((T, k), bool)
+        policy_states = tuple(np.zeros((T, *part.shape), np.float32) for part in self.policy_state)
         actions = behavior_params = None
         replaced_before = self.guard.replaced
         steps_before = self.env_steps
@@ -320,7 +346,13 @@ class RolloutWorker:
         while (row < T).any():
             active = np.flatnonzero(row < T)
             obs = policy.normalize(self.raw_obs[active])
-            sampled, log_prob, params = policy.sample(obs, self.rng)
+            if recurrent:
+                state = reset_rows(
+                    tuple(part[active] for part in self.policy_state), self.new_episode[active]
+                )
+                sampled, log_prob, params, next_state = policy.step(obs, state, self.rng)
+            else:
+                sampled, log_prob, params = policy.sample(obs, self.rng)
             if actions is None:
                 actions = np.zeros((T, k, *sampled.shape[1:]), sampled.dtype)
                 behavior_params = np.zeros((T, k, *params.shape[1:]), np.float32)
@@ -338,6 +370,7 @@ class RolloutWorker:
                     self.raw_obs[i] = self._rebuild(i, error, "step()", discarded)
                     self.episodes.discard(i)
                     row[i] = episode_start[i]
+                    self.new_episode[i] = True  # the rebuilt env's episode, and β's memory
                     continue
                 if not is_number(reward):
                     raise bad_reward(
@@ -359,6 +392,13 @@ class RolloutWorker:
             actions[rows, envs_] = sampled[js]
             behavior_log_prob[rows, envs_] = log_prob[js]
             behavior_params[rows, envs_] = params[js]
+            if recurrent:
+                episode_starts[rows, envs_] = self.new_episode[envs_]
+                for stored, carried, used, new in zip(
+                    policy_states, self.policy_state, state, next_state, strict=True
+                ):
+                    stored[rows, envs_] = used[js]
+                    carried[envs_] = new[js]
             step = self.env_steps
             rewards = self.guard(
                 np.asarray([r[1] for r in results], np.float64), "reward", step, envs_
@@ -371,6 +411,7 @@ class RolloutWorker:
             )
             term = np.asarray([bool(r[2]) for r in results])
             trunc = np.asarray([bool(r[3]) for r in results])
+            self.new_episode[envs_] = term | trunc
             raw_rewards[rows, envs_] = rewards
             terminated[rows, envs_] = term
             truncated[rows, envs_] = trunc
@@ -415,6 +456,8 @@ class RolloutWorker:
             discarded_steps=discarded,
             env_errors=errors,
             nonfinite_replaced=self.guard.replaced - replaced_before,
+            episode_starts=episode_starts if recurrent else None,
+            policy_states=policy_states if recurrent else (),
         )
         self.sequence += 1
         return segment

@@ -86,7 +86,8 @@ def check_mirrorable(actor: Any, head: Any, kind: str) -> None:
     if not hasattr(actor, "snapshot"):
         raise ConfigError(
             f"runner.kind {kind} needs a policy network of Dense layers with activations "
-            "linear/tanh/relu/elu/silu (workers run it in numpy); use runner.kind: sync"
+            "linear/tanh/relu/elu/silu, or an lstm/gru cell followed by such layers (workers "
+            "run it in numpy); use runner.kind: sync"
         )
     builtin = type(head).__module__.startswith("trpo_tf.distributions")
     if not builtin and not hasattr(head.numpy_sampler(), "to_env_action"):
@@ -105,6 +106,13 @@ def _build_async_runner(
     from trpo_tf.rollout.async_worker import EnvFactory, WorkerSpec
 
     runner = config.runner
+    if agent.policy.recurrent:
+        # The run's actor is the compiled RecurrentActor (evaluation uses it); workers
+        # act with the numpy twin, which reads θ afresh for every snapshot.
+        from trpo_tf.rollout.numpy_actor import NumpyRecurrentActor, can_mirror_recurrent
+
+        if can_mirror_recurrent(agent.policy):
+            actor = NumpyRecurrentActor(agent.policy, config.seed)
     check_mirrorable(actor, agent.policy.head, runner.kind)
     if config.env.n_envs % runner.workers:
         raise ConfigError(
