@@ -24,6 +24,23 @@ everything between the environment and the networks:
 Observation normalization o ↦ clip((o − μ) / √(σ² + ε), ±clip) is applied inside
 the graph with the run's frozen statistics as constants.
 
+A recurrent policy (``lstm``, ``gru``) is exported functionally: the caller keeps its
+state. Such an export adds
+
+* ``initial_state(batch_size) -> {"policy_state_0": [batch_size, H_0], ...}``: the
+  state at an episode's start (one tensor per ``policy.state_sizes``: LSTM h and c,
+  GRU h), zeros for the built-in networks;
+
+and its ``action``, ``sample``, ``env_action`` and ``env_sample`` take the state as
+extra inputs ``policy_state_0``, ... ``[batch, H_i]`` (in Python, a dict as the second
+argument: ``model.action(observations, state)``) and return the next state under the
+same names beside ``action`` (and ``log_prob``). Any batch size; a row whose episode
+ends is set back to ``initial_state``'s before the next episode's first step.
+``value`` stays memoryless (V is never recurrent). ``metadata.json`` then has
+``"recurrent": {"policy_state_names", "policy_state_sizes", "bptt_length"}``, and the
+TFLite models take and return the state the same way.
+:meth:`LoadedExport.predict` keeps the state between calls for Python users.
+
 The metadata JSON — the observation and action spaces, the experiment name and
 the environment id and kwargs — is also written as ``metadata.json`` next to
 ``saved_model.pb``::
@@ -38,9 +55,20 @@ Serving in a process without trpo_tf or TensorFlow Probability::
 
     model = tf.saved_model.load("RUN_DIR/export")
     actions = model.action(observations)["action"]
+
+    # a recurrent policy: carry the state, reset rows where an episode starts
+    state = model.initial_state(tf.constant(n_envs))
+    outputs = model.action(observations, state)
+    actions, state = outputs["action"], {name: outputs[name] for name in state}
 """
 
-from trpo_tf.export.loading import LoadedExport, evaluate_export, is_export_dir, load_policy
+from trpo_tf.export.loading import (
+    LoadedExport,
+    PolicyStateError,
+    evaluate_export,
+    is_export_dir,
+    load_policy,
+)
 from trpo_tf.export.module import ExportedAgent
 from trpo_tf.export.spaces import space_from_json, space_to_json
 from trpo_tf.export.writer import (
@@ -65,6 +93,7 @@ __all__ = [
     "ExportError",
     "ExportedAgent",
     "LoadedExport",
+    "PolicyStateError",
     "evaluate_export",
     "export_metadata",
     "export_run",

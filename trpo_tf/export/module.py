@@ -1,4 +1,5 @@
-"""The exported ``tf.Module``: networks, frozen normalization, env-ready actions."""
+"""The exported ``tf.Module``: networks, frozen normalization, env-ready actions, and a
+recurrent policy's state as explicit inputs and outputs."""
 
 from __future__ import annotations
 
@@ -76,6 +77,29 @@ def _space_action_fn(action_space: gym.Space) -> Callable[[tf.Tensor], tf.Tensor
     )
 
 
+STATE_PREFIX = "policy_state_"
+
+
+def state_names(count: int) -> list[str]:
+    """Signature names of a recurrent policy's state tensors: ``policy_state_0``, ..."""
+    return [f"{STATE_PREFIX}{i}" for i in range(count)]
+
+
+def signature_state_names(function: Any) -> list[str]:
+    """The state inputs (``policy_state_i``, in order) of a loaded acting signature;
+    ``[]`` for a memoryless export."""
+    names = [n for n in function.structured_input_signature[1] if n.startswith(STATE_PREFIX)]
+    return sorted(names, key=lambda name: int(name[len(STATE_PREFIX) :]))
+
+
+def state_specs(state_sizes: tuple[int, ...]) -> dict[str, tf.TensorSpec]:
+    """``{"policy_state_i": [batch, H_i] float32}``, the state inputs of the acting signatures."""
+    return {
+        name: tf.TensorSpec([None, size], tf.float32, name=name)
+        for name, size in zip(state_names(len(state_sizes)), state_sizes, strict=True)
+    }
+
+
 class ExportedAgent(tf.Module):
     """What the SavedModel holds: networks, head variables and frozen constants.
 
@@ -91,6 +115,14 @@ class ExportedAgent(tf.Module):
             flattening: adds ``env_action``, ``env_sample`` and ``env_value``, which
             take observations as the env returns them
             (:mod:`trpo_tf.export.observations`). None: only the flattened signatures.
+
+    A recurrent policy (non-empty ``policy.state_sizes``) also gets
+    ``initial_state(batch_size) -> {"policy_state_i": [batch_size, H_i]}``, and its
+    ``action``/``sample`` (and ``env_*`` twins) take the state as a second argument, a
+    dict of ``policy_state_i`` ``[batch, H_i]``, and return the next state under the
+    same names beside their outputs. The caller keeps the state (any batch size,
+    concurrent callers are safe) and sets a row back to ``initial_state``'s where its
+    episode starts. ``value`` stays memoryless (V is an ``mlp``/``cnn``).
     """
 
     def __init__(
@@ -121,22 +153,48 @@ class ExportedAgent(tf.Module):
             self._clip = float(observation_clip)
         self._to_env = env_action_fn(policy.head, action_space)
         self._metadata_json = metadata_json
+        self._state_sizes = tuple(int(size) for size in policy.state_sizes)
         spec = tf.TensorSpec([None, observation_dim], tf.float32, name="observation")
-        self.action = tf.function(self._action, input_signature=[spec], autograph=False)
-        self.sample = tf.function(self._sample, input_signature=[spec], autograph=False)
+        # A recurrent policy's acting signatures take and return its state as well.
+        states = [state_specs(self._state_sizes)] if self._state_sizes else []
+        action, sample = (
+            (self._recurrent_action, self._recurrent_sample)
+            if self._state_sizes
+            else (self._action, self._sample)
+        )
+        self.action = tf.function(action, input_signature=[spec, *states], autograph=False)
+        self.sample = tf.function(sample, input_signature=[spec, *states], autograph=False)
         self.value = tf.function(self._value, input_signature=[spec], autograph=False)
         self.metadata = tf.function(self._metadata, input_signature=[], autograph=False)
+        if self._state_sizes:
+            self.initial_state = tf.function(
+                self._initial_state,
+                input_signature=[tf.TensorSpec([], tf.int32, name="batch_size")],
+                autograph=False,
+            )
         if env_observation_space is not None:
             specs, self._flatten = env_observation_inputs(env_observation_space)
-            for name, flat_fn in (
-                ("env_action", self._action),
-                ("env_sample", self._sample),
-                ("env_value", self._value),
+            for name, flat_fn, stateful in (
+                ("env_action", action, bool(states)),
+                ("env_sample", sample, bool(states)),
+                ("env_value", self._value, False),
             ):
-                setattr(self, name, self._on_env_observations(flat_fn, specs))
+                setattr(self, name, self._on_env_observations(flat_fn, specs, stateful))
 
-    def _on_env_observations(self, flat_fn: Callable, specs: dict[str, tf.TensorSpec]) -> Any:
-        """``flat_fn`` behind the in-graph flattening of env observations ``specs``."""
+    def _on_env_observations(
+        self, flat_fn: Callable, specs: dict[str, tf.TensorSpec], stateful: bool = False
+    ) -> Any:
+        """``flat_fn`` behind the in-graph flattening of env observations ``specs``
+        (``stateful``: ``flat_fn`` also takes and returns the policy state)."""
+        if stateful:
+
+            def on_env_with_state(
+                observation: dict[str, tf.Tensor], state: dict[str, tf.Tensor]
+            ) -> dict[str, tf.Tensor]:
+                return flat_fn(self._flatten(observation), state)
+
+            signature = [specs, state_specs(self._state_sizes)]
+            return tf.function(on_env_with_state, input_signature=signature, autograph=False)
 
         def on_env(observation: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
             return flat_fn(self._flatten(observation))
@@ -159,6 +217,35 @@ class ExportedAgent(tf.Module):
         distribution = self.head.distribution(self._params(observation))
         raw = distribution.sample()
         return {"action": self._to_env(raw), "log_prob": distribution.log_prob(raw)}
+
+    def _initial_state(self, batch_size: tf.Tensor) -> dict[str, tf.Tensor]:
+        """The state at an episode's start: ``{"policy_state_i": [batch_size, H_i]}``."""
+        initial = self.policy_network.initial_state(batch_size)
+        return dict(zip(state_names(len(self._state_sizes)), initial, strict=True))
+
+    def _step_params(
+        self, observation: tf.Tensor, state: dict[str, tf.Tensor]
+    ) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
+        """One recurrent step: (params ``[batch, P]``, next state by input name)."""
+        names = state_names(len(self._state_sizes))
+        outputs, next_state = self.policy_network.step(
+            self._normalized(observation), tuple(state[name] for name in names)
+        )
+        return self.head.params(outputs), dict(zip(names, next_state, strict=True))
+
+    def _recurrent_action(
+        self, observation: tf.Tensor, state: dict[str, tf.Tensor]
+    ) -> dict[str, tf.Tensor]:
+        params, next_state = self._step_params(observation, state)
+        return {"action": self._to_env(self.head.mode(params)), **next_state}
+
+    def _recurrent_sample(
+        self, observation: tf.Tensor, state: dict[str, tf.Tensor]
+    ) -> dict[str, tf.Tensor]:
+        params, next_state = self._step_params(observation, state)
+        distribution = self.head.distribution(params)
+        raw = distribution.sample()
+        return {"action": self._to_env(raw), "log_prob": distribution.log_prob(raw), **next_state}
 
     def _value(self, observation: tf.Tensor) -> dict[str, tf.Tensor]:
         return {"value": tf.squeeze(self.value_network(self._normalized(observation)), -1)}

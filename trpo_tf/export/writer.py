@@ -14,7 +14,7 @@ import tensorflow as tf
 
 from trpo_tf import atomic
 from trpo_tf.errors import IncompatibleSpaceError, TrpoTfError
-from trpo_tf.export.module import ExportedAgent
+from trpo_tf.export.module import ExportedAgent, signature_state_names, state_names
 from trpo_tf.export.observations import env_observation_inputs, observation_leaves
 from trpo_tf.export.spaces import space_from_json, space_to_json
 
@@ -36,11 +36,17 @@ def export_metadata(
 
     ``policy_label`` says which policy of the run this is: ``final`` (the policy
     after the last iteration) or ``best (...)`` (``eval.keep_best``).
+
+    A recurrent policy adds ``recurrent``: ``policy_state_names`` (the state inputs and
+    outputs of the acting signatures), ``policy_state_sizes`` and the run's
+    ``bptt_length``; its ``signatures`` descriptions name the state. A memoryless
+    policy's metadata has no ``recurrent`` key.
     """
     from trpo_tf import __version__
 
     normalizer = agent.observation_normalizer
     env_space, env_entries = _servable_env_space(env_spec)
+    state_sizes = [int(size) for size in agent.policy.state_sizes]
     return {
         "format_version": FORMAT_VERSION,
         "trpo_tf_version": __version__,
@@ -59,34 +65,90 @@ def export_metadata(
         "action_space": space_to_json(env_spec.action_space),
         "distribution": config.policy.distribution,
         # The torsos: the flat and env_* signatures feed both the same flattened rows.
-        "networks": _network_names(config),
+        "networks": _network_names(config, agent),
         "observation_normalization": {
             "enabled": bool(normalizer.enabled),
             "clip": float(normalizer.clip),
         },
-        "signatures": {
-            "action": "raw observation [batch, obs_dim] float32 -> deterministic env action",
-            "sample": "raw observation -> stochastic env action, log_prob of the raw sample",
-            "value": "raw observation -> V(s) [batch]",
-            "metadata": "() -> this JSON",
-            **(
-                {
-                    "env_action": "env observation (env_observation_inputs) -> as action",
-                    "env_sample": "env observation -> as sample",
-                    "env_value": "env observation -> as value",
-                }
-                if env_space is not None
-                else {}
-            ),
-        },
+        # Only a recurrent policy's metadata has the key: memoryless exports are unchanged.
+        **({"recurrent": _recurrent_entry(config, state_sizes)} if state_sizes else {}),
+        "signatures": (
+            _recurrent_signatures(state_sizes, env_space is not None)
+            if state_sizes
+            else _signatures(env_space is not None)
+        ),
     }
 
 
-def _network_names(config: Any) -> dict[str, str]:
-    """``{"policy": name, "value": name}`` of ``trpo_tf.networks`` (``mlp`` by default)."""
-    from trpo_tf.config.build import network_choice
+def _signatures(with_env: bool) -> dict[str, str]:
+    """What each signature of a memoryless export takes and returns."""
+    return {
+        "action": "raw observation [batch, obs_dim] float32 -> deterministic env action",
+        "sample": "raw observation -> stochastic env action, log_prob of the raw sample",
+        "value": "raw observation -> V(s) [batch]",
+        "metadata": "() -> this JSON",
+        **(
+            {
+                "env_action": "env observation (env_observation_inputs) -> as action",
+                "env_sample": "env observation -> as sample",
+                "env_value": "env observation -> as value",
+            }
+            if with_env
+            else {}
+        ),
+    }
 
-    return {role: network_choice(config, role).name for role in ("policy", "value")}
+
+def _recurrent_entry(config: Any, state_sizes: list[int]) -> dict[str, Any]:
+    """``metadata["recurrent"]``: the state's tensors and the training sequence length."""
+    return {
+        "policy_state_names": state_names(len(state_sizes)),
+        "policy_state_sizes": state_sizes,
+        "bptt_length": int(config.trainer.bptt_length),
+        "tflite": "policy.tflite / policy_env.tflite take and return the state like action",
+    }
+
+
+def _recurrent_signatures(state_sizes: list[int], with_env: bool) -> dict[str, str]:
+    """What each signature of a recurrent policy's export takes and returns."""
+    names = state_names(len(state_sizes))
+    state = ", ".join(
+        f"{name} [batch, {size}]" for name, size in zip(names, state_sizes, strict=True)
+    )
+    outputs = ", ".join(names)
+    return {
+        "initial_state": f"batch_size int32 scalar -> {state} float32: the state at an "
+        "episode's start",
+        "action": f"raw observation [batch, obs_dim] float32, {state} -> deterministic env "
+        f"action, the next {outputs}",
+        "sample": f"raw observation, {outputs} -> stochastic env action, log_prob of the raw "
+        f"sample, the next {outputs}",
+        "value": "raw observation -> V(s) [batch] (memoryless: no state)",
+        "metadata": "() -> this JSON",
+        **(
+            {
+                "env_action": f"env observation (env_observation_inputs), {outputs} -> as action",
+                "env_sample": f"env observation, {outputs} -> as sample",
+                "env_value": "env observation -> as value",
+            }
+            if with_env
+            else {}
+        ),
+    }
+
+
+def _network_names(config: Any, agent: Any) -> dict[str, str]:
+    """``{"policy": name, "value": name}`` of ``trpo_tf.networks`` (``mlp`` by default).
+
+    V is memoryless: beside a recurrent policy, ``value.network: {}`` builds an ``mlp``
+    (``config.build.build_value``), not the policy's network again.
+    """
+    from trpo_tf.config.build import DEFAULT_NETWORK, network_choice
+
+    names = {role: network_choice(config, role).name for role in ("policy", "value")}
+    if agent.policy.recurrent and not config.value.network:
+        names["value"] = DEFAULT_NETWORK
+    return names
 
 
 def _servable_env_space(env_spec: Any) -> tuple[Any, dict[str, Any]]:
@@ -147,6 +209,8 @@ def export_savedmodel(
         env_observation_space=env_space,
     )
     names = ["action", "sample", "value", "metadata"]
+    if agent.policy.recurrent:
+        names.append("initial_state")
     if env_space is not None:
         names += ["env_action", "env_sample", "env_value"]
     signatures = {name: getattr(module, name).get_concrete_function() for name in names}
@@ -163,17 +227,31 @@ def export_savedmodel(
     return atomic.build_dir(out_dir, fill, "export")
 
 
-def _check_observations(observation_dim: int, seed: int = 0) -> list[dict[str, np.ndarray]]:
-    """Inputs of the ``action`` signature: random flattened observations, 3 batch sizes."""
+CHECK_BATCHES = (1, 7, 64)
+CHECK_STEPS = 4
+"""A recurrent policy's TFLite check steps each batch this many times, carrying the state."""
+
+
+def _check_observations(
+    observation_dim: int, seed: int = 0, steps: int = 1
+) -> list[list[dict[str, np.ndarray]]]:
+    """Inputs of the ``action`` signature: ``steps`` random flattened observations of
+    each of 3 batch sizes."""
     rng = np.random.default_rng(seed)
     return [
-        {"observation": rng.normal(0.0, 3.0, (batch, observation_dim)).astype(np.float32)}
-        for batch in (1, 7, 64)
+        [
+            {"observation": rng.normal(0.0, 3.0, (batch, observation_dim)).astype(np.float32)}
+            for _ in range(steps)
+        ]
+        for batch in CHECK_BATCHES
     ]
 
 
-def _check_env_observations(metadata: dict[str, Any], seed: int = 0) -> list[dict[str, np.ndarray]]:
-    """Inputs of the ``env_action`` signature: samples of the env's observation space.
+def _check_env_observations(
+    metadata: dict[str, Any], seed: int = 0, steps: int = 1
+) -> list[list[dict[str, np.ndarray]]]:
+    """Inputs of the ``env_action`` signature: ``steps`` samples of the env's observation
+    space for each of 3 batch sizes.
 
     Float Box leaves are drawn from N(0, 3²) clipped to their bounds, as the flattened
     check draws its observations: a uniform sample of a wide Box (MuJoCo's are
@@ -182,29 +260,66 @@ def _check_env_observations(metadata: dict[str, Any], seed: int = 0) -> list[dic
     space = space_from_json(metadata["env_observation_space"])
     space.seed(seed)
     rng = np.random.default_rng(seed)
-    batches = []
-    for batch in (1, 7, 64):
-        rows = [observation_leaves(space, space.sample()) for _ in range(batch)]
-        inputs = {}
-        for i, entry in enumerate(metadata["env_observation_inputs"]):
-            leaf = rows[0][i][0]
-            values = np.stack([row[i][1] for row in rows])
-            if isinstance(leaf, gym.spaces.Box) and np.issubdtype(leaf.dtype, np.floating):
-                values = np.clip(rng.normal(0.0, 3.0, values.shape), leaf.low, leaf.high)
-            inputs[entry["name"]] = values.astype(entry["dtype"])
-        batches.append(inputs)
-    return batches
+    sequences = []
+    for batch in CHECK_BATCHES:
+        sequence = []
+        for _ in range(steps):
+            rows = [observation_leaves(space, space.sample()) for _ in range(batch)]
+            inputs = {}
+            for i, entry in enumerate(metadata["env_observation_inputs"]):
+                leaf = rows[0][i][0]
+                values = np.stack([row[i][1] for row in rows])
+                if isinstance(leaf, gym.spaces.Box) and np.issubdtype(leaf.dtype, np.floating):
+                    values = np.clip(rng.normal(0.0, 3.0, values.shape), leaf.low, leaf.high)
+                inputs[entry["name"]] = values.astype(entry["dtype"])
+            sequence.append(inputs)
+        sequences.append(sequence)
+    return sequences
+
+
+def _check_output(name: str, got: np.ndarray, expected: np.ndarray, source: Path) -> None:
+    """TFLite's output ``name`` equals the SavedModel's: same shape, finite, and values
+    to 1e-5 (exactly for integer outputs).
+
+    Raises:
+        ExportError: they differ, or TFLite's is NaN/inf.
+    """
+    floating = np.issubdtype(expected.dtype, np.floating)
+    if floating and not np.all(np.isfinite(got)):
+        raise ExportError(f"TFLite model of {source} outputs NaN/inf {name}; not written")
+    if got.shape == expected.shape and (
+        np.allclose(got, expected, rtol=1e-5, atol=1e-5)
+        if floating
+        else np.array_equal(got, expected)
+    ):
+        return
+    worst = (
+        np.max(np.abs(np.asarray(got, np.float64) - expected), initial=0.0)
+        if got.shape == expected.shape
+        else np.inf
+    )
+    raise ExportError(
+        f"TFLite model of {source} disagrees with the SavedModel on {name} "
+        f"(shape {got.shape} vs {expected.shape}, max |diff| {worst:.3g}); not written"
+    )
 
 
 def _checked_tflite(
-    function: Any, loaded: Any, inputs: list[dict[str, np.ndarray]], source: Path
+    function: Any,
+    loaded: Any,
+    sequences: list[list[dict[str, np.ndarray]]],
+    source: Path,
+    state_names: list[str] | tuple[str, ...] = (),
 ) -> bytes:
     """``function`` (a loaded signature) as a TFLite flatbuffer that reproduces its actions.
 
     The converter reads the loaded SavedModel's concrete function (converting the
     in-memory module would leave Keras 3 weights uninitialised and output NaN).
-    The TFLite model must reproduce the SavedModel's actions on every batch of
-    ``inputs`` to 1e-5 (exactly for integer actions).
+    The TFLite model must reproduce the SavedModel's actions on every step of
+    ``sequences`` to 1e-5 (exactly for integer actions). With ``state_names`` (a
+    recurrent policy) each sequence starts from ``loaded.initial_state``, both models
+    take the state the SavedModel carried to that step, and the next states must agree
+    to 1e-5 as well.
 
     Raises:
         ExportError: the conversion failed, or its outputs are non-finite or differ.
@@ -219,22 +334,19 @@ def _checked_tflite(
         warnings.simplefilter("ignore", UserWarning)
         interpreter = tf.lite.Interpreter(model_content=flatbuffer)
     runner = interpreter.get_signature_runner()
-    for batch in inputs:
-        expected = function(**{k: tf.constant(v) for k, v in batch.items()})["action"].numpy()
-        got = runner(**batch)["action"]
-        if np.issubdtype(expected.dtype, np.floating) and not np.all(np.isfinite(got)):
-            raise ExportError(f"TFLite model of {source} outputs NaN/inf actions; not written")
-        exact = not np.issubdtype(expected.dtype, np.floating)
-        if got.shape != expected.shape or not (
-            np.array_equal(got, expected)
-            if exact
-            else np.allclose(got, expected, rtol=1e-5, atol=1e-5)
-        ):
-            worst = np.max(np.abs(np.asarray(got, np.float64) - expected), initial=0.0)
-            raise ExportError(
-                f"TFLite model of {source} disagrees with the SavedModel "
-                f"(shape {got.shape} vs {expected.shape}, max |diff| {worst:.3g}); not written"
-            )
+    for sequence in sequences:
+        state: dict[str, np.ndarray] = {}
+        if state_names:
+            batch = len(next(iter(sequence[0].values())))
+            initial = loaded.signatures["initial_state"](batch_size=tf.constant(batch, tf.int32))
+            state = {name: initial[name].numpy() for name in state_names}
+        for step in sequence:
+            inputs = {**step, **state}
+            expected = function(**{k: tf.constant(v) for k, v in inputs.items()})
+            got = runner(**inputs)
+            for name in ("action", *state_names):
+                _check_output(name, np.asarray(got[name]), expected[name].numpy(), source)
+            state = {name: expected[name].numpy() for name in state_names}
     return flatbuffer
 
 
@@ -247,6 +359,12 @@ def export_tflite(saved_model_dir: str | Path, out_path: str | Path) -> Path:
     Each model must reproduce the SavedModel's actions (batch 1, 7 and 64) to 1e-5,
     exactly for integer actions, or nothing is written.
 
+    A recurrent policy's models take and return the state like its ``action``
+    signature (``policy_state_0``, ... as extra inputs and outputs; the caller keeps
+    the state and starts it from the SavedModel's ``initial_state``, zeros for the
+    built-in ``lstm``/``gru``). They are checked over ``CHECK_STEPS`` steps per batch
+    from the initial state: actions and next states.
+
     Returns:
         ``out_path`` as a :class:`~pathlib.Path`.
 
@@ -257,9 +375,15 @@ def export_tflite(saved_model_dir: str | Path, out_path: str | Path) -> Path:
     loaded = tf.saved_model.load(str(saved_model_dir))
     action_fn = loaded.signatures["action"]
     observation_dim = int(action_fn.structured_input_signature[1]["observation"].shape[-1])
+    names = signature_state_names(action_fn)
+    steps = CHECK_STEPS if names else 1
     models = {
         out_path: _checked_tflite(
-            action_fn, loaded, _check_observations(observation_dim), saved_model_dir
+            action_fn,
+            loaded,
+            _check_observations(observation_dim, steps=steps),
+            saved_model_dir,
+            names,
         )
     }
     if "env_action" in loaded.signatures:
@@ -267,8 +391,9 @@ def export_tflite(saved_model_dir: str | Path, out_path: str | Path) -> Path:
         models[out_path.with_name(ENV_TFLITE_FILE)] = _checked_tflite(
             loaded.signatures["env_action"],
             loaded,
-            _check_env_observations(metadata),
+            _check_env_observations(metadata, steps=steps),
             saved_model_dir,
+            names,
         )
     out_path.parent.mkdir(parents=True, exist_ok=True)
     for path, flatbuffer in models.items():
