@@ -4,7 +4,12 @@
 from __future__ import annotations
 
 import csv
+import json
+import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -21,6 +26,7 @@ from trpo_tf.envs.masked import (
 from trpo_tf.errors import ConfigError
 from trpo_tf.testing import check_env_factory
 
+ROOT = Path(__file__).resolve().parents[2]
 TASKS = [
     ("cartpole_masked", make_cartpole_masked, "CartPole-v1", [0, 2]),
     ("pendulum_masked", make_pendulum_masked, "Pendulum-v1", [0, 1]),
@@ -213,3 +219,37 @@ def test_mlp_trains_on_cartpole_masked(tmp_path) -> None:
         rows = list(csv.DictReader(handle))
     assert [int(row["env_steps"]) for row in rows] == [128, 256]
     assert all(np.isfinite(float(row["eval_return"])) for row in rows)
+
+
+@pytest.mark.slow
+def test_recurrent_benchmark_reports_returns_curves_and_step_costs(tmp_path) -> None:
+    """benchmarks/recurrent.py at a toy size: every stage from the shipped experiments
+    to the report; the numbers are not checked (docs, not tests, hold those)."""
+    out = tmp_path / "recurrent.json"
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "recurrent.py"),
+            *("--tasks", "cartpole", "--variants", "mlp", "lstm", "mlp_full", "--seeds", "0"),
+            *("--steps", "512", "--steps-per-iteration", "256", "--eval-every", "1"),
+            *("--json", str(out), "--plot", str(tmp_path / "recurrent.png")),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=dict(os.environ, CUDA_VISIBLE_DEVICES="", WANDB_MODE="disabled"),
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    task = json.loads(out.read_text())["tasks"]["cartpole"]
+    assert task["experiments"]["lstm"]["policy"]["network"]["name"] == "lstm"
+    assert task["experiments"]["lstm"]["env"]["id"] == "cartpole_masked"
+    assert task["experiments"]["mlp_full"]["env"]["id"] == "CartPole-v1"
+    for runs in task["runs"].values():
+        (run,) = runs
+        assert [point["env_steps"] for point in run["curve"]] == [256, 512]
+        assert run["speed"]["train_steps_per_s"] > 0
+    assert (
+        "| lstm | cartpole_masked |" in done.stdout and "| mlp_full | CartPole-v1 |" in done.stdout
+    )
+    assert (tmp_path / "recurrent.png").stat().st_size > 0
