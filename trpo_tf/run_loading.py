@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -11,7 +12,7 @@ from trpo_tf.config import load_experiment
 from trpo_tf.config.schema import ExperimentConfig
 from trpo_tf.envs import describe, make_env_fn
 from trpo_tf.errors import RunDirError
-from trpo_tf.evaluation import EVAL_SEED_OFFSET, evaluate
+from trpo_tf.evaluation import EVAL_SEED_OFFSET, RecurrentAct, evaluate
 
 
 def _config_path(run_dir: Path) -> Path:
@@ -57,16 +58,33 @@ def run_eval_settings(
     )
 
 
-def evaluate_run(run_dir: Path, episodes: int, seed: int) -> np.ndarray:
-    """Deterministic returns ``[episodes]`` of the run's final policy."""
+def deterministic_act(agent: Agent, observation_dim: int) -> Any:
+    """The agent's deterministic policy on normalized observations ``[n, obs_dim]``.
+
+    A memoryless policy: a function to actions. A recurrent one: a
+    :class:`~trpo_tf.evaluation.RecurrentAct` that carries the state per row (call its
+    ``begin(n)`` before the first step, ``end_episodes(done)`` after each).
+    """
     import tensorflow as tf
 
+    policy = agent.policy
+    if policy.recurrent:
+        from trpo_tf.rollout.actor import RecurrentActor
+
+        actor = RecurrentActor(policy, None, observation_dim, seed=0)
+        return RecurrentAct(actor.mode, actor.initial_state)
+    mode = tf.function(lambda obs: policy.head.mode(policy.dist_params(obs)), autograph=False)
+    return lambda observations: mode(tf.constant(observations)).numpy()
+
+
+def evaluate_run(run_dir: Path, episodes: int, seed: int) -> np.ndarray:
+    """Deterministic returns ``[episodes]`` of the run's final policy (a recurrent one
+    with a state per episode)."""
     config, agent = load_run(run_dir)
     policy = agent.policy
-    mode = tf.function(lambda obs: policy.head.mode(policy.dist_params(obs)), autograph=False)
     return evaluate(
         make_env_fn(config.env.id, config.env.kwargs, config.env.max_episode_steps),
-        lambda obs: mode(tf.constant(obs)).numpy(),
+        deterministic_act(agent, agent.observation_normalizer.shape[0]),
         policy.head,
         agent.observation_normalizer,
         episodes,

@@ -28,17 +28,18 @@ EnvFactory = Callable[..., Callable[[], Any]]
 
 
 def _run_dir_policy(run_dir: Path) -> tuple[str, EnvFactory, Callable[[np.ndarray], np.ndarray]]:
-    import tensorflow as tf
-
     from trpo_tf.envs import make_env_fn
-    from trpo_tf.run_loading import load_run
+    from trpo_tf.evaluation import RecurrentAct
+    from trpo_tf.run_loading import deterministic_act, load_run
 
     config, agent = load_run(run_dir)
     policy, normalizer = agent.policy, agent.observation_normalizer
-    mode = tf.function(lambda obs: policy.head.mode(policy.dist_params(obs)), autograph=False)
+    mode = deterministic_act(agent, normalizer.shape[0])
+    if isinstance(mode, RecurrentAct):
+        mode.begin(1)  # one episode per recording
 
     def act(raw: np.ndarray) -> np.ndarray:
-        return policy.head.to_env_action(mode(tf.constant(normalizer(raw))).numpy())
+        return policy.head.to_env_action(mode(normalizer(raw)))
 
     def env_factory(**extra: Any) -> Callable[[], Any]:
         return make_env_fn(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import gymnasium as gym
@@ -14,11 +15,12 @@ from trpo_tf import checkpoint_state
 from trpo_tf.config import experiment_from_dict
 from trpo_tf.distributions import make_categorical, make_diag_gaussian
 from trpo_tf.errors import ConfigError
+from trpo_tf.evaluation import EVAL_SEED_OFFSET
 from trpo_tf.interfaces import NetworkSpec
 from trpo_tf.learner import sequence_arguments, to_sequences
 from trpo_tf.networks.rnn import RecurrentTorso, make_gru, make_lstm
 from trpo_tf.policy import Policy, SequenceInputs
-from trpo_tf.run_loading import load_run
+from trpo_tf.run_loading import evaluate_run, load_run
 from trpo_tf.testing import check_network
 from trpo_tf.train import train
 from trpo_tf.trainer.flat import flat_gradient, num_params
@@ -238,8 +240,12 @@ def test_recurrent_training_resumes_exactly_mid_episode(tmp_path: Path) -> None:
     for a, b in zip(agent_a.policy.policy_variables, agent_b.policy.policy_variables, strict=True):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
     assert agent_a.policy.recurrent and not hasattr(agent_a.value_network, "state_sizes")
-    summary = (straight / "summary.json").read_text()
-    assert '"update_retraces": 0' in summary
+    summary = json.loads((straight / "summary.json").read_text())
+    assert summary["update_retraces"] == 0
+    # `trpo-tf eval RUN_DIR` carries the state per episode as training's evaluation did.
+    config = load_run(straight)[0]
+    returns = evaluate_run(straight, config.eval.episodes, config.seed + EVAL_SEED_OFFSET)
+    assert float(np.mean(returns)) == pytest.approx(summary["final_eval_return"])
 
 
 def test_bptt_length_must_divide_the_steps_per_env(tmp_path: Path) -> None:

@@ -107,8 +107,8 @@ def _build_async_runner(
 
     runner = config.runner
     if agent.policy.recurrent:
-        # The run's actor is the compiled RecurrentActor (evaluation uses it); workers
-        # act with the numpy twin, which reads θ afresh for every snapshot.
+        # Workers act with a numpy twin of its own, which reads θ afresh for every
+        # snapshot (the run's actor is synced only before a synchronous rollout).
         from trpo_tf.rollout.numpy_actor import NumpyRecurrentActor, can_mirror_recurrent
 
         if can_mirror_recurrent(agent.policy):

@@ -17,7 +17,7 @@ from trpo_tf.agent import Agent
 from trpo_tf.config.schema import ExperimentConfig
 from trpo_tf.evaluation import EVAL_SEED_OFFSET, RecurrentAct, evaluate
 from trpo_tf.rollout.actor import Actor, RecurrentActor
-from trpo_tf.rollout.numpy_actor import NumpyActor
+from trpo_tf.rollout.numpy_actor import NumpyActor, NumpyRecurrentActor
 
 
 class PolicyEvaluation:
@@ -36,7 +36,7 @@ class PolicyEvaluation:
         config: ExperimentConfig,
         env_fn: Callable[[], Any],
         agent: Agent,
-        actor: Actor | NumpyActor | RecurrentActor,
+        actor: Actor | NumpyActor | RecurrentActor | NumpyRecurrentActor,
         observation_dim: int,
     ) -> None:
         self.config = config
@@ -49,7 +49,7 @@ class PolicyEvaluation:
     def deterministic(self) -> np.ndarray:
         """``[episodes]`` returns of the deterministic policy."""
         actor = self.actor
-        if isinstance(actor, RecurrentActor):
+        if isinstance(actor, RecurrentActor | NumpyRecurrentActor):
             return self._returns(RecurrentAct(actor.mode, actor.initial_state))
         return self._returns(actor.mode)
 
@@ -78,7 +78,8 @@ class PolicyEvaluation:
             rng = np.random.default_rng(seed)
             return lambda observations: actor.sample_with(observations, rng)
         if self._stochastic_actor is None:  # any batch: evaluation runs up to 16 envs
-            kind = RecurrentActor if isinstance(actor, RecurrentActor) else Actor
+            recurrent = isinstance(actor, RecurrentActor | NumpyRecurrentActor)
+            kind = RecurrentActor if recurrent else Actor
             self._stochastic_actor = kind(self.agent.policy, None, self.observation_dim, seed)
         sampler = self._stochastic_actor
         sampler.generator.reset_from_seed(seed)

@@ -38,7 +38,12 @@ from trpo_tf.export import export_savedmodel
 from trpo_tf.interfaces import Tracker
 from trpo_tf.learner import Learner
 from trpo_tf.rollout.actor import Actor, RecurrentActor
-from trpo_tf.rollout.numpy_actor import NumpyActor, can_mirror
+from trpo_tf.rollout.numpy_actor import (
+    NumpyActor,
+    NumpyRecurrentActor,
+    can_mirror,
+    can_mirror_recurrent,
+)
 from trpo_tf.rollout.runners import Runner, StepBudgetSpent, build_runner
 from trpo_tf.run.best import BestPolicy, BestRecord, read_record
 from trpo_tf.run.evaluation import PolicyEvaluation
@@ -68,10 +73,12 @@ class TrainResult:
 
 def make_actor(
     policy: Any, n_envs: int, observation_dim: int, seed: int
-) -> Actor | NumpyActor | RecurrentActor:
+) -> Actor | NumpyActor | RecurrentActor | NumpyRecurrentActor:
     """The numpy mirror when the policy allows it, else the compiled TF actor (which
     carries the state of a recurrent policy)."""
     if policy.recurrent:
+        if can_mirror_recurrent(policy):
+            return NumpyRecurrentActor(policy, seed)
         return RecurrentActor(policy, n_envs, observation_dim, seed)
     if can_mirror(policy):
         return NumpyActor(policy, seed)
@@ -190,7 +197,7 @@ class TrainingRun:
         agent.observation_normalizer.stats.load_state(state["obs_stats"])
         agent.reward_normalizer.stats.load_state(state["reward_stats"])
         agent.reward_normalizer.returns = state["reward_returns"]
-        if isinstance(self.actor, NumpyActor):
+        if isinstance(self.actor, NumpyActor | NumpyRecurrentActor):
             self.actor.rng.bit_generator.state = state["numpy_rng"]
         if not self.sampler.load_state(state["sampler"]):
             self.progress.message(
@@ -342,7 +349,7 @@ class TrainingRun:
                 "reward_stats": agent.reward_normalizer.stats.state(),
                 "reward_returns": agent.reward_normalizer.returns,
                 "numpy_rng": actor.rng.bit_generator.state
-                if isinstance(actor, NumpyActor)
+                if isinstance(actor, NumpyActor | NumpyRecurrentActor)
                 else None,
                 "sampler": self.sampler.state(),
             },
@@ -356,7 +363,7 @@ class TrainingRun:
         def write() -> None:
             self.checkpoints.save(iteration, self.tf_objects, snapshot)
 
-        if in_background and isinstance(actor, NumpyActor):
+        if in_background and isinstance(actor, NumpyActor | NumpyRecurrentActor):
             fitter.then(write)
         else:
             fitter.wait()
