@@ -25,7 +25,9 @@ from trpo_tf.config.contracts import check_advantage_outputs
 from trpo_tf.config.schema import ExperimentConfig
 from trpo_tf.errors import NumericalError
 from trpo_tf.interfaces import AdvantageEstimator, AdvantageInputs
+from trpo_tf.networks.rnn import is_recurrent
 from trpo_tf.policy import Policy, SequenceInputs
+from trpo_tf.recurrent_value import RecurrentValues
 from trpo_tf.rollout.numpy_actor import mirror_layers, read_weights
 from trpo_tf.rollout.numpy_policy import mlp_forward
 from trpo_tf.trainer import TrpoHyperparameters, TrpoUpdate
@@ -46,28 +48,34 @@ def compute_advantages(
     estimator: AdvantageEstimator,
     log_rho: np.ndarray | None = None,
     estimator_name: str | None = None,
+    value_estimates: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Values, advantages and value targets ``[T, N]`` for one rollout.
 
     V(s_{t+1}) is V(final observation) on truncated steps, V(s_{t+1}) otherwise.
     ``log_rho`` ``[T, N]`` = log π_old(a|s) − log β(a|s) is passed on to the
-    estimator (zeros when omitted, i.e. on-policy data).
+    estimator (zeros when omitted, i.e. on-policy data). ``value_estimates`` =
+    (V(s_t), V(s_{t+1})) ``[T, N]`` each replaces the ``value_fn`` pass (a recurrent V
+    computes them with its memory).
 
     Raises:
         PluginError: the estimator (``estimator_name`` in the message) returned
             something other than an :class:`AdvantageOutputs`.
     """
     T, N = rollout.rewards.shape
-    obs = rollout.observations.reshape(T * N, -1)
-    # Final observations matter only where an episode was truncated.
-    truncated = np.flatnonzero(rollout.truncated.reshape(-1))
-    final_obs = rollout.final_observations.reshape(T * N, -1)[truncated]
-    all_values = value_fn(np.concatenate([obs, rollout.last_observations, final_obs]))
-    values = all_values[: T * N].reshape(T, N)
-    last_values = all_values[T * N : T * N + N]
-    next_values = np.concatenate([values[1:], last_values[None]], axis=0).reshape(-1)
-    next_values[truncated] = all_values[T * N + N :]
-    next_values = next_values.reshape(T, N)
+    if value_estimates is not None:
+        values, next_values = value_estimates
+    else:
+        obs = rollout.observations.reshape(T * N, -1)
+        # Final observations matter only where an episode was truncated.
+        truncated = np.flatnonzero(rollout.truncated.reshape(-1))
+        final_obs = rollout.final_observations.reshape(T * N, -1)[truncated]
+        all_values = value_fn(np.concatenate([obs, rollout.last_observations, final_obs]))
+        values = all_values[: T * N].reshape(T, N)
+        last_values = all_values[T * N : T * N + N]
+        next_values = np.concatenate([values[1:], last_values[None]], axis=0).reshape(-1)
+        next_values[truncated] = all_values[T * N + N :]
+        next_values = next_values.reshape(T, N)
     episode_end = np.logical_or(rollout.terminated, rollout.truncated)
     inputs = AdvantageInputs(
         rewards=rollout.rewards.astype(np.float32),
@@ -183,17 +191,13 @@ class ValueFitter:
         if self.overlap:
             self._submit(self.update.prepare_value_fit)
 
-    def launch(
-        self,
-        observations: np.ndarray,
-        targets: np.ndarray,
-        check: Callable[[], Any] | None = None,
-    ) -> None:
-        """Queue V's fit to ``targets``, then ``check`` (in the same task, after it)."""
+    def launch(self, *inputs: Any, check: Callable[[], Any] | None = None) -> None:
+        """Queue V's fit on ``inputs`` (``observations, targets``, or the sequences of a
+        recurrent V: ``TrpoUpdate.value_update``), then ``check`` (in the same task)."""
         self.wait()
 
         def fit() -> None:
-            self.update.value_update(observations, targets)
+            self.update.value_update(*inputs)
             if check is not None:
                 check()
 
@@ -265,7 +269,9 @@ def build_update(
         observation_dim=observation_dim,
         seed=config.seed,
         jit_compile=trainer.jit_compile,
-        bptt_length=trainer.bptt_length if agent.policy.recurrent else 1,
+        bptt_length=trainer.bptt_length
+        if agent.policy.recurrent or is_recurrent(agent.value_network)
+        else 1,
     )
 
 
@@ -274,6 +280,14 @@ def to_sequences(values: np.ndarray, length: int) -> np.ndarray:
     sequences of ``L``; sequence ``n·(T/L) + c`` is steps ``c·L … c·L + L − 1`` of env n."""
     per_env = np.swapaxes(values, 0, 1)
     return per_env.reshape(-1, length, *values.shape[2:])
+
+
+def sequence_start_states(states: tuple[np.ndarray, ...], length: int) -> tuple[np.ndarray, ...]:
+    """The recorded states ``[T, N, size]`` at each sequence's start → ``[N·T/L, size]``."""
+    return tuple(
+        np.ascontiguousarray(np.swapaxes(part[::length], 0, 1).reshape(-1, part.shape[-1]))
+        for part in states
+    )
 
 
 def sequence_arguments(
@@ -290,10 +304,7 @@ def sequence_arguments(
     ``denominator`` and ``advantages`` are ``[T, N]``.
     """
     starts = to_sequences(rollout.episode_starts, length).astype(np.float32)
-    state = tuple(
-        np.ascontiguousarray(np.swapaxes(part[::length], 0, 1).reshape(-1, part.shape[-1]))
-        for part in rollout.policy_states
-    )
+    state = sequence_start_states(rollout.policy_states, length)
 
     def per_step(values: np.ndarray) -> np.ndarray:
         sequences = to_sequences(values, length)
@@ -343,6 +354,20 @@ def sequence_log_prob(policy: Policy, length: int, observation_dim: int) -> Call
     )
 
 
+def value_sequence_arguments(
+    rollout: Rollout, length: int, value_states: tuple[np.ndarray, ...], targets: np.ndarray
+) -> tuple[Any, ...]:
+    """A recurrent V's fit inputs: observations ``[B, L, obs_dim]``, starts ``[B, L]``, V's
+    state at each sequence's start ``([B, size], ...)`` and the targets ``[B, L]``, cut
+    from ``[T, N]`` arrays as :func:`to_sequences` does."""
+    return (
+        np.ascontiguousarray(to_sequences(rollout.observations, length)),
+        to_sequences(rollout.episode_starts, length).astype(np.float32),
+        sequence_start_states(value_states, length),
+        np.ascontiguousarray(to_sequences(targets.astype(np.float32), length)),
+    )
+
+
 class Learner:
     """Turns one rollout into a policy step and a (background) value fit.
 
@@ -367,7 +392,12 @@ class Learner:
         self._policy_variables = policy.policy_variables
         self._value_variables = agent.value_network.trainable_variables
         observation_spec = tf.TensorSpec([None, observation_dim], tf.float32)
-        self._value = value_predictor(agent.value_network, observation_dim)
+        self.recurrent_values: RecurrentValues | None = None
+        if is_recurrent(agent.value_network):
+            self.recurrent_values = RecurrentValues(agent.value_network, config.env.n_envs)
+            self._value = None
+        else:
+            self._value = value_predictor(agent.value_network, observation_dim)
         if self._bptt_length:
             self._sequence_log_prob = sequence_log_prob(policy, self._bptt_length, observation_dim)
         self._log_prob = tf.function(
@@ -421,8 +451,13 @@ class Learner:
         old_log_prob = self.old_log_prob(rollout, iteration)
         log_rho = old_log_prob - rollout.behavior_log_prob
         estimator = self.config.advantage.estimator
+        value_states: tuple[np.ndarray, ...] = ()
+        value_estimates = None
+        if self.recurrent_values is not None:
+            values, next_values, value_states = self.recurrent_values(rollout)
+            value_estimates = (values, next_values)
         values, advantages, targets = compute_advantages(
-            rollout, self._value, self.estimator, log_rho, estimator
+            rollout, self._value, self.estimator, log_rho, estimator, value_estimates
         )
         stage = f"advantage estimation, estimator '{estimator}'"
         hint = "check the rewards (env.normalize_reward) and V_φ's predictions"
@@ -472,9 +507,14 @@ class Learner:
             "the run stops before they are checkpointed or exported; check the distribution's "
             "log_prob and KL (trpo_tf.testing.check_distribution) or lower trainer.max_kl",
         )
+        if self.recurrent_values is not None:
+            value_inputs = value_sequence_arguments(
+                rollout, self.config.trainer.bptt_length, value_states, targets
+            )
+        else:
+            value_inputs = (observations, targets.reshape(-1).astype(np.float32))
         self.value_fitter.launch(
-            observations,
-            targets.reshape(-1).astype(np.float32),
+            *value_inputs,
             check=lambda: check_finite(
                 self._value_variables,
                 "value parameters",

@@ -37,7 +37,8 @@ class Rollout:
         dropped_steps: env steps collected but discarded before this batch (too
             stale, or lost with a crashed worker).
         episode_starts: ``[T, N]`` bool, s_t is the first observation of an episode
-            (None for a memoryless policy).
+            (None where the runner does not record it: asynchronous workers of a
+            memoryless policy).
         policy_states: the recurrent policy's state before step t as β used it (after
             the reset at an episode start), one ``[T, N, size]`` float32 array per state
             tensor; ``()`` for a memoryless policy.

@@ -363,26 +363,46 @@ def check_recurrent_policy(config: ExperimentConfig, choice: NetworkChoice) -> N
         )
 
 
+def check_recurrent_value(config: ExperimentConfig, choice: NetworkChoice) -> None:
+    """What a recurrent value network needs: sequences that divide the rollout, and the
+    synchronous runner (V's state is carried from one rollout to the next per env).
+
+    Raises:
+        ConfigError: naming the key to change.
+    """
+    steps_per_env = config.trainer.steps_per_iteration // config.env.n_envs
+    if steps_per_env % config.trainer.bptt_length:
+        raise ConfigError(
+            f"trainer.bptt_length must divide the steps per env (trainer.steps_per_iteration "
+            f"/ env.n_envs = {steps_per_env}) for the recurrent value network "
+            f"'{choice.name}' ({choice.key}), got {config.trainer.bptt_length}"
+        )
+    if config.runner.kind != "sync":
+        raise ConfigError(
+            f"value.network: a recurrent value network ('{choice.name}') runs with "
+            f"runner.kind: sync only, got {config.runner.kind}; use a memoryless value "
+            "network ({name: mlp}) with asynchronous workers"
+        )
+
+
 def build_value(
     config: ExperimentConfig, observation_dim: int, observation_space: gym.Space | None = None
 ) -> tuple[keras.Model, FusedAdam]:
     """V_φ (the ``value.network`` torso, by default the policy's) and its Adam optimizer.
 
-    V is memoryless: with a recurrent policy network and ``value.network: {}`` it is an
-    ``mlp`` of ``value.hidden``.
+    Beside a recurrent policy network, ``value.network: {}`` is an ``mlp`` of
+    ``value.hidden``; a recurrent V is chosen explicitly (``value.network: {name: lstm}``).
 
     Raises:
-        ConfigError: ``value.network`` names a recurrent network.
+        ConfigError: a recurrent ``value.network`` with settings it cannot run with
+            (:func:`check_recurrent_value`).
     """
     choice, spec = value_network_spec(config, observation_dim, observation_space)
     network = build_network(choice, spec)
     if is_recurrent(network):
         if config.value.network:
-            raise ConfigError(
-                f"value.network: '{choice.name}' is recurrent, and V(s) is fitted on single "
-                "states; use a memoryless network there (e.g. {name: mlp}, the default "
-                "beside a recurrent policy)"
-            )
+            check_recurrent_value(config, choice)
+            return network, FusedAdam(learning_rate=config.value.learning_rate)
         choice = NetworkChoice("value.network", DEFAULT_NETWORK, {})
         spec = dataclasses.replace(spec, observation_space=_flat_space(observation_dim))
         network = build_network(choice, spec)

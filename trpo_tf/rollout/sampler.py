@@ -174,8 +174,8 @@ class SyncSampler:
             obs = self.obs_norm(self._raw_obs, update=True)
             for t in range(T):
                 observations[t] = obs
+                episode_starts[t] = self._episode_start
                 if self.recurrent:
-                    episode_starts[t] = self._episode_start
                     state = reset_rows(self._policy_state, self._episode_start)
                     for stored, part in zip(policy_states, state, strict=True):
                         stored[t] = part
@@ -228,7 +228,7 @@ class SyncSampler:
             episode_returns=episode_returns,
             episode_lengths=episode_lengths,
             nonfinite_replaced=self.guard.replaced,
-            episode_starts=episode_starts if self.recurrent else None,
+            episode_starts=episode_starts,
             policy_states=policy_states,
         )
 

@@ -199,6 +199,9 @@ class TrainingRun:
         agent.reward_normalizer.returns = state["reward_returns"]
         if isinstance(self.actor, NumpyActor | NumpyRecurrentActor):
             self.actor.rng.bit_generator.state = state["numpy_rng"]
+        values = self.learner.recurrent_values
+        if values is not None and state.get("recurrent_values") is not None:
+            values.load_state(state["recurrent_values"])
         if not self.sampler.load_state(state["sampler"]):
             self.progress.message(
                 f"resume: environment state of '{self.config.env.id}' could not be restored; "
@@ -341,6 +344,7 @@ class TrainingRun:
         A TensorFlow actor's generator moves during the rollout: it checkpoints inline.
         """
         agent, actor = self.agent, self.actor
+        values = self.learner.recurrent_values
         assert self.run is not None
         snapshot = self.checkpoints.snapshot(
             {
@@ -352,6 +356,7 @@ class TrainingRun:
                 if isinstance(actor, NumpyActor | NumpyRecurrentActor)
                 else None,
                 "sampler": self.sampler.state(),
+                "recurrent_values": values.state() if values is not None else None,
             },
             experiment_yaml=(self.run.path / "config.yaml").read_text(),
             run_id=self.run.run_id,

@@ -12,15 +12,15 @@ from __future__ import annotations
 from typing import Any
 
 import keras
-import numpy as np
 import tensorflow as tf
 
+from trpo_tf.networks.rnn import is_recurrent
 from trpo_tf.policy import Policy, SequenceInputs
 from trpo_tf.trainer.hyperparameters import TrpoHyperparameters
 from trpo_tf.trainer.placement import on_accelerator
 from trpo_tf.trainer.tracing import traced_without_op_tracebacks
 from trpo_tf.trainer.trpo import fisher_batch_size, policy_step
-from trpo_tf.trainer.value_fit import GradientOptimizer, fit_value
+from trpo_tf.trainer.value_fit import GradientOptimizer, fit_value, fit_value_sequences
 
 
 class TrpoUpdate(tf.Module):
@@ -87,34 +87,55 @@ class TrpoUpdate(tf.Module):
                 autograph=False,
             )
 
-        self.value_fit = compile_function(
-            self._value_fit,
-            [signature[0], signature[4], tf.TensorSpec([], tf.int32, "epochs")],
-        )
+        epochs_spec = tf.TensorSpec([], tf.int32, "epochs")
+        self.value_recurrent = is_recurrent(value_network)
+        if self.value_recurrent:
+            # V unrolled over sequences of L from the states recorded for them.
+            self.value_fit = compile_function(
+                self._value_fit_sequences,
+                [
+                    *self._sequence_specs(
+                        batch_size, bptt_length, observation_dim, value_network.state_sizes
+                    ),
+                    tf.TensorSpec([batch_size // bptt_length, bptt_length], dtype, "targets"),
+                    epochs_spec,
+                ],
+            )
+        else:
+            self.value_fit = compile_function(
+                self._value_fit, [signature[0], signature[4], epochs_spec]
+            )
         if policy.recurrent:
             # The policy step sees B = batch / L sequences of L steps, each from the state
-            # β had at its start; V stays memoryless and is fitted on the flat batch.
-            if batch_size % bptt_length:
-                raise ValueError(
-                    f"bptt_length {bptt_length} does not divide the batch ({batch_size})"
-                )
-            sequences = batch_size // bptt_length
+            # β had at its start.
             sequence_signature = [
-                tf.TensorSpec(
-                    [sequences, bptt_length, observation_dim], dtype, name="observations"
-                ),
-                tf.TensorSpec([sequences, bptt_length], dtype, name="starts"),
-                tuple(
-                    tf.TensorSpec([sequences, size], dtype, name=f"state_{index}")
-                    for index, size in enumerate(policy.state_sizes)
-                ),
+                *self._sequence_specs(batch_size, bptt_length, observation_dim, policy.state_sizes),
                 *signature[1:4],
             ]
-            self.update = None
             self.policy_update = compile_function(self.sequence_policy_step, sequence_signature)
         else:
-            self.update = compile_function(self._update, signature)
             self.policy_update = compile_function(self.policy_step, signature[:4])
+        self.update = (
+            None
+            if policy.recurrent or self.value_recurrent
+            else compile_function(self._update, signature)
+        )
+
+    def _sequence_specs(
+        self, batch_size: int, length: int, observation_dim: int, state_sizes: tuple[int, ...]
+    ) -> list[Any]:
+        """Specs of ``observations [B, L, D]``, ``starts [B, L]``, ``state ([B, size], ...)``."""
+        if batch_size % length:
+            raise ValueError(f"bptt_length {length} does not divide the batch ({batch_size})")
+        sequences = batch_size // length
+        return [
+            tf.TensorSpec([sequences, length, observation_dim], self.dtype, name="observations"),
+            tf.TensorSpec([sequences, length], self.dtype, name="starts"),
+            tuple(
+                tf.TensorSpec([sequences, size], self.dtype, name=f"state_{index}")
+                for index, size in enumerate(state_sizes)
+            ),
+        ]
 
     def _functions(self) -> list[Any]:
         return [f for f in (self.update, self.policy_update, self.value_fit) if f is not None]
@@ -139,14 +160,15 @@ class TrpoUpdate(tf.Module):
         """
         return self._call_concrete(self.policy_update, *arguments)
 
-    def value_update(
-        self, observations: tf.Tensor | np.ndarray, value_targets: tf.Tensor | np.ndarray
-    ) -> tf.Tensor:
-        """Fit V_φ to ``value_targets`` ``[batch]`` for ``value_epochs``; the last epoch's MSE.
+    def value_update(self, *inputs: Any) -> tf.Tensor:
+        """Fit V_φ for ``value_epochs``; the last epoch's MSE.
 
-        Called like :meth:`run_policy_step`, through the fit's concrete function.
+        ``inputs`` are ``observations [batch, obs_dim], value_targets [batch]``; for a
+        recurrent V ``observations [B, L, obs_dim], starts [B, L], state, value_targets
+        [B, L]`` (:func:`~trpo_tf.trainer.value_fit.fit_value_sequences`). Called like
+        :meth:`run_policy_step`, through the fit's concrete function.
         """
-        return self._call_concrete(self.value_fit, observations, value_targets, self._value_epochs)
+        return self._call_concrete(self.value_fit, *inputs, self._value_epochs)
 
     def _call_concrete(self, function: Any, *arguments: Any) -> Any:
         """``function`` (one of this update's ``tf.function``s) through its concrete
@@ -184,10 +206,9 @@ class TrpoUpdate(tf.Module):
 
         Calls it for zero epochs: no Adam step, no draw from the generator.
         """
-        observations, targets, _ = self.value_fit.input_signature
+        *inputs, _ = self.value_fit.input_signature
         self.value_fit(
-            tf.zeros(observations.shape, observations.dtype),
-            tf.zeros(targets.shape, targets.dtype),
+            *tf.nest.map_structure(lambda spec: tf.zeros(spec.shape, spec.dtype), inputs),
             tf.constant(0),
         )
 
@@ -243,6 +264,20 @@ class TrpoUpdate(tf.Module):
             value_targets,
             self.hp.value_epochs if epochs is None else epochs,
             self.hp.value_minibatch_size,
+        )
+
+    def _value_fit_sequences(self, observations, starts, state, value_targets, epochs):
+        length = int(observations.shape[1])
+        return fit_value_sequences(
+            self.value_network,
+            self.value_optimizer,
+            self.generator,
+            observations,
+            starts,
+            tuple(state),
+            value_targets,
+            epochs,
+            max(1, self.hp.value_minibatch_size // length),
         )
 
     def _update(self, observations, actions, behavior_log_prob, advantages, value_targets):

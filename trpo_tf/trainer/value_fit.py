@@ -78,3 +78,69 @@ def fit_value(
         lambda e, _: e < epochs, epoch, (tf.constant(0), tf.zeros((), targets.dtype))
     )
     return last_loss
+
+
+def fit_value_sequences(
+    value_network: keras.Model,
+    optimizer: GradientOptimizer,
+    generator: tf.random.Generator,
+    observations: tf.Tensor,
+    starts: tf.Tensor,
+    state: tuple[tf.Tensor, ...],
+    targets: tf.Tensor,
+    epochs: int | tf.Tensor,
+    minibatch_sequences: int,
+) -> tf.Tensor:
+    """:func:`fit_value` for a recurrent V_φ, on whole sequences.
+
+    Minimizes ½·mean((V_φ(s_t | state) − target_t)²) over all steps, unrolling V over
+    each sequence from the state recorded at its start (truncated back-propagation);
+    each epoch shuffles sequences, never steps.
+
+    Args:
+        value_network: a recurrent network (``sequence``) with one output.
+        observations: ``[B, L, obs_dim]``; ``starts`` ``[B, L]``; ``state`` ``([B, size],
+            ...)``; ``targets`` ``[B, L]``.
+        minibatch_sequences: sequences per Adam step.
+
+    Returns:
+        Mean squared error of the last epoch, scalar (0 after zero epochs).
+    """
+    batch = int(observations.shape[0])
+    size = min(minibatch_sequences, batch)
+    n_minibatches = -(-batch // size)
+    padded = n_minibatches * size
+    variables = value_network.trainable_variables
+
+    def epoch(epoch_index, last_loss):
+        permutation = tf.argsort(generator.uniform([batch]))
+        index = tf.tile(permutation, [-(-padded // batch)])[:padded]
+
+        def shuffled(values: tf.Tensor) -> tf.Tensor:
+            return tf.reshape(tf.gather(values, index), [n_minibatches, size, *values.shape[1:]])
+
+        obs, first, tgt = shuffled(observations), shuffled(starts), shuffled(targets)
+        initial = tuple(shuffled(part) for part in state)
+
+        def minibatch(i, loss_sum):
+            with tf.GradientTape() as tape:
+                outputs = value_network.sequence(
+                    obs[i], tuple(part[i] for part in initial), first[i]
+                )
+                loss = tf.reduce_mean(tf.square(tf.squeeze(outputs, axis=-1) - tgt[i]))
+                half_loss = 0.5 * loss
+            grads = tape.gradient(half_loss, variables)
+            optimizer.apply_gradients(zip(grads, variables, strict=True))
+            return i + 1, loss_sum + loss
+
+        _, loss_sum = tf.while_loop(
+            lambda i, _: i < n_minibatches,
+            minibatch,
+            (tf.constant(0), tf.zeros((), targets.dtype)),
+        )
+        return epoch_index + 1, loss_sum / n_minibatches
+
+    _, last_loss = tf.while_loop(
+        lambda e, _: e < epochs, epoch, (tf.constant(0), tf.zeros((), targets.dtype))
+    )
+    return last_loss
