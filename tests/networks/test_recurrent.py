@@ -20,11 +20,14 @@ from trpo_tf.interfaces import NetworkSpec
 from trpo_tf.learner import sequence_arguments, to_sequences
 from trpo_tf.networks.rnn import RecurrentTorso, make_gru, make_lstm
 from trpo_tf.policy import Policy, SequenceInputs
+from trpo_tf.recurrent_value import RecurrentValues
 from trpo_tf.run_loading import evaluate_run, load_run
 from trpo_tf.testing import check_network
 from trpo_tf.train import train
+from trpo_tf.trainer.adam import FusedAdam
 from trpo_tf.trainer.flat import flat_gradient, num_params
 from trpo_tf.trainer.fvp import fisher_of_linearization, fisher_vector_product, primal_variables
+from trpo_tf.trainer.value_fit import fit_value_sequences
 from trpo_tf.types import Rollout
 
 FACTORIES = {"lstm": make_lstm, "gru": make_gru}
@@ -194,7 +197,7 @@ def test_rollout_is_cut_into_sequences_env_by_env() -> None:
     assert obs.shape == (6, L, 2) and actions.shape == (24,) and log_prob.shape == (24,)
 
 
-def _config(total_steps: int, **trainer):
+def _config(total_steps: int, value_network: dict | None = None, runner: str = "sync", **trainer):
     return experiment_from_dict(
         {
             "env": {"id": "CartPole-v1", "n_envs": 2},
@@ -206,7 +209,13 @@ def _config(total_steps: int, **trainer):
                 "fvp_subsample": 0.5,
                 **trainer,
             },
-            "value": {"minibatch_size": 64, "epochs": 2, "hidden": [16]},
+            "value": {
+                "minibatch_size": 64,
+                "epochs": 2,
+                "hidden": [16],
+                "network": value_network or {},
+            },
+            "runner": {"kind": runner},
             "eval": {"every": 2, "episodes": 2},
             "checkpoint": {"every": 1, "keep": 2},
             "tracking": {"tensorboard": False},
@@ -220,16 +229,18 @@ def _rows(path: Path) -> list[dict[str, str]]:
         return [{k: v for k, v in r.items() if k not in timing} for r in csv.DictReader(handle)]
 
 
-def test_recurrent_training_resumes_exactly_mid_episode(tmp_path: Path) -> None:
+@pytest.mark.parametrize("value", ["mlp", "gru"])
+def test_recurrent_training_resumes_exactly_mid_episode(tmp_path: Path, value: str) -> None:
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
-    train(_config(512), straight, quiet=True)
-    train(_config(256), resumed, quiet=True)
+    network = {"name": value, **({"units": 8} if value == "gru" else {})}
+    train(_config(512, network), straight, quiet=True)
+    train(_config(256, network), resumed, quiet=True)
     # The run stops mid-episode: the checkpoint holds the policy's memory of it.
     state, _ = checkpoint_state.read(resumed / "checkpoints" / "iter_000002")
     sampler = state["sampler"]
     assert sampler["envs"] is not None and not sampler["episode_start"].all()
     assert np.abs(sampler["policy_state"][0]).max() > 0
-    train(_config(512), resumed, quiet=True, resume=True)
+    train(_config(512, network), resumed, quiet=True, resume=True)
     rows = _rows(straight / "metrics.csv")
     assert rows == _rows(resumed / "metrics.csv")
     for row in rows:  # every step kept the trust region and was traced once
@@ -239,7 +250,11 @@ def test_recurrent_training_resumes_exactly_mid_episode(tmp_path: Path) -> None:
     _, agent_b = load_run(resumed)
     for a, b in zip(agent_a.policy.policy_variables, agent_b.policy.policy_variables, strict=True):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
-    assert agent_a.policy.recurrent and not hasattr(agent_a.value_network, "state_sizes")
+    assert agent_a.policy.recurrent
+    assert hasattr(agent_a.value_network, "state_sizes") == (value == "gru")
+    if value == "gru":  # V's memory of the episodes in progress is checkpointed too
+        carried = state["recurrent_values"]["value_state"][0]
+        assert carried.shape == (2, 8) and np.abs(carried).max() > 0
     summary = json.loads((straight / "summary.json").read_text())
     assert summary["update_retraces"] == 0
     # `trpo-tf eval RUN_DIR` carries the state per episode as training's evaluation did.
@@ -253,13 +268,84 @@ def test_bptt_length_must_divide_the_steps_per_env(tmp_path: Path) -> None:
         train(_config(128, bptt_length=24), tmp_path / "run", quiet=True)
 
 
-def test_a_recurrent_value_network_is_refused(tmp_path: Path) -> None:
-    config = _config(128)
-    from dataclasses import replace
-
-    config = replace(config, value=replace(config.value, network={"name": "gru"}))
-    with pytest.raises(ConfigError, match="value.network: 'gru' is recurrent"):
+def test_a_recurrent_value_network_runs_synchronously_only(tmp_path: Path) -> None:
+    config = _config(128, {"name": "gru"}, runner="async")
+    with pytest.raises(ConfigError, match="value.network: a recurrent value network .* sync only"):
         train(config, tmp_path / "run", quiet=True)
+
+
+def test_recurrent_values_step_the_value_network_through_the_rollout() -> None:
+    network = make_gru(
+        NetworkSpec(
+            observation_space=gym.spaces.Box(-1.0, 1.0, (3,)),
+            observation_dim=3,
+            output_dim=1,
+            hidden=(6,),
+            seed=1,
+            name="value_network",
+        ),
+        units=4,
+    )
+    T, N = 6, 2
+    rng = np.random.default_rng(3)
+    observations = rng.normal(size=(2, T, N, 3)).astype(np.float32)
+    finals = rng.normal(size=(2, T, N, 3)).astype(np.float32)
+    terminated = np.zeros((2, T, N), bool)
+    truncated = np.zeros((2, T, N), bool)
+    terminated[0, 2, 0] = True  # env 0's episode ends at step 2 of the first rollout
+    truncated[0, 5, 1] = True  # env 1's is cut at the first rollout's last step
+    truncated[1, 3, 0] = True
+    values = RecurrentValues(network, N)
+    start = np.ones(N, bool)
+    state = network.initial_state(N)
+    for k in range(2):  # two rollouts: V's state carries from the first to the second
+        done = np.logical_or(terminated[k], truncated[k])
+        starts = np.concatenate([start[None], done[:-1]])
+        last = rng.normal(size=(N, 3)).astype(np.float32)
+        rollout = _rollout(observations[k], terminated[k], truncated[k], finals[k], last, starts)
+        got_values, got_next, got_states = values(rollout)
+        expected_values = np.zeros((T, N))
+        expected_finals = np.zeros((T, N))
+        for t in range(T):
+            keep = tf.constant(1.0 - starts[t, :, None].astype(np.float32))
+            state = tuple(part * keep for part in state)
+            np.testing.assert_allclose(got_states[0][t], state[0].numpy(), atol=1e-6)
+            output, state = network.step(tf.constant(observations[k, t]), state)
+            expected_values[t] = output.numpy()[:, 0]
+            for n in np.flatnonzero(truncated[k, t]):  # V(final obs) with s_t's memory
+                final, _ = network.step(
+                    tf.constant(finals[k, t, n : n + 1]), tuple(p[n : n + 1] for p in state)
+                )
+                expected_finals[t, n] = final.numpy()[0, 0]
+        keep = tf.constant(1.0 - done[-1, :, None].astype(np.float32))
+        last_value, _ = network.step(tf.constant(last), tuple(part * keep for part in state))
+        shifted = np.concatenate([expected_values[1:], last_value.numpy()[None, :, 0]])
+        np.testing.assert_allclose(got_values, expected_values, atol=1e-5)
+        np.testing.assert_allclose(
+            got_next, np.where(truncated[k], expected_finals, shifted), atol=1e-5
+        )
+        start = done[-1]
+
+
+def _rollout(observations, terminated, truncated, finals, last, starts) -> Rollout:
+    T, N = terminated.shape
+    zeros = np.zeros((T, N), np.float32)
+    return Rollout(
+        observations=observations,
+        actions=np.zeros((T, N), np.int64),
+        rewards=zeros,
+        raw_rewards=zeros,
+        terminated=terminated,
+        truncated=truncated,
+        final_observations=np.where(truncated[..., None], finals, 0.0).astype(np.float32),
+        last_observations=last,
+        behavior_log_prob=zeros,
+        behavior_params=zeros[..., None],
+        policy_version=zeros.astype(np.int64),
+        episode_returns=np.zeros(0),
+        episode_lengths=np.zeros(0, np.int64),
+        episode_starts=starts,
+    )
 
 
 @pytest.mark.parametrize("kind", ["lstm", "gru"])
@@ -277,3 +363,51 @@ def test_the_conformance_kit_catches_a_sequence_that_ignores_resets() -> None:
 
     with pytest.raises(AssertionError, match="sequence equals step repeated with resets"):
         check_network(factory, gym.spaces.Box(-1.0, 1.0, (4,)), saved_model=False)
+
+
+def test_a_recurrent_value_fit_learns_a_target_that_needs_memory() -> None:
+    network = make_lstm(
+        NetworkSpec(
+            observation_space=gym.spaces.Box(-1.0, 1.0, (1,)),
+            observation_dim=1,
+            output_dim=1,
+            hidden=(16,),
+            seed=0,
+            name="value_network",
+        ),
+        units=16,
+    )
+    rng = np.random.default_rng(0)
+    observations = rng.uniform(-1, 1, size=(32, 6, 1)).astype(np.float32)
+    starts = np.zeros((32, 6), np.float32)
+    starts[:, 0] = 1.0
+    starts[::4, 3] = 1.0  # some sequences hold two episodes
+    # The target is the previous observation of the same episode (0 at its first step).
+    previous = np.concatenate([np.zeros((32, 1)), observations[:, :-1, 0]], axis=1)
+    targets = np.where(starts > 0, 0.0, previous).astype(np.float32)
+    state = tuple(np.zeros((32, size), np.float32) for size in network.state_sizes)
+
+    def mse() -> float:
+        outputs = network.sequence(tf.constant(observations), state, tf.constant(starts))
+        return float(np.mean((outputs.numpy()[..., 0] - targets) ** 2))
+
+    before = mse()
+    optimizer = FusedAdam(learning_rate=1e-2)
+    optimizer.build(network.trainable_variables)
+    generator = tf.random.Generator.from_seed(0)
+    fit = tf.function(
+        lambda: fit_value_sequences(
+            network,
+            optimizer,
+            generator,
+            tf.constant(observations),
+            tf.constant(starts),
+            tuple(tf.constant(part) for part in state),
+            tf.constant(targets),
+            150,
+            8,
+        ),
+        autograph=False,
+    )
+    fit()
+    assert mse() < 0.1 * before
