@@ -4,6 +4,10 @@ A tiny agent of each cell is built (no training: the weights are scaled so actio
 depend on the observations and on the carried state), exported, and stepped over a
 sequence with episode resets in the middle, both in a fresh process that imports only
 TensorFlow and in memory through ``Policy.step_params`` + the head's mode.
+
+A recurrent value network (``value.network: {name: lstm|gru}``) exports its state the
+same way (``value_state_i`` in ``initial_state`` and ``value``/``env_value``): checked
+beside an lstm policy and beside an mlp policy against ``value_network.step``.
 """
 
 from __future__ import annotations
@@ -271,6 +275,9 @@ def test_recurrent_signatures_and_metadata(
     for name in ("action", "sample", "env_action", "env_sample"):
         assert "policy_state_0" in signatures[name], name
     assert "policy_state" not in signatures["value"]
+    assert "value_state" not in signatures["value"]
+    assert metadata["recurrent"]["value_state_names"] == []
+    assert metadata["recurrent"]["value_state_sizes"] == []
 
 
 def test_a_memoryless_export_has_no_state(tmp_path: Path) -> None:
@@ -392,3 +399,261 @@ def test_evaluate_export_keeps_one_state_per_env(cases: dict[str, Case]) -> None
         0,
     )
     np.testing.assert_array_equal(returns, in_memory)
+
+
+# ---- A recurrent value network: its own state in initial_state and value/env_value ----
+
+VALUE_CASES = {
+    # name: (env, policy network, value network, V's state sizes)
+    "lstm-gru": ("Pendulum-v1", {"name": "lstm", "units": 6}, "gru", (5,)),
+    "mlp-lstm": ("CartPole-v1", {}, "lstm", (5, 5)),
+}
+
+
+def _build_value_case(name: str, root: Path) -> Case:
+    env_id, policy_network, value_kind, _ = VALUE_CASES[name]
+    config = experiment_from_dict(
+        {
+            "name": f"export-value-{name}",
+            "seed": 5,
+            "env": {"id": env_id, "n_envs": 2, "normalize_obs": True, "clip_obs": 2.5},
+            "policy": {"hidden": [8], "network": policy_network},
+            "value": {"hidden": [8], "network": {"name": value_kind, "units": 5}},
+            "trainer": {"steps_per_iteration": 64, "bptt_length": 8},
+        }
+    )
+    spec = describe(env_id, make_env_fn(env_id))
+    agent = Agent.build(config, spec.observation_dim, spec.action_space, spec.env_observation_space)
+    rng = np.random.default_rng(len(name) + 11)
+    d = spec.observation_dim
+    stats = agent.observation_normalizer.stats
+    stats.mean = rng.normal(0.0, 1.0, d)
+    stats.var = rng.uniform(0.3, 2.0, d)
+    network = agent.value_network
+    # Larger recurrent weights: V's memory matters.
+    network.cell.recurrent_kernel.assign(network.cell.recurrent_kernel * 2.5)
+    output = network.output_network.get_layer("output")
+    output.bias.assign(rng.normal(0.0, 0.3, output.bias.shape).astype(np.float32))
+    observations = (
+        stats.mean + rng.normal(0.0, 1.5, (STEPS, BATCH, d)) * np.sqrt(stats.var)
+    ).astype(np.float32)
+    resets = np.zeros((STEPS, BATCH), bool)
+    resets[0] = True
+    resets[5, 1] = True  # one row's episode restarts mid-sequence
+    export_dir = export_savedmodel(agent, config, spec, root / name)
+    return Case(name, agent, spec, export_dir, observations, resets)
+
+
+@pytest.fixture(scope="module")
+def value_cases(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Case]:
+    root = tmp_path_factory.mktemp("recurrent_value_exports")
+    return {name: _build_value_case(name, root) for name in VALUE_CASES}
+
+
+def _in_memory_values(
+    case: Case, resets: np.ndarray
+) -> tuple[np.ndarray, list[tuple[np.ndarray, ...]]]:
+    """(V [STEPS, BATCH], next states per step) of ``value_network.step`` from zeros."""
+    network, normalizer = case.agent.value_network, case.agent.observation_normalizer
+    batch = case.observations.shape[1]
+    state = network.initial_state(batch)
+    values, states = [], []
+    for t in range(len(case.observations)):
+        zeros = network.initial_state(batch)
+        state = tuple(
+            tf.where(resets[t][:, None], start, part)
+            for start, part in zip(zeros, state, strict=True)
+        )
+        normalized = tf.constant(normalizer(case.observations[t]), tf.float32)
+        outputs, state = network.step(normalized, state)
+        values.append(outputs.numpy()[:, 0])
+        states.append(tuple(part.numpy() for part in state))
+    return np.stack(values), states
+
+
+VALUE_FRESH_PROCESS_CODE = textwrap.dedent(
+    """
+    import json, sys
+    import numpy as np
+    import tensorflow as tf
+
+    def names(function):
+        return np.array(sorted(function.structured_input_signature[1]))
+
+    jobs = json.loads(sys.argv[1])
+    for job in jobs:
+        model = tf.saved_model.load(job["export_dir"])
+        observations = np.load(job["observations"])
+        resets = np.load(job["resets"])
+        steps, batch = resets.shape
+        signatures = model.signatures
+        results = {
+            "signatures": np.array(sorted(signatures.keys())),
+            "action_inputs": names(signatures["action"]),
+            "env_action_inputs": names(signatures["env_action"]),
+            "sample_inputs": names(signatures["sample"]),
+            "value_inputs": names(signatures["value"]),
+            "env_value_inputs": names(signatures["env_value"]),
+            "value_outputs": np.array(sorted(signatures["value"].structured_outputs)),
+            "initial_keys": np.array(sorted(model.initial_state(tf.constant(2)).keys())),
+        }
+        value_names = [k for k in results["initial_keys"] if k.startswith("value_state_")]
+        state = {
+            k: v for k, v in signatures["initial_state"](batch_size=tf.constant(batch)).items()
+            if k in value_names
+        }
+        method_state = dict(state)
+        for t in range(steps):
+            initial = model.initial_state(tf.constant(batch))
+            mask = tf.constant(resets[t])[:, None]
+            state = {k: tf.where(mask, initial[k], state[k]) for k in value_names}
+            method_state = {k: tf.where(mask, initial[k], method_state[k]) for k in value_names}
+            obs = tf.constant(observations[t])
+            out = signatures["value"](observation=obs, **state)
+            env = model.env_value({"observation": obs}, method_state)
+            state = {k: out[k] for k in value_names}
+            method_state = {k: env[k] for k in value_names}
+            results[f"value_{t}"] = out["value"].numpy()
+            results[f"env_value_{t}"] = env["value"].numpy()
+            for k in value_names:
+                results[f"{k}_{t}"] = state[k].numpy()
+                results[f"env_{k}_{t}"] = method_state[k].numpy()
+        results["metadata"] = model.metadata()["metadata"].numpy().decode()
+        np.savez(job["result"], **results)
+    assert "tensorflow_probability" not in sys.modules, "TFP was imported"
+    assert "trpo_tf" not in sys.modules, "trpo_tf was imported"
+    print("ok")
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def value_results(
+    value_cases: dict[str, Case], tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, dict[str, Any]]:
+    """Every recurrent-V export stepped in one TensorFlow-only subprocess."""
+    root = tmp_path_factory.mktemp("fresh_recurrent_value")
+    jobs = []
+    for case in value_cases.values():
+        np.save(root / f"{case.kind}_obs.npy", case.observations)
+        np.save(root / f"{case.kind}_resets.npy", case.resets)
+        jobs.append(
+            {
+                "export_dir": str(case.export_dir),
+                "observations": str(root / f"{case.kind}_obs.npy"),
+                "resets": str(root / f"{case.kind}_resets.npy"),
+                "result": str(root / f"{case.kind}.npz"),
+            }
+        )
+    completed = subprocess.run(
+        [sys.executable, "-c", VALUE_FRESH_PROCESS_CODE, json.dumps(jobs)],
+        capture_output=True,
+        text=True,
+        cwd=root,
+        timeout=240,
+    )
+    assert completed.returncode == 0, completed.stderr[-4000:]
+    assert completed.stdout.strip().endswith("ok")
+    results = {}
+    for case in value_cases.values():
+        with np.load(root / f"{case.kind}.npz") as data:
+            results[case.kind] = {key: data[key] for key in data.files}
+    return results
+
+
+@pytest.mark.parametrize("name", list(VALUE_CASES))
+def test_stepped_recurrent_value_equals_value_network_step_in_a_fresh_process(
+    value_cases: dict[str, Case], value_results: dict[str, dict[str, Any]], name: str
+) -> None:
+    case, result = value_cases[name], value_results[name]
+    sizes = VALUE_CASES[name][3]
+    names = [f"value_state_{i}" for i in range(len(sizes))]
+    expected, states = _in_memory_values(case, case.resets)
+    for t in range(STEPS):
+        np.testing.assert_allclose(result[f"value_{t}"], expected[t], rtol=0, atol=1e-5)
+        np.testing.assert_allclose(result[f"env_value_{t}"], expected[t], rtol=0, atol=1e-5)
+        for state_name, part in zip(names, states[t], strict=True):
+            assert result[f"{state_name}_{t}"].shape == (BATCH, sizes[0])
+            np.testing.assert_allclose(result[f"{state_name}_{t}"], part, rtol=0, atol=1e-5)
+            np.testing.assert_allclose(result[f"env_{state_name}_{t}"], part, rtol=0, atol=1e-5)
+    # V's memory matters: the row reset at t = 5 is valued unlike the same row carried
+    # on, and unlike the memoryless call from the zero state at a later step.
+    only_first = np.zeros_like(case.resets)
+    only_first[0] = True
+    carried = _in_memory_values(case, only_first)[0]
+    assert abs(carried[5, 1] - expected[5, 1]) > 1e-3
+    normalized = case.agent.observation_normalizer(case.observations[STEPS - 1])
+    memoryless = case.agent.value_network(normalized).numpy()[:, 0]
+    assert not np.allclose(memoryless, expected[STEPS - 1], atol=1e-3)
+
+
+@pytest.mark.parametrize("name", list(VALUE_CASES))
+def test_recurrent_value_signatures_and_metadata(
+    value_cases: dict[str, Case], value_results: dict[str, dict[str, Any]], name: str
+) -> None:
+    case, result = value_cases[name], value_results[name]
+    _, policy_network, value_kind, sizes = VALUE_CASES[name]
+    policy_recurrent = bool(policy_network)
+    policy_names = ["policy_state_0", "policy_state_1"] if policy_recurrent else []
+    value_names = [f"value_state_{i}" for i in range(len(sizes))]
+    assert "initial_state" in set(result["signatures"])
+    assert list(result["initial_keys"]) == sorted([*policy_names, *value_names])
+    assert list(result["value_inputs"]) == sorted(["observation", *value_names])
+    assert list(result["env_value_inputs"]) == sorted(["observation", *value_names])
+    assert list(result["value_outputs"]) == sorted(["value", *value_names])
+    # The acting signatures take the policy's state only (none for an mlp policy).
+    for key in ("action_inputs", "env_action_inputs", "sample_inputs"):
+        assert list(result[key]) == sorted(["observation", *policy_names]), key
+    metadata = json.loads(str(result["metadata"]))
+    assert metadata == json.loads((case.export_dir / METADATA_FILE).read_text())
+    recurrent = metadata["recurrent"]
+    assert recurrent["policy_state_names"] == policy_names
+    assert recurrent["policy_state_sizes"] == ([6, 6] if policy_recurrent else [])
+    assert recurrent["value_state_names"] == value_names
+    assert recurrent["value_state_sizes"] == list(sizes)
+    assert "not converted to TFLite" in recurrent["tflite"]
+    assert metadata["networks"] == {
+        "policy": policy_network.get("name", "mlp"),
+        "value": value_kind,
+    }
+    signatures = metadata["signatures"]
+    for key in ("value", "env_value", "initial_state"):
+        assert "value_state_0" in signatures[key], key
+    for key in ("action", "sample", "env_action", "env_sample"):
+        assert "value_state" not in signatures[key], key
+        assert ("policy_state_0" in signatures[key]) == policy_recurrent, key
+
+
+def test_load_policy_acts_with_the_policy_state_only(value_cases: dict[str, Case]) -> None:
+    memoryless = load_policy(value_cases["mlp-lstm"].export_dir)
+    assert not memoryless.recurrent and memoryless.state_names == ()
+    assert memoryless.initial_state(3) == {}
+    observations = value_cases["mlp-lstm"].observations
+    first = memoryless.predict(observations[0])
+    assert first.shape == (BATCH,)
+    np.testing.assert_array_equal(memoryless.predict(observations[0], episode_start=False), first)
+    assert memoryless.state is None
+
+    case = value_cases["lstm-gru"]
+    policy = load_policy(case.export_dir)
+    assert policy.recurrent and policy.state_names == ("policy_state_0", "policy_state_1")
+    assert set(policy.initial_state(3)) == {"policy_state_0", "policy_state_1"}
+    expected = _in_memory(case, case.observations, case.resets)[0]
+    for t in range(STEPS):
+        start = case.resets[t] if case.resets[t].any() else None
+        got = policy.predict(case.observations[t], episode_start=start)
+        np.testing.assert_allclose(got, expected[t], rtol=0, atol=1e-5)
+    assert set(policy.state) == {"policy_state_0", "policy_state_1"}
+
+
+@pytest.mark.filterwarnings("ignore:.*tf.lite.Interpreter is deprecated")
+def test_tflite_of_a_recurrent_value_export_converts_the_policy_only(
+    value_cases: dict[str, Case], tmp_path: Path
+) -> None:
+    case = value_cases["lstm-gru"]
+    path = export_tflite(case.export_dir, tmp_path / "policy.tflite")
+    interpreter = tf.lite.Interpreter(model_path=str(path))
+    runner = interpreter.get_signature_runner()
+    inputs = set(runner.get_input_details())
+    assert inputs == {"observation", "policy_state_0", "policy_state_1"}
+    assert set(runner.get_output_details()) == {"action", "policy_state_0", "policy_state_1"}

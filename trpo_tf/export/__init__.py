@@ -36,10 +36,16 @@ extra inputs ``policy_state_0``, ... ``[batch, H_i]`` (in Python, a dict as the 
 argument: ``model.action(observations, state)``) and return the next state under the
 same names beside ``action`` (and ``log_prob``). Any batch size; a row whose episode
 ends is set back to ``initial_state``'s before the next episode's first step.
-``value`` stays memoryless (V is never recurrent). ``metadata.json`` then has
-``"recurrent": {"policy_state_names", "policy_state_sizes", "bptt_length"}``, and the
-TFLite models take and return the state the same way.
-:meth:`LoadedExport.predict` keeps the state between calls for Python users.
+A recurrent value network (``value.network: {name: lstm}``) is exported the same way:
+``initial_state`` also returns ``value_state_0``, ... (it exists when only V is
+recurrent), and ``value``/``env_value`` take them as extra inputs and return the next
+ones beside ``value``; a memoryless V's ``value`` takes the observation only, and a
+memoryless policy's acting signatures take no state. ``metadata.json`` then has
+``"recurrent": {"policy_state_names", "policy_state_sizes", "value_state_names",
+"value_state_sizes", "bptt_length", "tflite"}`` (empty lists for a memoryless side),
+and the TFLite models take and return the policy state the same way (V is not
+converted to TFLite). :meth:`LoadedExport.predict` keeps the policy state between calls
+for Python users.
 
 The metadata JSON — the observation and action spaces, the experiment name and
 the environment id and kwargs — is also written as ``metadata.json`` next to
@@ -57,7 +63,8 @@ Serving in a process without trpo_tf or TensorFlow Probability::
     actions = model.action(observations)["action"]
 
     # a recurrent policy: carry the state, reset rows where an episode starts
-    state = model.initial_state(tf.constant(n_envs))
+    state = model.initial_state(tf.constant(n_envs))  # with a recurrent V: keep only
+    state = {k: v for k, v in state.items() if k.startswith("policy_state_")}  # these
     outputs = model.action(observations, state)
     actions, state = outputs["action"], {name: outputs[name] for name in state}
 """

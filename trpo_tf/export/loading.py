@@ -41,8 +41,9 @@ class LoadedExport:
     Attributes:
         metadata: the export's metadata dict.
         module: the loaded SavedModel.
-        state_names: the state inputs of a recurrent export (``policy_state_0``, ...);
-            ``()`` for a memoryless one.
+        state_names: the policy state inputs of a recurrent policy's export
+            (``policy_state_0``, ...); ``()`` for a memoryless policy, also when only
+            the value network is recurrent (acting never needs V's ``value_state_i``).
         state: the carried state, ``{name: [batch, size]}`` float32, or None before the
             first call and after :meth:`reset`.
     """
@@ -63,11 +64,13 @@ class LoadedExport:
 
     @property
     def recurrent(self) -> bool:
-        """Whether the policy carries a state between steps."""
+        """Whether the policy carries a state between steps (a recurrent V alone does not
+        count: :meth:`predict` acts with the policy only)."""
         return bool(self.state_names)
 
     def initial_state(self, batch_size: int) -> dict[str, np.ndarray]:
-        """The state at an episode's start, ``{name: [batch_size, size]}`` (``{}`` if none)."""
+        """The policy state at an episode's start, ``{name: [batch_size, size]}`` (``{}``
+        for a memoryless policy)."""
         if not self.recurrent:
             return {}
         initial = self.module.signatures["initial_state"](

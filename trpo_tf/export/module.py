@@ -1,5 +1,5 @@
 """The exported ``tf.Module``: networks, frozen normalization, env-ready actions, and a
-recurrent policy's state as explicit inputs and outputs."""
+recurrent policy's (or value network's) state as explicit inputs and outputs."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import tensorflow as tf
 
 from trpo_tf.errors import IncompatibleSpaceError
 from trpo_tf.export.observations import env_observation_inputs
+from trpo_tf.networks.rnn import is_recurrent
 
 
 def env_action_fn(head: Any, action_space: gym.Space) -> Callable[[tf.Tensor], tf.Tensor]:
@@ -78,26 +79,40 @@ def _space_action_fn(action_space: gym.Space) -> Callable[[tf.Tensor], tf.Tensor
 
 
 STATE_PREFIX = "policy_state_"
+VALUE_STATE_PREFIX = "value_state_"
 
 
-def state_names(count: int) -> list[str]:
-    """Signature names of a recurrent policy's state tensors: ``policy_state_0``, ..."""
-    return [f"{STATE_PREFIX}{i}" for i in range(count)]
+def state_names(count: int, prefix: str = STATE_PREFIX) -> list[str]:
+    """Signature names of a recurrent network's state tensors: ``policy_state_0``, ...
+    (``value_state_0``, ... with ``prefix=VALUE_STATE_PREFIX``)."""
+    return [f"{prefix}{i}" for i in range(count)]
 
 
-def signature_state_names(function: Any) -> list[str]:
+def signature_state_names(function: Any, prefix: str = STATE_PREFIX) -> list[str]:
     """The state inputs (``policy_state_i``, in order) of a loaded acting signature;
-    ``[]`` for a memoryless export."""
-    names = [n for n in function.structured_input_signature[1] if n.startswith(STATE_PREFIX)]
-    return sorted(names, key=lambda name: int(name[len(STATE_PREFIX) :]))
+    ``[]`` for a memoryless export (``prefix=VALUE_STATE_PREFIX``: the ``value_state_i``
+    of a loaded value signature)."""
+    names = [n for n in function.structured_input_signature[1] if n.startswith(prefix)]
+    return sorted(names, key=lambda name: int(name[len(prefix) :]))
 
 
-def state_specs(state_sizes: tuple[int, ...]) -> dict[str, tf.TensorSpec]:
-    """``{"policy_state_i": [batch, H_i] float32}``, the state inputs of the acting signatures."""
+def state_specs(
+    state_sizes: tuple[int, ...], prefix: str = STATE_PREFIX
+) -> dict[str, tf.TensorSpec]:
+    """``{"policy_state_i": [batch, H_i] float32}``, the state inputs of the acting
+    signatures (``value_state_i`` of the value signatures with ``prefix``)."""
     return {
         name: tf.TensorSpec([None, size], tf.float32, name=name)
-        for name, size in zip(state_names(len(state_sizes)), state_sizes, strict=True)
+        for name, size in zip(state_names(len(state_sizes), prefix), state_sizes, strict=True)
     }
+
+
+def value_state_sizes(value_network: Any) -> tuple[int, ...]:
+    """The state widths of a recurrent value network (``lstm``: (H, H), ``gru``: (H,));
+    ``()`` for a memoryless one."""
+    if not is_recurrent(value_network):
+        return ()
+    return tuple(int(size) for size in value_network.state_sizes)
 
 
 class ExportedAgent(tf.Module):
@@ -122,7 +137,13 @@ class ExportedAgent(tf.Module):
     dict of ``policy_state_i`` ``[batch, H_i]``, and return the next state under the
     same names beside their outputs. The caller keeps the state (any batch size,
     concurrent callers are safe) and sets a row back to ``initial_state``'s where its
-    episode starts. ``value`` stays memoryless (V is an ``mlp``/``cnn``).
+    episode starts.
+
+    A recurrent value network (:func:`~trpo_tf.networks.rnn.is_recurrent`) likewise:
+    ``initial_state`` also returns ``value_state_i`` ``[batch_size, H_i]`` (it exists
+    when only V is recurrent), and ``value``/``env_value`` take them as a second
+    argument and return the next ones beside ``value``. A memoryless V keeps the
+    one-argument ``value``; a memoryless policy keeps the one-argument acting signatures.
     """
 
     def __init__(
@@ -154,19 +175,29 @@ class ExportedAgent(tf.Module):
         self._to_env = env_action_fn(policy.head, action_space)
         self._metadata_json = metadata_json
         self._state_sizes = tuple(int(size) for size in policy.state_sizes)
+        self._value_state_sizes = value_state_sizes(value_network)
         spec = tf.TensorSpec([None, observation_dim], tf.float32, name="observation")
-        # A recurrent policy's acting signatures take and return its state as well.
-        states = [state_specs(self._state_sizes)] if self._state_sizes else []
+        # A recurrent policy's acting signatures take and return its state as well,
+        # and a recurrent V's value signatures its own.
+        policy_state = state_specs(self._state_sizes) if self._state_sizes else None
+        value_state = (
+            state_specs(self._value_state_sizes, VALUE_STATE_PREFIX)
+            if self._value_state_sizes
+            else None
+        )
         action, sample = (
             (self._recurrent_action, self._recurrent_sample)
             if self._state_sizes
             else (self._action, self._sample)
         )
+        value = self._recurrent_value if self._value_state_sizes else self._value
+        states = [policy_state] if policy_state else []
+        values = [value_state] if value_state else []
         self.action = tf.function(action, input_signature=[spec, *states], autograph=False)
         self.sample = tf.function(sample, input_signature=[spec, *states], autograph=False)
-        self.value = tf.function(self._value, input_signature=[spec], autograph=False)
+        self.value = tf.function(value, input_signature=[spec, *values], autograph=False)
         self.metadata = tf.function(self._metadata, input_signature=[], autograph=False)
-        if self._state_sizes:
+        if self.stateful:
             self.initial_state = tf.function(
                 self._initial_state,
                 input_signature=[tf.TensorSpec([], tf.int32, name="batch_size")],
@@ -174,26 +205,34 @@ class ExportedAgent(tf.Module):
             )
         if env_observation_space is not None:
             specs, self._flatten = env_observation_inputs(env_observation_space)
-            for name, flat_fn, stateful in (
-                ("env_action", action, bool(states)),
-                ("env_sample", sample, bool(states)),
-                ("env_value", self._value, False),
+            for name, flat_fn, state_spec in (
+                ("env_action", action, policy_state),
+                ("env_sample", sample, policy_state),
+                ("env_value", value, value_state),
             ):
-                setattr(self, name, self._on_env_observations(flat_fn, specs, stateful))
+                setattr(self, name, self._on_env_observations(flat_fn, specs, state_spec))
+
+    @property
+    def stateful(self) -> bool:
+        """Whether the policy or V carries a state (the export has ``initial_state``)."""
+        return bool(self._state_sizes or self._value_state_sizes)
 
     def _on_env_observations(
-        self, flat_fn: Callable, specs: dict[str, tf.TensorSpec], stateful: bool = False
+        self,
+        flat_fn: Callable,
+        specs: dict[str, tf.TensorSpec],
+        state_spec: dict[str, tf.TensorSpec] | None = None,
     ) -> Any:
         """``flat_fn`` behind the in-graph flattening of env observations ``specs``
-        (``stateful``: ``flat_fn`` also takes and returns the policy state)."""
-        if stateful:
+        (with ``state_spec``: ``flat_fn`` also takes and returns that state)."""
+        if state_spec is not None:
 
             def on_env_with_state(
                 observation: dict[str, tf.Tensor], state: dict[str, tf.Tensor]
             ) -> dict[str, tf.Tensor]:
                 return flat_fn(self._flatten(observation), state)
 
-            signature = [specs, state_specs(self._state_sizes)]
+            signature = [specs, state_spec]
             return tf.function(on_env_with_state, input_signature=signature, autograph=False)
 
         def on_env(observation: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
@@ -219,9 +258,17 @@ class ExportedAgent(tf.Module):
         return {"action": self._to_env(raw), "log_prob": distribution.log_prob(raw)}
 
     def _initial_state(self, batch_size: tf.Tensor) -> dict[str, tf.Tensor]:
-        """The state at an episode's start: ``{"policy_state_i": [batch_size, H_i]}``."""
-        initial = self.policy_network.initial_state(batch_size)
-        return dict(zip(state_names(len(self._state_sizes)), initial, strict=True))
+        """The state at an episode's start: ``{"policy_state_i": [batch_size, H_i]}``
+        for a recurrent policy, and ``value_state_i`` for a recurrent V."""
+        initial: dict[str, tf.Tensor] = {}
+        if self._state_sizes:
+            parts = self.policy_network.initial_state(batch_size)
+            initial.update(zip(state_names(len(self._state_sizes)), parts, strict=True))
+        if self._value_state_sizes:
+            names = state_names(len(self._value_state_sizes), VALUE_STATE_PREFIX)
+            parts = self.value_network.initial_state(batch_size)
+            initial.update(zip(names, parts, strict=True))
+        return {name: tf.cast(part, tf.float32) for name, part in initial.items()}
 
     def _step_params(
         self, observation: tf.Tensor, state: dict[str, tf.Tensor]
@@ -249,6 +296,16 @@ class ExportedAgent(tf.Module):
 
     def _value(self, observation: tf.Tensor) -> dict[str, tf.Tensor]:
         return {"value": tf.squeeze(self.value_network(self._normalized(observation)), -1)}
+
+    def _recurrent_value(
+        self, observation: tf.Tensor, state: dict[str, tf.Tensor]
+    ) -> dict[str, tf.Tensor]:
+        """One step of a recurrent V: ``{"value": [batch], "value_state_i": next state}``."""
+        names = state_names(len(self._value_state_sizes), VALUE_STATE_PREFIX)
+        outputs, next_state = self.value_network.step(
+            self._normalized(observation), tuple(state[name] for name in names)
+        )
+        return {"value": tf.squeeze(outputs, -1), **dict(zip(names, next_state, strict=True))}
 
     def _metadata(self) -> dict[str, tf.Tensor]:
         return {"metadata": tf.constant(self._metadata_json)}

@@ -14,7 +14,13 @@ import tensorflow as tf
 
 from trpo_tf import atomic
 from trpo_tf.errors import IncompatibleSpaceError, TrpoTfError
-from trpo_tf.export.module import ExportedAgent, signature_state_names, state_names
+from trpo_tf.export.module import (
+    VALUE_STATE_PREFIX,
+    ExportedAgent,
+    signature_state_names,
+    state_names,
+    value_state_sizes,
+)
 from trpo_tf.export.observations import env_observation_inputs, observation_leaves
 from trpo_tf.export.spaces import space_from_json, space_to_json
 
@@ -37,16 +43,19 @@ def export_metadata(
     ``policy_label`` says which policy of the run this is: ``final`` (the policy
     after the last iteration) or ``best (...)`` (``eval.keep_best``).
 
-    A recurrent policy adds ``recurrent``: ``policy_state_names`` (the state inputs and
-    outputs of the acting signatures), ``policy_state_sizes`` and the run's
-    ``bptt_length``; its ``signatures`` descriptions name the state. A memoryless
-    policy's metadata has no ``recurrent`` key.
+    A recurrent policy or value network adds ``recurrent``: ``policy_state_names`` (the
+    state inputs and outputs of the acting signatures), ``policy_state_sizes``,
+    ``value_state_names``/``value_state_sizes`` (those of ``value``/``env_value``; empty
+    lists for a memoryless network of either), the run's ``bptt_length`` and a ``tflite``
+    note; its ``signatures`` descriptions name the state. An export with neither
+    recurrent has no ``recurrent`` key.
     """
     from trpo_tf import __version__
 
     normalizer = agent.observation_normalizer
     env_space, env_entries = _servable_env_space(env_spec)
     state_sizes = [int(size) for size in agent.policy.state_sizes]
+    value_sizes = list(value_state_sizes(agent.value_network))
     return {
         "format_version": FORMAT_VERSION,
         "trpo_tf_version": __version__,
@@ -70,11 +79,16 @@ def export_metadata(
             "enabled": bool(normalizer.enabled),
             "clip": float(normalizer.clip),
         },
-        # Only a recurrent policy's metadata has the key: memoryless exports are unchanged.
-        **({"recurrent": _recurrent_entry(config, state_sizes)} if state_sizes else {}),
+        # Only a recurrent policy's or V's metadata has the key: memoryless exports are
+        # unchanged.
+        **(
+            {"recurrent": _recurrent_entry(config, state_sizes, value_sizes)}
+            if state_sizes or value_sizes
+            else {}
+        ),
         "signatures": (
-            _recurrent_signatures(state_sizes, env_space is not None)
-            if state_sizes
+            _recurrent_signatures(state_sizes, value_sizes, env_space is not None)
+            if state_sizes or value_sizes
             else _signatures(env_space is not None)
         ),
     }
@@ -99,49 +113,98 @@ def _signatures(with_env: bool) -> dict[str, str]:
     }
 
 
-def _recurrent_entry(config: Any, state_sizes: list[int]) -> dict[str, Any]:
-    """``metadata["recurrent"]``: the state's tensors and the training sequence length."""
+def _recurrent_entry(config: Any, state_sizes: list[int], value_sizes: list[int]) -> dict[str, Any]:
+    """``metadata["recurrent"]``: the policy's and V's state tensors (empty lists for a
+    memoryless one), the training sequence length, and what the TFLite models carry."""
+    policy_tflite = (
+        "policy.tflite / policy_env.tflite take and return the policy state like action"
+        if state_sizes
+        else "policy.tflite / policy_env.tflite are memoryless like action"
+    )
+    value_tflite = (
+        "; V is not converted to TFLite (only action/env_action are): its state is served "
+        "by the SavedModel's value/env_value"
+        if value_sizes
+        else ""
+    )
     return {
         "policy_state_names": state_names(len(state_sizes)),
         "policy_state_sizes": state_sizes,
+        "value_state_names": state_names(len(value_sizes), VALUE_STATE_PREFIX),
+        "value_state_sizes": value_sizes,
         "bptt_length": int(config.trainer.bptt_length),
-        "tflite": "policy.tflite / policy_env.tflite take and return the state like action",
+        "tflite": policy_tflite + value_tflite,
     }
 
 
-def _recurrent_signatures(state_sizes: list[int], with_env: bool) -> dict[str, str]:
-    """What each signature of a recurrent policy's export takes and returns."""
+def _state_text(names: list[str], sizes: list[int]) -> str:
+    """``"policy_state_0 [batch, H], ..."``."""
+    return ", ".join(f"{name} [batch, {size}]" for name, size in zip(names, sizes, strict=True))
+
+
+def _recurrent_signatures(
+    state_sizes: list[int], value_sizes: list[int], with_env: bool
+) -> dict[str, str]:
+    """What each signature takes and returns when the policy or V (or both) is recurrent.
+
+    A memoryless side keeps the descriptions of a memoryless export, marked as such.
+    """
     names = state_names(len(state_sizes))
-    state = ", ".join(
-        f"{name} [batch, {size}]" for name, size in zip(names, state_sizes, strict=True)
+    value_names = state_names(len(value_sizes), VALUE_STATE_PREFIX)
+    initial = ", ".join(
+        text
+        for text in (_state_text(names, state_sizes), _state_text(value_names, value_sizes))
+        if text
     )
-    outputs = ", ".join(names)
+    if state_sizes:
+        state, outputs = _state_text(names, state_sizes), ", ".join(names)
+        acting = {
+            "action": f"raw observation [batch, obs_dim] float32, {state} -> deterministic "
+            f"env action, the next {outputs}",
+            "sample": f"raw observation, {outputs} -> stochastic env action, log_prob of the "
+            f"raw sample, the next {outputs}",
+        }
+        env_acting = {
+            "env_action": f"env observation (env_observation_inputs), {outputs} -> as action",
+            "env_sample": f"env observation, {outputs} -> as sample",
+        }
+    else:
+        acting = {
+            "action": "raw observation [batch, obs_dim] float32 -> deterministic env action "
+            "(memoryless policy: no state)",
+            "sample": "raw observation -> stochastic env action, log_prob of the raw sample "
+            "(memoryless policy: no state)",
+        }
+        env_acting = {
+            "env_action": "env observation (env_observation_inputs) -> as action",
+            "env_sample": "env observation -> as sample",
+        }
+    if value_sizes:
+        value_state, value_outputs = _state_text(value_names, value_sizes), ", ".join(value_names)
+        value = {
+            "value": f"raw observation [batch, obs_dim] float32, {value_state} -> V(s) [batch], "
+            f"the next {value_outputs}"
+        }
+        env_value = {"env_value": f"env observation, {value_outputs} -> as value"}
+    else:
+        value = {"value": "raw observation -> V(s) [batch] (memoryless: no state)"}
+        env_value = {"env_value": "env observation -> as value"}
     return {
-        "initial_state": f"batch_size int32 scalar -> {state} float32: the state at an "
+        "initial_state": f"batch_size int32 scalar -> {initial} float32: the state at an "
         "episode's start",
-        "action": f"raw observation [batch, obs_dim] float32, {state} -> deterministic env "
-        f"action, the next {outputs}",
-        "sample": f"raw observation, {outputs} -> stochastic env action, log_prob of the raw "
-        f"sample, the next {outputs}",
-        "value": "raw observation -> V(s) [batch] (memoryless: no state)",
+        **acting,
+        **value,
         "metadata": "() -> this JSON",
-        **(
-            {
-                "env_action": f"env observation (env_observation_inputs), {outputs} -> as action",
-                "env_sample": f"env observation, {outputs} -> as sample",
-                "env_value": "env observation -> as value",
-            }
-            if with_env
-            else {}
-        ),
+        **({**env_acting, **env_value} if with_env else {}),
     }
 
 
 def _network_names(config: Any, agent: Any) -> dict[str, str]:
     """``{"policy": name, "value": name}`` of ``trpo_tf.networks`` (``mlp`` by default).
 
-    V is memoryless: beside a recurrent policy, ``value.network: {}`` builds an ``mlp``
-    (``config.build.build_value``), not the policy's network again.
+    Beside a recurrent policy, ``value.network: {}`` builds an ``mlp``
+    (``config.build.build_value``), not the policy's network again; a recurrent V is
+    named explicitly (``value.network: {name: lstm}``).
     """
     from trpo_tf.config.build import DEFAULT_NETWORK, network_choice
 
@@ -209,7 +272,7 @@ def export_savedmodel(
         env_observation_space=env_space,
     )
     names = ["action", "sample", "value", "metadata"]
-    if agent.policy.recurrent:
+    if module.stateful:
         names.append("initial_state")
     if env_space is not None:
         names += ["env_action", "env_sample", "env_value"]
@@ -363,7 +426,8 @@ def export_tflite(saved_model_dir: str | Path, out_path: str | Path) -> Path:
     signature (``policy_state_0``, ... as extra inputs and outputs; the caller keeps
     the state and starts it from the SavedModel's ``initial_state``, zeros for the
     built-in ``lstm``/``gru``). They are checked over ``CHECK_STEPS`` steps per batch
-    from the initial state: actions and next states.
+    from the initial state: actions and next states. V is never converted (a recurrent
+    V's state is served by the SavedModel's ``value``; metadata ``recurrent.tflite``).
 
     Returns:
         ``out_path`` as a :class:`~pathlib.Path`.
