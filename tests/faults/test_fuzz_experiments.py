@@ -72,6 +72,7 @@ def _trainable(config):
         threads=1,
     )
     value["epochs"] = min(value["epochs"], 2)
+    value["minibatch_size"] = min(value["minibatch_size"], 256)  # at most the batch
     for net in (spec["policy"], value):
         if len(net["hidden"]) > 3 or any(width > 64 for width in net["hidden"]):
             net["hidden"] = [16]
