@@ -6,7 +6,7 @@ state and a memoryless policy is handicapped. Per task the variants are
 
 * ``mlp``: the MLP policy on the masked env (``experiments/recurrent/TASK_masked_mlp``);
 * ``lstm`` / ``gru``: a recurrent policy on the masked env
-  (``experiments/recurrent/TASK_masked_lstm``; gru only changes the network's name);
+  (``experiments/recurrent/TASK_masked_lstm``; gru changes its lstm networks to gru);
 * ``mlp_full``: the MLP on the fully observed env, the reference to get close to.
 
 All variants of a task share the env and trainer settings (those of the shipped
@@ -59,8 +59,10 @@ def experiment(
     config["name"] = (
         f"{task}_{'full' if variant == 'mlp_full' else 'masked'}_{variant.removesuffix('_full')}"
     )
-    if variant == "gru":
-        config["policy"]["network"]["name"] = "gru"
+    if variant == "gru":  # every recurrent network of the experiment (policy, and V if so)
+        for section in ("policy", "value"):
+            if config[section].get("network", {}).get("name") == "lstm":
+                config[section]["network"]["name"] = "gru"
     if variant == "mlp_full":
         config["env"]["id"] = TASKS[task]["full_env"]
     trainer = config.setdefault("trainer", {})
