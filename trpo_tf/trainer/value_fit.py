@@ -47,35 +47,69 @@ def fit_value(
     Returns:
         Mean squared error of the last epoch, scalar (0 after zero epochs).
     """
-    batch = int(observations.shape[0])
+
+    def loss(rows: tuple[tf.Tensor, ...]) -> tf.Tensor:
+        obs, tgt = rows
+        return tf.reduce_mean(tf.square(tf.squeeze(value_network(obs), axis=-1) - tgt))
+
+    return shuffled_minibatch_fit(
+        value_network.trainable_variables,
+        optimizer,
+        generator,
+        (observations, targets),
+        epochs,
+        minibatch_size,
+        loss,
+    )
+
+
+def shuffled_minibatch_fit(
+    variables: list[Any],
+    optimizer: GradientOptimizer,
+    generator: tf.random.Generator,
+    rows: tuple[Any, ...],
+    epochs: int | tf.Tensor,
+    minibatch_size: int,
+    loss_of: Any,
+) -> tf.Tensor:
+    """Adam on ½·``loss_of(minibatch)`` over shuffled minibatches of ``rows``, per epoch.
+
+    ``rows`` is a nest of tensors sharing their first dimension (samples or sequences);
+    each epoch draws one permutation, gathers every tensor once and reshapes it to
+    ``[n_minibatches, minibatch_size, ...]``, wrapping around when the rows do not
+    divide evenly. ``loss_of`` maps one minibatch (the same nest) to a scalar MSE.
+    Returns the mean loss of the last epoch (0 after zero epochs).
+    """
+    flat = tf.nest.flatten(rows)
+    batch = int(flat[0].shape[0])
     n_minibatches = -(-batch // minibatch_size)
     padded = n_minibatches * minibatch_size
-    variables = value_network.trainable_variables
+    dtype = flat[-1].dtype
 
     def epoch(epoch_index, last_loss):
         permutation = tf.argsort(generator.uniform([batch]))
         index = tf.tile(permutation, [-(-padded // batch)])[:padded]
-        obs = tf.reshape(tf.gather(observations, index), [n_minibatches, minibatch_size, -1])
-        tgt = tf.reshape(tf.gather(targets, index), [n_minibatches, minibatch_size])
+        shuffled = [
+            tf.reshape(tf.gather(values, index), [n_minibatches, minibatch_size, *values.shape[1:]])
+            for values in flat
+        ]
 
         def minibatch(i, loss_sum):
+            batch_rows = tf.nest.pack_sequence_as(rows, [values[i] for values in shuffled])
             with tf.GradientTape() as tape:
-                prediction = tf.squeeze(value_network(obs[i]), axis=-1)
-                loss = tf.reduce_mean(tf.square(prediction - tgt[i]))
+                loss = loss_of(batch_rows)
                 half_loss = 0.5 * loss
             grads = tape.gradient(half_loss, variables)
             optimizer.apply_gradients(zip(grads, variables, strict=True))
             return i + 1, loss_sum + loss
 
         _, loss_sum = tf.while_loop(
-            lambda i, _: i < n_minibatches,
-            minibatch,
-            (tf.constant(0), tf.zeros((), targets.dtype)),
+            lambda i, _: i < n_minibatches, minibatch, (tf.constant(0), tf.zeros((), dtype))
         )
         return epoch_index + 1, loss_sum / n_minibatches
 
     _, last_loss = tf.while_loop(
-        lambda e, _: e < epochs, epoch, (tf.constant(0), tf.zeros((), targets.dtype))
+        lambda e, _: e < epochs, epoch, (tf.constant(0), tf.zeros((), dtype))
     )
     return last_loss
 
@@ -106,41 +140,19 @@ def fit_value_sequences(
     Returns:
         Mean squared error of the last epoch, scalar (0 after zero epochs).
     """
-    batch = int(observations.shape[0])
-    size = min(minibatch_sequences, batch)
-    n_minibatches = -(-batch // size)
-    padded = n_minibatches * size
-    variables = value_network.trainable_variables
+    size = min(minibatch_sequences, int(observations.shape[0]))
 
-    def epoch(epoch_index, last_loss):
-        permutation = tf.argsort(generator.uniform([batch]))
-        index = tf.tile(permutation, [-(-padded // batch)])[:padded]
+    def loss(rows: tuple[Any, ...]) -> tf.Tensor:
+        obs, first, initial, tgt = rows
+        outputs = value_network.sequence(obs, tuple(initial), first)
+        return tf.reduce_mean(tf.square(tf.squeeze(outputs, axis=-1) - tgt))
 
-        def shuffled(values: tf.Tensor) -> tf.Tensor:
-            return tf.reshape(tf.gather(values, index), [n_minibatches, size, *values.shape[1:]])
-
-        obs, first, tgt = shuffled(observations), shuffled(starts), shuffled(targets)
-        initial = tuple(shuffled(part) for part in state)
-
-        def minibatch(i, loss_sum):
-            with tf.GradientTape() as tape:
-                outputs = value_network.sequence(
-                    obs[i], tuple(part[i] for part in initial), first[i]
-                )
-                loss = tf.reduce_mean(tf.square(tf.squeeze(outputs, axis=-1) - tgt[i]))
-                half_loss = 0.5 * loss
-            grads = tape.gradient(half_loss, variables)
-            optimizer.apply_gradients(zip(grads, variables, strict=True))
-            return i + 1, loss_sum + loss
-
-        _, loss_sum = tf.while_loop(
-            lambda i, _: i < n_minibatches,
-            minibatch,
-            (tf.constant(0), tf.zeros((), targets.dtype)),
-        )
-        return epoch_index + 1, loss_sum / n_minibatches
-
-    _, last_loss = tf.while_loop(
-        lambda e, _: e < epochs, epoch, (tf.constant(0), tf.zeros((), targets.dtype))
+    return shuffled_minibatch_fit(
+        value_network.trainable_variables,
+        optimizer,
+        generator,
+        (observations, starts, tuple(state), targets),
+        epochs,
+        size,
+        loss,
     )
-    return last_loss
