@@ -174,7 +174,15 @@ def fresh_results(
     cases: dict[str, Case], tmp_path_factory: pytest.TempPathFactory
 ) -> dict[str, dict[str, Any]]:
     """Every export stepped in one TensorFlow-only subprocess."""
-    root = tmp_path_factory.mktemp("fresh_recurrent")
+    return _step_in_fresh_process(
+        cases, tmp_path_factory.mktemp("fresh_recurrent"), FRESH_PROCESS_CODE
+    )
+
+
+def _step_in_fresh_process(
+    cases: dict[str, Case], root: Path, code: str
+) -> dict[str, dict[str, Any]]:
+    """Run ``code`` (TensorFlow only) on every case's export; its saved arrays by case."""
     jobs = []
     for case in cases.values():
         np.save(root / f"{case.kind}_obs.npy", case.observations)
@@ -188,7 +196,7 @@ def fresh_results(
             }
         )
     completed = subprocess.run(
-        [sys.executable, "-c", FRESH_PROCESS_CODE, json.dumps(jobs)],
+        [sys.executable, "-c", code, json.dumps(jobs)],
         capture_output=True,
         text=True,
         cwd=root,
@@ -532,33 +540,9 @@ def value_results(
     value_cases: dict[str, Case], tmp_path_factory: pytest.TempPathFactory
 ) -> dict[str, dict[str, Any]]:
     """Every recurrent-V export stepped in one TensorFlow-only subprocess."""
-    root = tmp_path_factory.mktemp("fresh_recurrent_value")
-    jobs = []
-    for case in value_cases.values():
-        np.save(root / f"{case.kind}_obs.npy", case.observations)
-        np.save(root / f"{case.kind}_resets.npy", case.resets)
-        jobs.append(
-            {
-                "export_dir": str(case.export_dir),
-                "observations": str(root / f"{case.kind}_obs.npy"),
-                "resets": str(root / f"{case.kind}_resets.npy"),
-                "result": str(root / f"{case.kind}.npz"),
-            }
-        )
-    completed = subprocess.run(
-        [sys.executable, "-c", VALUE_FRESH_PROCESS_CODE, json.dumps(jobs)],
-        capture_output=True,
-        text=True,
-        cwd=root,
-        timeout=240,
+    return _step_in_fresh_process(
+        value_cases, tmp_path_factory.mktemp("fresh_recurrent_value"), VALUE_FRESH_PROCESS_CODE
     )
-    assert completed.returncode == 0, completed.stderr[-4000:]
-    assert completed.stdout.strip().endswith("ok")
-    results = {}
-    for case in value_cases.values():
-        with np.load(root / f"{case.kind}.npz") as data:
-            results[case.kind] = {key: data[key] for key in data.files}
-    return results
 
 
 @pytest.mark.parametrize("name", list(VALUE_CASES))
