@@ -760,11 +760,13 @@ BUILTIN_NETWORKS = [
         {},
         {"saved_model": False, "hidden": (32,)},
     ),
+    ("lstm", gym.spaces.Box(-np.inf, np.inf, (4,), np.float32), {"units": 8}, {}),
+    ("gru", gym.spaces.Box(-1.0, 1.0, (3,), np.float32), {"units": 5}, {"saved_model": False}),
 ]
 
 
 def test_every_builtin_network_is_covered() -> None:
-    assert set(registry.names(registry.NETWORKS)) >= {"mlp", "cnn"}
+    assert set(registry.names(registry.NETWORKS)) >= {"mlp", "cnn", "lstm", "gru"}
     covered = {name for name, *_ in BUILTIN_NETWORKS}
     builtin = {
         info.name
