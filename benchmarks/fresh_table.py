@@ -1,0 +1,183 @@
+"""The fresh-seed table: trpo_tf against sb3-contrib TRPO on the same seeds.
+
+Reads the runs a fresh-seed campaign wrote into one folder (default
+``benchmarks/results/fresh``):
+
+* ``trpo_<env>_s<seed>/`` — a ``trpo-tf train`` run directory (``summary.json``:
+  final deterministic evaluation, best periodic evaluation; ``metrics.csv``: the final
+  stochastic evaluation when ``eval.stochastic`` was on);
+* ``sb3_<env>_s<seed>/result.json`` — ``benchmarks/sb3_zoo.py --matched-eval``.
+
+``<env>`` is the env id lower-cased with non-alphanumerics as ``_`` (``hopper_v5``).
+Per env it prints (markdown) for each side: the seeds, the final deterministic return
+per seed, mean ± std, the interquartile mean with a percentile-bootstrap 95% CI over
+seeds, the worst seed; for trpo_tf also the stochastic and best-periodic returns; and
+the probability of improvement P(trpo_tf > sb3) over seed pairs (ties count ½; as in
+rliable's ``probability_of_improvement``) with a bootstrap 95% CI, computed on the seeds
+both sides finished.
+
+    python benchmarks/fresh_table.py --json fresh.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from learning import bootstrap_iqm_ci, interquartile_mean  # noqa: E402
+
+RUN_NAME = re.compile(r"^(trpo|sb3)_(.+)_s(\d+)$")
+RESAMPLES = 10_000
+
+
+def probability_of_improvement(x: np.ndarray, y: np.ndarray) -> float:
+    """P(X > Y) + ½ P(X = Y) for X drawn from ``x``, Y from ``y`` (all pairs)."""
+    greater = (x[:, None] > y[None, :]).mean()
+    ties = (x[:, None] == y[None, :]).mean()
+    return float(greater + 0.5 * ties)
+
+
+def bootstrap_improvement_ci(
+    x: np.ndarray, y: np.ndarray, resamples: int = RESAMPLES, seed: int = 0
+) -> tuple[float, float]:
+    """Percentile 95% CI of :func:`probability_of_improvement`, resampling each side's seeds."""
+    rng = np.random.default_rng(seed)
+    values = [
+        probability_of_improvement(
+            x[rng.integers(0, x.size, x.size)], y[rng.integers(0, y.size, y.size)]
+        )
+        for _ in range(resamples)
+    ]
+    low, high = np.percentile(values, [2.5, 97.5])
+    return float(low), float(high)
+
+
+def _trpo_run(path: Path) -> dict | None:
+    summary_path = path / "summary.json"
+    if not summary_path.is_file():
+        return None
+    summary = json.loads(summary_path.read_text())
+    stochastic = None
+    with open(path / "metrics.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    if rows and rows[-1].get("eval_return_stochastic"):
+        stochastic = float(rows[-1]["eval_return_stochastic"])
+    return {
+        "final": summary["final_eval_return"],
+        "stochastic": stochastic,
+        "best": summary.get("best_eval_return"),
+        "best_env_steps": summary.get("best_env_steps"),
+        "env_steps": summary["env_steps"],
+    }
+
+
+def _sb3_run(path: Path) -> dict | None:
+    result = path / "result.json"
+    if not result.is_file():
+        return None
+    data = json.loads(result.read_text())
+    return {"final": data["eval_return"], "env_steps": data["env_steps"]}
+
+
+def collect(folder: Path) -> dict[str, dict[str, dict[int, dict]]]:
+    """``{env: {"trpo"|"sb3": {seed: run}}}`` of the finished runs in ``folder``."""
+    table: dict[str, dict[str, dict[int, dict]]] = {}
+    for path in sorted(folder.iterdir()):
+        match = RUN_NAME.match(path.name)
+        if not match or not path.is_dir():
+            continue
+        side, env, seed = match.group(1), match.group(2), int(match.group(3))
+        run = _trpo_run(path) if side == "trpo" else _sb3_run(path)
+        if run is not None:
+            table.setdefault(env, {}).setdefault(side, {})[seed] = run
+    return table
+
+
+def _stats(values: np.ndarray) -> dict:
+    low, high = bootstrap_iqm_ci(values)
+    return {
+        "mean": float(values.mean()),
+        "std": float(values.std()),
+        "iqm": interquartile_mean(values),
+        "iqm_ci95": [low, high],
+        "worst": float(values.min()),
+    }
+
+
+def summarize(table: dict) -> dict:
+    """Per env and side, the statistics above; per env, P(trpo_tf > sb3) on shared seeds."""
+    report: dict = {}
+    for env, sides in table.items():
+        entry: dict = {}
+        for side, runs in sides.items():
+            seeds = sorted(runs)
+            finals = np.array([runs[s]["final"] for s in seeds], np.float64)
+            entry[side] = {"seeds": seeds, "finals": finals.tolist(), **_stats(finals)}
+            if side == "trpo":
+                entry[side]["stochastic"] = [runs[s]["stochastic"] for s in seeds]
+                entry[side]["best"] = [runs[s]["best"] for s in seeds]
+        shared = sorted(set(sides.get("trpo", {})) & set(sides.get("sb3", {})))
+        if shared:
+            x = np.array([sides["trpo"][s]["final"] for s in shared])
+            y = np.array([sides["sb3"][s]["final"] for s in shared])
+            entry["shared_seeds"] = shared
+            entry["p_improvement"] = probability_of_improvement(x, y)
+            entry["p_improvement_ci95"] = list(bootstrap_improvement_ci(x, y))
+        report[env] = entry
+    return report
+
+
+def _fmt(value: float | None) -> str:
+    return "–" if value is None else f"{value:,.0f}"
+
+
+def markdown(report: dict) -> str:
+    lines = [
+        "| env | side | seeds | final deterministic per seed | mean ± std | IQM [95% CI] | "
+        "worst | stochastic per seed | best periodic per seed |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for env, entry in sorted(report.items()):
+        for side, label in (("trpo", "trpo_tf"), ("sb3", "sb3-contrib")):
+            if side not in entry:
+                continue
+            s = entry[side]
+            low, high = s["iqm_ci95"]
+            lines.append(
+                f"| {env} | {label} | {', '.join(map(str, s['seeds']))} | "
+                f"{', '.join(_fmt(v) for v in s['finals'])} | {s['mean']:,.0f} ± {s['std']:,.0f} | "
+                f"{s['iqm']:,.0f} [{low:,.0f}, {high:,.0f}] | {s['worst']:,.0f} | "
+                f"{', '.join(_fmt(v) for v in s.get('stochastic', [])) or '–'} | "
+                f"{', '.join(_fmt(v) for v in s.get('best', [])) or '–'} |"
+            )
+    lines += ["", "| env | shared seeds | P(trpo_tf > sb3-contrib) [95% CI] |", "|---|---|---|"]
+    for env, entry in sorted(report.items()):
+        if "p_improvement" in entry:
+            low, high = entry["p_improvement_ci95"]
+            lines.append(
+                f"| {env} | {', '.join(map(str, entry['shared_seeds']))} | "
+                f"{entry['p_improvement']:.2f} [{low:.2f}, {high:.2f}] |"
+            )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--folder", type=Path, default=Path("benchmarks/results/fresh"))
+    parser.add_argument("--json", type=Path, help="also write the report as JSON")
+    args = parser.parse_args()
+    report = summarize(collect(args.folder))
+    print(markdown(report))
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
