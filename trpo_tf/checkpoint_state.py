@@ -19,6 +19,7 @@ whose state cannot be pickled at all.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import io
@@ -56,15 +57,23 @@ def _user_key(create: bool) -> bytes | None:
     except (OSError, ValueError):
         if not create:
             return None
+    # Written whole to a private temp file, then linked into place: a process that
+    # races this one never reads a half-written key, and the first link wins.
+    temp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:  # another process made it first
-        return _user_key(create=False)
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_hex(32))
+            handle.flush()
+            os.fsync(handle.fileno())
+        with contextlib.suppress(FileExistsError):  # another process made it first
+            os.link(temp, path)
     except OSError:
         return None
-    with os.fdopen(fd, "w") as handle:
-        handle.write(secrets.token_hex(32))
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
     return _user_key(create=False)
 
 
