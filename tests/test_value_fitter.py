@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from trpo_tf.learner import ValueFitter
+from trpo_tf.value_fitter import ValueFitter
 
 
 class _FakeUpdate:

@@ -10,8 +10,6 @@ Given a rollout collected by β (π_old itself when sampling is synchronous):
 
 from __future__ import annotations
 
-import queue
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -26,14 +24,20 @@ from trpo_tf.config.schema import ExperimentConfig
 from trpo_tf.errors import NumericalError
 from trpo_tf.interfaces import AdvantageEstimator, AdvantageInputs
 from trpo_tf.networks.rnn import is_recurrent
-from trpo_tf.policy import Policy, SequenceInputs
 from trpo_tf.recurrent_value import RecurrentValues
 from trpo_tf.rollout.numpy_actor import mirror_layers, read_weights
 from trpo_tf.rollout.numpy_policy import mlp_forward
+from trpo_tf.sequences import (
+    from_sequences,
+    sequence_arguments,
+    sequence_log_prob,
+    value_sequence_arguments,
+)
 from trpo_tf.trainer import TrpoHyperparameters, TrpoUpdate
 from trpo_tf.trainer.tracing import traced_without_op_tracebacks
 from trpo_tf.trainer.trpo import SKIP_REASONS
 from trpo_tf.types import Rollout
+from trpo_tf.value_fitter import ValueFitter
 
 
 def explained_variance(predicted: np.ndarray, target: np.ndarray) -> float:
@@ -158,93 +162,6 @@ def value_predictor(
     return lambda observations: compiled(observations).numpy()
 
 
-class ValueFitter:
-    """Runs the value fit inline, or in a background thread during the next rollout.
-
-    The fit of iteration k changes only φ; the rollout of iteration k + 1 needs
-    only θ (through the numpy actor) and V_φ is first read after that rollout. So
-    overlapping the two is exact: :meth:`wait` is called before V is used, before
-    synchronous checkpoints and at the end. TensorFlow releases the GIL while it
-    computes, so the fit runs on another core beside the rollout (on two vCPUs a 100k
-    CartPole run: 5.9 s against 6.7 s with the fit inline, docs/benchmarks/speed.md).
-    :meth:`then` queues more work behind the fit (a checkpoint write);
-    :meth:`prepare` builds the compiled fit ahead of the first one.
-
-    One worker thread, started on first use, runs the queued tasks in order
-    (handing a task to it costs ~15 µs; starting a thread per fit cost ~1 ms).
-    """
-
-    def __init__(self, update: TrpoUpdate, overlap: bool) -> None:
-        self.update = update
-        self.overlap = overlap
-        self._tasks: queue.Queue[Callable[[], Any] | None] = queue.Queue()
-        self._worker: threading.Thread | None = None
-        self._error: BaseException | None = None
-        self._pending = False  # fits or writes queued since the last wait()
-
-    def prepare(self) -> None:
-        """Build the compiled fit in the background (nothing inline).
-
-        It changes no state, so :meth:`wait` does not wait for it; the first fit
-        queues behind it.
-        """
-        if self.overlap:
-            self._submit(self.update.prepare_value_fit)
-
-    def launch(self, *inputs: Any, check: Callable[[], Any] | None = None) -> None:
-        """Queue V's fit on ``inputs`` (``observations, targets``, or the sequences of a
-        recurrent V: ``TrpoUpdate.value_update``), then ``check`` (in the same task)."""
-        self.wait()
-
-        def fit() -> None:
-            self.update.value_update(*inputs)
-            if check is not None:
-                check()
-
-        self.then(fit)
-
-    def then(self, task: Callable[[], Any]) -> None:
-        """Run ``task`` after the queued work, in the background when overlapping."""
-        if not self.overlap:
-            task()
-            return
-        self._pending = True
-        self._submit(task)
-
-    def _submit(self, task: Callable[[], Any]) -> None:
-        if self._worker is None:
-            self._worker = threading.Thread(target=self._run, name="value-fit", daemon=True)
-            self._worker.start()
-        self._tasks.put(task)
-
-    def _run(self) -> None:
-        while (task := self._tasks.get()) is not None:
-            try:
-                if self._error is None:  # after a failure, skip the rest until wait()
-                    task()
-            except BaseException as error:  # noqa: BLE001 - re-raised in wait()
-                self._error = error
-            finally:
-                self._tasks.task_done()
-        self._tasks.task_done()
-
-    def wait(self) -> None:
-        """Block until the queued fits and writes are done; re-raise a worker's error."""
-        if self._worker is not None and self._pending:
-            self._tasks.join()
-            self._pending = False
-        if self._error is not None:
-            error, self._error = self._error, None
-            raise error
-
-    def close(self) -> None:
-        """Finish the queued work and stop the worker thread; an error stays for :meth:`wait`."""
-        if self._worker is not None:
-            self._tasks.put(None)
-            self._worker.join()
-            self._worker = None
-
-
 def build_update(
     config: ExperimentConfig, agent: Agent, batch_size: int, observation_dim: int
 ) -> TrpoUpdate:
@@ -272,99 +189,6 @@ def build_update(
         bptt_length=trainer.bptt_length
         if agent.policy.recurrent or is_recurrent(agent.value_network)
         else 1,
-    )
-
-
-def to_sequences(values: np.ndarray, length: int) -> np.ndarray:
-    """``[T, N, ...]`` time-major → ``[N·T/L, L, ...]``: each env's steps cut into
-    sequences of ``L``; sequence ``n·(T/L) + c`` is steps ``c·L … c·L + L − 1`` of env n."""
-    per_env = np.swapaxes(values, 0, 1)
-    return per_env.reshape(-1, length, *values.shape[2:])
-
-
-def sequence_start_states(states: tuple[np.ndarray, ...], length: int) -> tuple[np.ndarray, ...]:
-    """The recorded states ``[T, N, size]`` at each sequence's start → ``[N·T/L, size]``."""
-    return tuple(
-        np.ascontiguousarray(np.swapaxes(part[::length], 0, 1).reshape(-1, part.shape[-1]))
-        for part in states
-    )
-
-
-def sequence_arguments(
-    rollout: Rollout,
-    length: int,
-    denominator: np.ndarray,
-    advantages: np.ndarray,
-) -> tuple[Any, ...]:
-    """The recurrent policy step's inputs from a rollout (``TrpoUpdate.sequence_policy_step``).
-
-    Observations ``[B, L, obs_dim]``, starts ``[B, L]``, β's state at each sequence's
-    start ``([B, size], ...)`` (the state recorded at collection, so gradients stop
-    there), then actions, log β and Â per step ``[B·L, ...]`` in sequence order.
-    ``denominator`` and ``advantages`` are ``[T, N]``.
-    """
-    starts = to_sequences(rollout.episode_starts, length).astype(np.float32)
-    state = sequence_start_states(rollout.policy_states, length)
-
-    def per_step(values: np.ndarray) -> np.ndarray:
-        sequences = to_sequences(values, length)
-        return np.ascontiguousarray(sequences.reshape(-1, *values.shape[2:]))
-
-    return (
-        np.ascontiguousarray(to_sequences(rollout.observations, length)),
-        starts,
-        state,
-        per_step(rollout.actions),
-        per_step(denominator.astype(np.float32)),
-        per_step(advantages.astype(np.float32)),
-    )
-
-
-def from_sequences(values: np.ndarray, n_envs: int) -> np.ndarray:
-    """Per-step values in sequence order ``[N·T, ...]`` → time-major ``[T, N, ...]``.
-
-    The inverse of :func:`to_sequences` followed by flattening: step ``l`` of sequence
-    ``n·S + c`` is row ``n·T + c·L + l``, i.e. step ``t = c·L + l`` of env ``n``.
-    """
-    return np.swapaxes(values.reshape(n_envs, -1, *values.shape[1:]), 0, 1)
-
-
-def sequence_log_prob(policy: Policy, length: int, observation_dim: int) -> Callable[..., Any]:
-    """log π_θ(a|s) of a recurrent policy over a rollout's sequences, compiled.
-
-    ``(observations [B, L, obs_dim], starts [B, L], state ([B, size], ...), actions
-    [B·L, *action_shape]) -> [B·L]``, the arguments in :func:`sequence_arguments`'
-    order: one ``policy.dist_params(SequenceInputs(...))`` pass from the recorded states,
-    the state reset at episode starts, the same forward pass the TRPO step takes.
-    """
-    head = policy.head
-    return tf.function(
-        traced_without_op_tracebacks(
-            lambda obs, starts, state, actions: policy.distribution(
-                policy.dist_params(SequenceInputs(obs, starts, tuple(state)))
-            ).log_prob(actions)
-        ),
-        input_signature=[
-            tf.TensorSpec([None, length, observation_dim], tf.float32),
-            tf.TensorSpec([None, length], tf.float32),
-            tuple(tf.TensorSpec([None, size], tf.float32) for size in policy.state_sizes),
-            tf.TensorSpec([None, *head.action_shape], head.action_dtype),
-        ],
-        autograph=False,
-    )
-
-
-def value_sequence_arguments(
-    rollout: Rollout, length: int, value_states: tuple[np.ndarray, ...], targets: np.ndarray
-) -> tuple[Any, ...]:
-    """A recurrent V's fit inputs: observations ``[B, L, obs_dim]``, starts ``[B, L]``, V's
-    state at each sequence's start ``([B, size], ...)`` and the targets ``[B, L]``, cut
-    from ``[T, N]`` arrays as :func:`to_sequences` does."""
-    return (
-        np.ascontiguousarray(to_sequences(rollout.observations, length)),
-        to_sequences(rollout.episode_starts, length).astype(np.float32),
-        sequence_start_states(value_states, length),
-        np.ascontiguousarray(to_sequences(targets.astype(np.float32), length)),
     )
 
 

@@ -17,11 +17,11 @@ from trpo_tf.distributions import make_categorical, make_diag_gaussian
 from trpo_tf.errors import ConfigError
 from trpo_tf.evaluation import EVAL_SEED_OFFSET
 from trpo_tf.interfaces import NetworkSpec
-from trpo_tf.learner import sequence_arguments, to_sequences
 from trpo_tf.networks.rnn import RecurrentTorso, make_gru, make_lstm
 from trpo_tf.policy import Policy, SequenceInputs
 from trpo_tf.recurrent_value import RecurrentValues
 from trpo_tf.run_loading import evaluate_run, load_run
+from trpo_tf.sequences import sequence_arguments, to_sequences
 from trpo_tf.testing import check_network
 from trpo_tf.train import train
 from trpo_tf.trainer.adam import FusedAdam

@@ -27,7 +27,7 @@ from trpo_tf.agent import Agent
 from trpo_tf.config import experiment_from_dict
 from trpo_tf.config.build import build_policy
 from trpo_tf.envs import make_vector_env
-from trpo_tf.learner import Learner, from_sequences, to_sequences
+from trpo_tf.learner import Learner
 from trpo_tf.normalization import ObservationNormalizer, RewardNormalizer
 from trpo_tf.rollout.async_runner import AsyncRunner
 from trpo_tf.rollout.async_worker import RolloutWorker, WorkerSpec
@@ -45,6 +45,7 @@ from trpo_tf.rollout.numpy_policy import (
 )
 from trpo_tf.rollout.sampler import SyncSampler
 from trpo_tf.run_loading import load_run
+from trpo_tf.sequences import from_sequences, to_sequences
 from trpo_tf.train import train
 
 T, K_ENVS, L = 8, 2, 4
