@@ -43,7 +43,7 @@ def _network(kind: str, observation_dim: int = 3, output_dim: int = 2, units: in
         seed=1,
         name="policy_network",
     )
-    return FACTORIES[kind](spec, units=units, dtype="float64")
+    return RecurrentTorso(spec, kind, units, dtype="float64")
 
 
 def _steps(network, observations, state, starts):

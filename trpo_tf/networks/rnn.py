@@ -140,17 +140,17 @@ def is_recurrent(network: Any) -> bool:
     return all(hasattr(network, name) for name in ("state_sizes", "step", "sequence"))
 
 
-def make_lstm(spec: NetworkSpec, units: int = 64, dtype: str = "float32") -> RecurrentTorso:
+def make_lstm(spec: NetworkSpec, units: int = 64) -> RecurrentTorso:
     """Entry point ``lstm``: an LSTM cell of ``units``, then ``hidden`` and the output layer.
 
     YAML: ``policy: {hidden: [64], network: {name: lstm, units: 64}}``.
     """
-    return RecurrentTorso(spec, "lstm", _units(units), dtype)
+    return RecurrentTorso(spec, "lstm", _units(units))
 
 
-def make_gru(spec: NetworkSpec, units: int = 64, dtype: str = "float32") -> RecurrentTorso:
+def make_gru(spec: NetworkSpec, units: int = 64) -> RecurrentTorso:
     """Entry point ``gru``: a GRU cell (``reset_after``) of ``units``, then ``hidden``."""
-    return RecurrentTorso(spec, "gru", _units(units), dtype)
+    return RecurrentTorso(spec, "gru", _units(units))
 
 
 def _units(units: Any) -> int:
