@@ -31,9 +31,12 @@ def test_leaves_a_callers_freeze_alone() -> None:
     gc.freeze()
     try:
         before = gc.get_freeze_count()
+        # Frozen objects that die meanwhile (another thread of the test process may
+        # release some) leave the count; unfreezing would drop it to 0, freezing again
+        # would add whatever was allocated since.
         with frozen_heap():
-            assert gc.get_freeze_count() == before
-        assert gc.get_freeze_count() == before  # not unfrozen by the block
+            assert 0.9 * before <= gc.get_freeze_count() <= before
+        assert 0.9 * before <= gc.get_freeze_count() <= before  # not unfrozen by the block
     finally:
         gc.unfreeze()
 
