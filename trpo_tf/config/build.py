@@ -337,12 +337,12 @@ def build_policy(
     choice, spec = policy_network_spec(config, head, observation_dim, observation_space)
     policy = Policy(build_network(choice, spec), head)
     if policy.recurrent:
-        check_recurrent_policy(config, choice)
+        check_recurrent_network(config, choice)
     return policy
 
 
-def check_recurrent_policy(config: ExperimentConfig, choice: NetworkChoice) -> None:
-    """What a recurrent policy needs of the rest of the experiment.
+def check_recurrent_network(config: ExperimentConfig, choice: NetworkChoice) -> None:
+    """What a recurrent network (policy or V) needs of the rest of the experiment.
 
     The ``async`` and ``ray`` runners' workers step segments of exactly the steps per
     env, so the same divisibility keeps every training sequence inside one segment (one
@@ -370,13 +370,7 @@ def check_recurrent_value(config: ExperimentConfig, choice: NetworkChoice) -> No
     Raises:
         ConfigError: naming the key to change.
     """
-    steps_per_env = config.trainer.steps_per_iteration // config.env.n_envs
-    if steps_per_env % config.trainer.bptt_length:
-        raise ConfigError(
-            f"trainer.bptt_length must divide the steps per env (trainer.steps_per_iteration "
-            f"/ env.n_envs = {steps_per_env}) for the recurrent value network "
-            f"'{choice.name}' ({choice.key}), got {config.trainer.bptt_length}"
-        )
+    check_recurrent_network(config, choice)
     if config.runner.kind != "sync":
         raise ConfigError(
             f"value.network: a recurrent value network ('{choice.name}') runs with "
