@@ -45,11 +45,13 @@ class PolicyEvaluation:
         self.actor = actor
         self.observation_dim = observation_dim
         self._stochastic_actor: Actor | RecurrentActor | None = None
+        # Both recurrent actors say so, as the sampler reads it.
+        self.recurrent = bool(getattr(actor, "recurrent", False))
 
     def deterministic(self) -> np.ndarray:
         """``[episodes]`` returns of the deterministic policy."""
         actor = self.actor
-        if isinstance(actor, RecurrentActor | NumpyRecurrentActor):
+        if self.recurrent:
             return self._returns(RecurrentAct(actor.mode, actor.initial_state))
         return self._returns(actor.mode)
 
@@ -78,8 +80,7 @@ class PolicyEvaluation:
             rng = np.random.default_rng(seed)
             return lambda observations: actor.sample_with(observations, rng)
         if self._stochastic_actor is None:  # any batch: evaluation runs up to 16 envs
-            recurrent = isinstance(actor, RecurrentActor | NumpyRecurrentActor)
-            kind = RecurrentActor if recurrent else Actor
+            kind = RecurrentActor if self.recurrent else Actor
             self._stochastic_actor = kind(self.agent.policy, None, self.observation_dim, seed)
         sampler = self._stochastic_actor
         sampler.generator.reset_from_seed(seed)
