@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from multiprocessing.connection import wait as wait_for
 from typing import Any
 
+from trpo_tf.errors import RolloutWorkerError
 from trpo_tf.rollout.async_worker import WorkerSpec, process_main
 from trpo_tf.rollout.numpy_policy import PolicySnapshot
 
@@ -72,8 +73,11 @@ class ProcessWorkerPool:
             raise ValueError("fork would copy the learner's TensorFlow runtime; use spawn")
         self.context = multiprocessing.get_context(method)
         if method == "forkserver":
-            # The server imports the worker module once; never the user's __main__.
-            self.context.set_forkserver_preload(["trpo_tf.rollout.async_worker"])
+            # The server imports the worker module once (never the user's __main__)
+            # and outlives a SIGTERM or SIGHUP sent to the whole process group.
+            self.context.set_forkserver_preload(
+                ["trpo_tf.rollout.forkserver_signals", "trpo_tf.rollout.async_worker"]
+            )
         self.spec = spec
         self.processes: dict[int, Any] = {}
         self._commands: dict[int, Any] = {}
@@ -91,8 +95,24 @@ class ProcessWorkerPool:
             name=f"trpo-tf-rollout-{index}",
             daemon=True,
         )
-        with _main_module_hidden():
-            process.start()
+        for attempt in range(2):
+            try:
+                with _main_module_hidden():
+                    process.start()
+                break
+            except OSError as error:
+                # A killed forkserver may still be exiting; the next start launches a
+                # new one once it is gone.
+                if attempt == 0:
+                    time.sleep(1.0)
+                    continue
+                commands.close()
+                reader.close()
+                writer.close()
+                raise RolloutWorkerError(
+                    f"could not start rollout worker {index} ({type(error).__name__}: "
+                    f"{error}); its process server is gone: try runner.kind: sync"
+                ) from error
         writer.close()  # only the child may write: its death then reads as EOF
         self.processes[index], self._commands[index], self._results[index] = (
             process,
