@@ -114,6 +114,14 @@ def _train(
         if isinstance(interrupt, Stopped):
             raise
         raise Stopped() from None
+    except Exception as error:
+        if not stops.requested:
+            raise
+        # The signal reached the whole process group: rollout processes that do not
+        # outlive it (a local Ray instance, env.vector: async) ended mid-iteration.
+        stopped = stops.stopped(abandoned=True)
+        run.stop(stopped, settled, cause=error)
+        raise stopped from None
     finally:
         run.close()
 

@@ -20,6 +20,7 @@ from run_configs import tiny_config
 
 from trpo_tf.checkpoint import CheckpointManager
 from trpo_tf.run.signals import GRACE_ENV, Stopped
+from trpo_tf.run.training import TrainingRun
 from trpo_tf.train import train
 
 REPO = Path(__file__).resolve().parents[2]
@@ -104,6 +105,41 @@ def test_an_iteration_that_outlasts_the_grace_period_is_abandoned(
     assert "stopped mid-iteration: the newest checkpoint" in capsys.readouterr().err
 
 
+def test_an_error_after_the_stop_request_ends_the_run_as_stopped(
+    tmp_path: Path, monkeypatch, capsys
+) -> None:
+    """A signal to the whole process group can also end a process the iteration needs
+    (a local Ray instance, a vector env's worker): the iteration fails after the stop
+    request. That is the stop, abandoned mid-iteration, not a crash; the same error
+    without a stop request is still raised as it is."""
+    original = TrainingRun._collect_and_learn
+
+    def collect_and_learn(self, iteration: int):
+        if iteration == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+            raise RuntimeError("rollout process gone\nsecond line")
+        return original(self, iteration)
+
+    monkeypatch.setattr(TrainingRun, "_collect_and_learn", collect_and_learn)
+    run_dir = tmp_path / "run"
+    with pytest.raises(Stopped) as stopped:
+        train(tiny_config(checkpoint={"every": 1}), run_dir, quiet=True, trackers=[])
+    assert stopped.value.abandoned and stopped.value.exit_status == 143
+    assert CheckpointManager(run_dir / "checkpoints", 3).latest().name == "iter_000002"
+    err = capsys.readouterr().err
+    assert (
+        "stopped mid-iteration (the signal also ended a process the iteration needed: "
+        "RuntimeError: rollout process gone): the newest checkpoint"
+    ) in err
+
+    def failing(self, iteration: int):
+        raise RuntimeError("rollout process gone")
+
+    monkeypatch.setattr(TrainingRun, "_collect_and_learn", failing)
+    with pytest.raises(RuntimeError, match="rollout process gone"):
+        train(tiny_config(), tmp_path / "other", quiet=True, trackers=[])
+
+
 def _env() -> dict[str, str]:
     return dict(os.environ, PYTHONUNBUFFERED="1", CUDA_VISIBLE_DEVICES="", WANDB_MODE="disabled")
 
@@ -135,16 +171,24 @@ def _wait_for_rows(run_dir: Path, rows: int, process: subprocess.Popen) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("runner", ["sync", "async"])
+@pytest.mark.parametrize("runner", ["sync", "async", "ray"])
 def test_cli_sigterm_from_outside(tmp_path: Path, runner: str) -> None:
-    """``kill -TERM PID`` (sync) and a SIGTERM to the whole process group (async, as
-    SLURM sends it): exit 143, a checkpoint of the last iteration, the resume command."""
+    """``kill -TERM PID`` (sync) and a SIGTERM to the whole process group (async and a
+    local Ray instance, as SLURM sends it): exit 143, a checkpoint of the last
+    iteration, the resume command."""
+    env = _env()
+    if runner == "ray":
+        pytest.importorskip("ray", reason="ray is not installed (pip install 'trpo_tf[ray]')")
+        for name in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH", "RAY_ADDRESS"):
+            env.pop(name, None)
+        # Ray's files (~/.ray) stay in the test's directory.
+        env.update(HOME=str(tmp_path), RAY_AUTH_MODE="disabled")
     experiment = _write_experiment(tmp_path / "stop.yaml", runner)
     run_dir = tmp_path / "run"
     process = subprocess.Popen(
         [sys.executable, "-m", "trpo_tf.cli", "train", str(experiment), "--run-dir", str(run_dir)],
         cwd=REPO,
-        env=_env(),
+        env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -153,7 +197,7 @@ def test_cli_sigterm_from_outside(tmp_path: Path, runner: str) -> None:
     try:
         _wait_for_rows(run_dir, 2, process)
         started = time.time()
-        if runner == "async":
+        if runner != "sync":
             os.killpg(process.pid, signal.SIGTERM)
         else:
             process.send_signal(signal.SIGTERM)

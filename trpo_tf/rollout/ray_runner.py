@@ -41,10 +41,13 @@ import contextlib
 import json
 import math
 import os
+import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -296,7 +299,8 @@ def init_ray(
     saved = os.environ.get("PYTHONPATH")
     os.environ["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
     try:
-        ray.init(**kwargs)
+        with _stop_handlers_kept():
+            ray.init(**kwargs)
     except TrpoTfError:
         raise
     except Exception as error:  # noqa: BLE001 - whatever Ray raises becomes one line
@@ -311,6 +315,27 @@ def init_ray(
         else:
             os.environ["PYTHONPATH"] = saved
     return True
+
+
+@contextlib.contextmanager
+def _stop_handlers_kept() -> Iterator[None]:
+    """Keep this process's SIGINT/SIGTERM/SIGHUP handlers across ``ray.init``.
+
+    Ray's core worker installs native handlers that end the driver at once on
+    SIGTERM (exit 1, no checkpoint); training's own handlers
+    (:mod:`trpo_tf.run.signals`) must stay the ones that decide how a run stops.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    handled = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    before = {signum: signal.getsignal(signum) for signum in handled}
+    try:
+        yield
+    finally:
+        for signum, handler in before.items():
+            if handler is not None:
+                signal.signal(signum, handler)
 
 
 # -- the actors -----------------------------------------------------------------------------

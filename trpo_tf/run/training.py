@@ -377,7 +377,9 @@ class TrainingRun:
 
     # -- stop ----------------------------------------------------------------------------
 
-    def stop(self, stopped: Stopped | KeyboardInterrupt, settled: bool) -> None:
+    def stop(
+        self, stopped: Stopped | KeyboardInterrupt, settled: bool, cause: Exception | None = None
+    ) -> None:
         """After a stop request: checkpoint the last whole iteration when ``settled``.
 
         Args:
@@ -385,6 +387,8 @@ class TrainingRun:
             settled: the loop stopped between iterations (the state is that of
                 ``loop.iteration``); otherwise the iteration was abandoned midway and
                 the newest checkpoint already written is kept.
+            cause: the error that ended the iteration after the stop request (the
+                signal also stopped processes it needed), named in the message.
         """
         resume = f"continue with: trpo-tf train --resume {self.run_path}"
         if settled and self.run is not None and self.loop.iteration > 0:
@@ -397,7 +401,14 @@ class TrainingRun:
             return
         latest = self.checkpoints.latest()
         kept = f"the newest checkpoint ({latest}) is kept" if latest else "no checkpoint yet"
-        self.progress.message(f"stopped mid-iteration: {kept}; {resume}", always=True)
+        why = ""
+        if cause is not None:
+            first = (str(cause).strip().splitlines() or [""])[0][:200]
+            why = (
+                " (the signal also ended a process the iteration needed: "
+                f"{type(cause).__name__}: {first})"
+            )
+        self.progress.message(f"stopped mid-iteration{why}: {kept}; {resume}", always=True)
 
     # -- finish --------------------------------------------------------------------------
 
