@@ -142,3 +142,88 @@ def test_the_wheel_ships_the_experiments(tmp_path):
         assert f"trpo_tf/experiments/{name}.yaml" in names
     assert "trpo_tf/experiments/results.json" in names
     assert "trpo_tf/__main__.py" in names
+
+
+@pytest.mark.parametrize(
+    ("env_id", "name"),
+    [("HalfCheetah-v5", "mujoco/halfcheetah"), ("Pendulum-v1", "pendulum")],
+)
+def test_a_gymnasium_id_trains_with_the_experiment_made_for_it(env_id, name, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    chosen = catalog.experiment_for(env_id)
+    assert chosen.path == catalog.shipped()[name] and chosen.overrides == ()
+    assert name in chosen.note
+
+
+def test_a_box_env_without_an_experiment_gets_the_shared_default():
+    chosen = catalog.experiment_for("MountainCarContinuous-v0")
+    assert chosen.path == catalog.shipped()[catalog.SHARED_DEFAULT]
+    config = load_experiment(chosen.path, [*chosen.overrides, "trainer.max_kl=0.03"])
+    default = load_experiment(chosen.path)
+    assert config.env.id == "MountainCarContinuous-v0"
+    assert config.name == "mountaincarcontinuous-v0"
+    assert config.trainer.max_kl == 0.03  # the user's --set come after and win
+    assert config.policy == default.policy and config.value == default.value
+    assert "no experiment of its own" in chosen.note and catalog.SHARED_DEFAULT in chosen.note
+
+
+def test_a_discrete_env_without_an_experiment_is_one_line():
+    with pytest.raises(ConfigError) as raised:
+        catalog.experiment_for("Acrobot-v1")
+    message = str(raised.value)
+    assert "\n" not in message
+    assert "Acrobot-v1 has no experiment of its own and its actions are Discrete(3)" in message
+    assert "trpo-tf train cartpole --set env.id=Acrobot-v1" in message
+
+
+def test_an_env_that_cannot_be_built_is_one_line(monkeypatch):
+    import gymnasium
+
+    def broken(**kwargs):
+        raise RuntimeError("no licence server\nsecond line")
+
+    gymnasium.register("BrokenForCatalog-v0", entry_point=broken)
+    try:
+        with pytest.raises(ConfigError) as raised:
+            catalog.experiment_for("BrokenForCatalog-v0")
+    finally:
+        del gymnasium.registry["BrokenForCatalog-v0"]
+    assert str(raised.value) == (
+        "gymnasium env BrokenForCatalog-v0 could not be built to read its action space "
+        "(RuntimeError: no licence server)"
+    )
+
+
+def test_neither_a_name_nor_an_id_keeps_the_unknown_experiment_error():
+    with pytest.raises(ConfigError, match=r"unknown experiment: 'Nope-v0'.*gymnasium id"):
+        catalog.experiment_for("Nope-v0")
+    with pytest.raises(ConfigError, match=r"experiment file not found: 'Pendulum-v1\.yaml'"):
+        catalog.experiment_for("Pendulum-v1.yaml")
+
+
+def test_train_with_a_gymnasium_id_says_what_it_trains(tmp_path, capsys):
+    from trpo_tf.cli import main
+
+    run_dir = tmp_path / "run"
+    status = main(
+        [
+            "train",
+            "MountainCarContinuous-v0",
+            "--run-dir",
+            str(run_dir),
+            "--quiet",
+            "--set",
+            "trainer.total_steps=2048",
+            "--set",
+            "eval.episodes=1",
+        ]
+    )
+    assert status == 0
+    err = capsys.readouterr().err
+    assert "MountainCarContinuous-v0 has no experiment of its own: the shared default" in err
+    resolved = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert resolved["env"]["id"] == "MountainCarContinuous-v0"
+    assert (
+        resolved["trainer"]["max_kl"]
+        == load_experiment(catalog.shipped()[catalog.SHARED_DEFAULT]).trainer.max_kl
+    )

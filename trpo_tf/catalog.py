@@ -74,10 +74,95 @@ def resolve(spec: str | Path) -> Path:
     hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
     what = "experiment file not found" if path.suffix in SUFFIXES else "unknown experiment"
     raise ConfigError(
-        f"{what}: {str(spec)[:200]!r}{hint} (a YAML path, or a shipped experiment: "
-        f"{', '.join(name for name in catalog if '/' not in name)}, ...; "
+        f"{what}: {str(spec)[:200]!r}{hint} (a YAML path, a registered gymnasium id, or a "
+        f"shipped experiment: {', '.join(name for name in catalog if '/' not in name)}, ...; "
         "`trpo-tf experiments` lists them all)"
     )
+
+
+SHARED_DEFAULT = "mujoco/default"
+"""The experiment a gymnasium id with a Box action space and none of its own trains with."""
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """What ``trpo-tf train SPEC`` trains: a YAML file, keys it sets, and why (or "")."""
+
+    path: Path
+    overrides: tuple[str, ...] = ()
+    note: str = ""
+
+
+def experiment_for(spec: str | Path) -> Experiment:
+    """:func:`resolve`, and a registered gymnasium id (``Walker2d-v5``) as well.
+
+    An id is trained with the shipped experiment made for it (``HalfCheetah-v5`` ->
+    ``mujoco/halfcheetah``); an id with a Box action space and no experiment of its
+    own with the shared default, :data:`SHARED_DEFAULT`, with ``env.id`` set.
+
+    Raises:
+        ConfigError: neither a file, a shipped name nor a registered gymnasium id; an
+            id that cannot be built, or whose actions are not a Box and that no shipped
+            experiment is made for.
+    """
+    try:
+        return Experiment(resolve(spec))
+    except ConfigError:
+        env_id = str(spec)
+        if Path(spec).suffix in SUFFIXES or not _is_gymnasium_id(env_id):
+            raise
+    for name, path in shipped().items():
+        env = yaml_mapping(path).get("env") or {}
+        if env.get("id") == env_id and not env.get("kwargs"):
+            return Experiment(path, note=f"{env_id}: the shipped experiment {name}")
+    space = _action_space(env_id)
+    if type(space).__name__ != "Box":
+        raise ConfigError(
+            f"{env_id} has no experiment of its own and its actions are {space}, not a Box "
+            f"(the shared default, {SHARED_DEFAULT}, is for continuous actions): start "
+            f"from a shipped one, e.g. trpo-tf train cartpole --set env.id={env_id}"
+        )
+    slug = "".join(c if c.isalnum() or c in "-_." else "_" for c in env_id.lower())
+    return Experiment(
+        shipped()[SHARED_DEFAULT],
+        (f"env.id={env_id}", f"name={slug}"),
+        f"{env_id} has no experiment of its own: the shared default for Box actions, "
+        f"{SHARED_DEFAULT} with env.id={env_id}",
+    )
+
+
+def yaml_mapping(path: Path) -> dict:
+    """A YAML file's top-level mapping ({} when empty or not a mapping)."""
+    import yaml
+
+    data = yaml.safe_load(path.read_text())
+    return data if isinstance(data, dict) else {}
+
+
+def _is_gymnasium_id(env_id: str) -> bool:
+    try:
+        import gymnasium
+    except ImportError:  # pragma: no cover - a dependency
+        return False
+    return env_id in gymnasium.registry
+
+
+def _action_space(env_id: str) -> object:
+    """The action space of ``gymnasium.make(env_id)`` (built once, then closed)."""
+    import gymnasium
+
+    try:
+        env = gymnasium.make(env_id)
+    except Exception as error:  # noqa: BLE001 - whatever the env raises becomes one line
+        first = (str(error).strip().splitlines() or [""])[0][:200]
+        raise ConfigError(
+            f"gymnasium env {env_id} could not be built to read its action space "
+            f"({type(error).__name__}: {first})"
+        ) from None
+    try:
+        return env.action_space
+    finally:
+        env.close()
 
 
 def name_of(path: Path) -> str | None:
@@ -108,14 +193,12 @@ def results() -> dict[str, dict[str, str]]:
 
 def describe_all() -> list[ExperimentInfo]:
     """Env, budget and known result of every shipped experiment (defaults filled in)."""
-    import yaml
-
     from trpo_tf.config.schema import EnvConfig, TrainerConfig
 
     known = results()
     rows = []
     for name, path in shipped().items():
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml_mapping(path)
         env = data.get("env") or {}
         trainer = data.get("trainer") or {}
         result = known.get(name, {})

@@ -158,9 +158,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
         overrides.append("tracking.wandb.enabled=true")
     experiment = None
     if args.experiment is not None:
-        from trpo_tf.catalog import resolve
+        from trpo_tf.catalog import experiment_for
 
-        experiment = resolve(args.experiment)
+        chosen = experiment_for(args.experiment)
+        experiment = chosen.path
+        overrides = [*chosen.overrides, *overrides]  # the user's --set come last and win
+        if chosen.note:
+            print(f"trpo-tf: {chosen.note}", file=sys.stderr)
     if args.seeds is not None:
         return _train_seeds(args, experiment, overrides)
     if args.seed is not None:
@@ -377,12 +381,14 @@ def _cmd_config(args: argparse.Namespace) -> int:
     from trpo_tf.config import load_experiment
     from trpo_tf.config_doc import render
 
-    path = catalog.resolve(args.experiment)
-    config = load_experiment(path, list(args.set or []))
+    chosen = catalog.experiment_for(args.experiment)
+    path = chosen.path
+    overrides = [*chosen.overrides, *(args.set or [])]
+    config = load_experiment(path, overrides)
     name = catalog.name_of(path)
     source = f"shipped experiment {name}" if name else str(path)
-    if args.set:
-        source += " with " + " ".join(f"--set {item}" for item in args.set)
+    if overrides:
+        source += " with " + " ".join(f"--set {item}" for item in overrides)
     sys.stdout.write(render(config, source))
     return 0
 
@@ -435,8 +441,9 @@ def build_parser() -> argparse.ArgumentParser:
         "experiment",
         nargs="?",
         metavar="EXPERIMENT",
-        help="a shipped experiment (cartpole, mujoco/halfcheetah, ...: trpo-tf experiments) "
-        "or the path of an experiment YAML",
+        help="a shipped experiment (cartpole, mujoco/halfcheetah, ...: trpo-tf experiments), "
+        "the path of an experiment YAML, or a gymnasium id (Walker2d-v5: its shipped "
+        "experiment, else for Box actions the shared default mujoco/default)",
     )
     train.add_argument(
         "--resume", metavar="RUN_DIR", help="continue a run from its newest checkpoint"
