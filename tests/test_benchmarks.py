@@ -166,3 +166,46 @@ def test_async_benchmark_runs_every_variant(tmp_path):
     rows = [line for line in report.read_text().splitlines() if line.startswith("| cartpole")]
     assert [row.split(" | ")[1] for row in rows] == ["sync", "async", "async-no-correction"]
     assert report.with_suffix(".png").stat().st_size > 0
+
+
+def test_fresh_runs_plans_skips_resumes_and_runs(bench, tmp_path, capsys):
+    fresh = bench("fresh_runs")
+    assert fresh.parse_seeds("100-102,105") == [100, 101, 102, 105]
+    jobs = fresh.plan(["Walker2d-v5", "Hopper-v5"], [100, 101], ["trpo", "sb3"])
+    assert [job.name for job in jobs[:4]] == [
+        "trpo_walker2d_v5_s100",
+        "sb3_walker2d_v5_s100",
+        "trpo_hopper_v5_s100",
+        "sb3_hopper_v5_s100",
+    ]
+    args = fresh.argparse.Namespace(
+        experiment="mujoco/default", set=["trainer.max_kl=0.02"], sb3_python="py", sb3_steps=10
+    )
+    trpo, sb3 = jobs[0], jobs[1]
+    line = fresh.command(trpo, tmp_path, args)
+    assert line[-2:] == ["--run-dir", str(tmp_path / trpo.name)]
+    assert line[4:7] == ["mujoco/default", "--set", "env.id=Walker2d-v5"]
+    assert "trainer.max_kl=0.02" in line and "eval.stochastic=true" in line
+    assert fresh.command(sb3, tmp_path, args)[:3] == ["py", str(BENCHMARKS / "sb3_zoo.py"), "--env"]
+    # A stopped trpo_tf run continues from its checkpoint; finished ones are skipped.
+    (tmp_path / trpo.name / "checkpoints" / "iter_000050").mkdir(parents=True)
+    assert fresh.state(trpo, tmp_path) == "resume"
+    assert fresh.command(trpo, tmp_path, args)[-2:] == ["--resume", str(tmp_path / trpo.name)]
+    (tmp_path / trpo.name / "summary.json").write_text("{}")
+    (tmp_path / sb3.name).mkdir()
+    assert fresh.state(sb3, tmp_path) == "start"
+    (tmp_path / sb3.name / "result.json").write_text("{}")
+    assert fresh.state(trpo, tmp_path) == fresh.state(sb3, tmp_path) == "done"
+
+    # One real trpo_tf job (auto: CartPole-v1 picks the shipped cartpole), then nothing.
+    folder = tmp_path / "campaign"
+    argv = ["--envs", "CartPole-v1", "--seeds", "7", "--sides", "trpo", "--folder", str(folder)]
+    argv += ["--set", "trainer.total_steps=2048", "--set", "eval.episodes=1"]
+    assert fresh.main(argv) == 0
+    run = folder / "trpo_cartpole_v1_s7"
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["env_steps"] == 2048
+    assert "name: cartpole" in (run / "config.yaml").read_text()
+    assert "done trpo_cartpole_v1_s7" in capsys.readouterr().out
+    assert fresh.main(argv) == 0
+    assert "trpo_cartpole_v1_s7" not in capsys.readouterr().out  # finished: not run again
