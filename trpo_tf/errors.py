@@ -52,6 +52,10 @@ class EnvRuntimeError(TrpoTfError, RuntimeError):
     """
 
 
+class ExportError(TrpoTfError, RuntimeError):
+    """An export could not be written or failed its numerical check."""
+
+
 class RolloutWorkerError(TrpoTfError, RuntimeError):
     """Rollout worker processes kept dying (``runner.kind: async`` or ``ray``)."""
 

@@ -69,6 +69,7 @@ Serving in a process without trpo_tf or TensorFlow Probability::
     actions, state = outputs["action"], {name: outputs[name] for name in state}
 """
 
+from trpo_tf.errors import ExportError
 from trpo_tf.export.loading import (
     LoadedExport,
     PolicyStateError,
@@ -76,20 +77,11 @@ from trpo_tf.export.loading import (
     is_export_dir,
     load_policy,
 )
+from trpo_tf.export.metadata import FORMAT_VERSION, METADATA_FILE, export_metadata
 from trpo_tf.export.module import ExportedAgent
 from trpo_tf.export.spaces import space_from_json, space_to_json
-from trpo_tf.export.writer import (
-    ENV_TFLITE_FILE,
-    FORMAT_VERSION,
-    FORMATS,
-    METADATA_FILE,
-    TFLITE_FILE,
-    ExportError,
-    export_metadata,
-    export_run,
-    export_savedmodel,
-    export_tflite,
-)
+from trpo_tf.export.tflite import ENV_TFLITE_FILE, TFLITE_FILE, export_tflite
+from trpo_tf.export.writer import FORMATS, export_run, export_savedmodel
 
 __all__ = [
     "ENV_TFLITE_FILE",

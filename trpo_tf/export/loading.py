@@ -13,9 +13,9 @@ import numpy as np
 import tensorflow as tf
 
 from trpo_tf.errors import IncompatibleSpaceError, RunDirError, TrpoTfError
+from trpo_tf.export.metadata import METADATA_FILE
 from trpo_tf.export.module import signature_state_names
 from trpo_tf.export.observations import observation_leaves
-from trpo_tf.export.writer import METADATA_FILE
 
 
 def is_export_dir(path: str | Path) -> bool:
