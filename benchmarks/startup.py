@@ -100,9 +100,9 @@ def child(experiment: str, run_dir: Path) -> dict:
 
     config = load_experiment(resolve(experiment), [])
     step("load the experiment")
-    from trpo_tf.cli import _check_before_tensorflow
+    from trpo_tf.commands.train import check_before_tensorflow
 
-    _check_before_tensorflow(config)
+    check_before_tensorflow(config)
     step("check packages and env (before TensorFlow)")
     from trpo_tf.tf_runtime import import_tensorflow_quietly
 
@@ -143,7 +143,7 @@ def child(experiment: str, run_dir: Path) -> dict:
     phases.wrap(training, "describe", "build: envs")
     phases.wrap(training.TrainingRun, "open", "open run directory, start trackers")
     phases.wrap(training.TrainingRun, "iterate", iteration_name)
-    phases.wrap(training, "evaluate", "evaluations")
+    phases.wrap(training.TrainingRun, "_evaluate", "evaluations")
     phases.wrap(training.TrainingRun, "checkpoint", "checkpoints")
     phases.wrap(
         atomic,

@@ -23,9 +23,6 @@ from typing import NoReturn
 
 from trpo_tf import __version__
 from trpo_tf.commands.evaluate import EXPORT_EVAL_EPISODES, EXPORT_EVAL_SEED, cmd_eval, cmd_export
-
-# Re-exported under its old name: benchmarks/startup.py times this step from here.
-from trpo_tf.commands.train import check_before_tensorflow as _check_before_tensorflow  # noqa: F401
 from trpo_tf.commands.train import cmd_train
 from trpo_tf.errors import TrpoTfError
 

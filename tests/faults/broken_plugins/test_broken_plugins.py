@@ -163,7 +163,7 @@ ENV_FACTORY_RAISES = "env.id: " + _plugin("environment", "broken_raising_env", "
 def test_env_factory_that_raises_is_named_by_train_before_the_run_directory_exists(
     kwargs: dict, call: str, tmp_path: Path
 ) -> None:
-    # Through train(): the CLI makes one env before TensorFlow loads (trpo_tf/cli.py),
+    # Through train(): the CLI makes one env before TensorFlow loads (trpo_tf/commands/train.py),
     # where the pre-check's TensorFlow-free part, check_env, is what names the plug-in.
     from trpo_tf.config import load_experiment
     from trpo_tf.errors import PluginError
