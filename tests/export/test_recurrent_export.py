@@ -13,8 +13,6 @@ beside an lstm policy and beside an mlp policy against ``value_network.step``.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +22,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import tensorflow as tf
+from fresh_process import in_fresh_process
 
 from trpo_tf.agent import Agent
 from trpo_tf.config import experiment_from_dict
@@ -183,32 +182,15 @@ def _step_in_fresh_process(
     cases: dict[str, Case], root: Path, code: str
 ) -> dict[str, dict[str, Any]]:
     """Run ``code`` (TensorFlow only) on every case's export; its saved arrays by case."""
-    jobs = []
-    for case in cases.values():
-        np.save(root / f"{case.kind}_obs.npy", case.observations)
-        np.save(root / f"{case.kind}_resets.npy", case.resets)
-        jobs.append(
-            {
-                "export_dir": str(case.export_dir),
-                "observations": str(root / f"{case.kind}_obs.npy"),
-                "resets": str(root / f"{case.kind}_resets.npy"),
-                "result": str(root / f"{case.kind}.npz"),
-            }
-        )
-    completed = subprocess.run(
-        [sys.executable, "-c", code, json.dumps(jobs)],
-        capture_output=True,
-        text=True,
-        cwd=root,
-        timeout=240,
-    )
-    assert completed.returncode == 0, completed.stderr[-4000:]
-    assert completed.stdout.strip().endswith("ok")
-    results = {}
-    for case in cases.values():
-        with np.load(root / f"{case.kind}.npz") as data:
-            results[case.kind] = {key: data[key] for key in data.files}
-    return results
+    jobs = {
+        case.kind: {
+            "export_dir": str(case.export_dir),
+            "observations": case.observations,
+            "resets": case.resets,
+        }
+        for case in cases.values()
+    }
+    return in_fresh_process(code, root, jobs)
 
 
 def _clear_argmax(params: np.ndarray) -> np.ndarray:

@@ -21,6 +21,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import tensorflow as tf
+from fresh_process import in_fresh_process
 
 from trpo_tf.agent import Agent
 from trpo_tf.cli import main
@@ -193,31 +194,11 @@ def fresh_results(
     cases: dict[str, Case], tmp_path_factory: pytest.TempPathFactory
 ) -> dict[str, dict[str, np.ndarray]]:
     """Outputs of every export computed in one TF-only subprocess."""
-    root = tmp_path_factory.mktemp("fresh")
-    jobs = []
-    for case in cases.values():
-        np.save(root / f"{case.name}_obs.npy", case.observations)
-        jobs.append(
-            {
-                "export_dir": str(case.export_dir),
-                "observations": str(root / f"{case.name}_obs.npy"),
-                "result": str(root / f"{case.name}.npz"),
-            }
-        )
-    completed = subprocess.run(
-        [sys.executable, "-c", FRESH_PROCESS_CODE, json.dumps(jobs)],
-        capture_output=True,
-        text=True,
-        cwd=root,
-        timeout=240,
-    )
-    assert completed.returncode == 0, completed.stderr[-4000:]
-    assert completed.stdout.strip().endswith("ok")
-    results = {}
-    for case in cases.values():
-        with np.load(root / f"{case.name}.npz") as data:
-            results[case.name] = {key: data[key] for key in data.files}
-    return results
+    jobs = {
+        case.name: {"export_dir": str(case.export_dir), "observations": case.observations}
+        for case in cases.values()
+    }
+    return in_fresh_process(FRESH_PROCESS_CODE, tmp_path_factory.mktemp("fresh"), jobs)
 
 
 def _in_memory(case: Case) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
