@@ -302,7 +302,7 @@ FRESH_SEEDS_FROM = 100
 
 def _tuning_seeds_note() -> list[str]:
     return [
-        "**These are tuning seeds.** Seeds below 100 are those settings are tuned on (most",
+        "**These are tuning seeds.** Seeds below 100 are the ones settings are tuned on (most",
         "runs here may be the tuning runs themselves), so this says how well the settings fit",
         "the tasks they were chosen on, not how they carry over. Results on seeds never used",
         "for tuning (100-104), with sb3-contrib TRPO on the same seeds, and the shared default",
