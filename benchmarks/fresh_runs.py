@@ -16,7 +16,7 @@ evaluated on trpo_tf's evaluation seeds) in ``--sb3-python``, an environment wit
 torch and sb3-contrib.
 
 Started again, the campaign skips every finished job; a trpo_tf run that was stopped
-(Ctrl-C here sends it SIGTERM: it checkpoints its last iteration) continues from its
+(Ctrl-C or SIGTERM here sends it SIGTERM: it checkpoints its last iteration) continues from its
 newest checkpoint with ``trpo-tf train --resume``; an sb3-contrib run that did not
 finish starts over (it keeps no checkpoint). ``--lanes`` jobs run at a time.
 """
@@ -121,7 +121,12 @@ def command(job: Job, folder: Path, args: argparse.Namespace) -> list[str]:
 
 
 def run_all(jobs: list[Job], folder: Path, args: argparse.Namespace) -> int:
-    """Runs the jobs ``args.lanes`` at a time; returns how many failed."""
+    """Runs the jobs ``args.lanes`` at a time; exit status 0, 1 (a job failed) or 130.
+
+    Jobs run in sessions of their own: a Ctrl-C reaches this process only, which sends
+    each running job one SIGTERM (a second signal would make trpo-tf abandon its
+    iteration instead of checkpointing it).
+    """
     folder.mkdir(parents=True, exist_ok=True)
     waiting = [job for job in jobs if state(job, folder) != "done"]
     running: dict[Job, subprocess.Popen] = {}
@@ -136,7 +141,10 @@ def run_all(jobs: list[Job], folder: Path, args: argparse.Namespace) -> int:
                 log = open(folder / f"{job.name}.log", "a")  # noqa: SIM115 - closed with the job
                 print(f"{time.strftime('%H:%M:%S')} {how} {job.name}", flush=True)
                 running[job] = subprocess.Popen(
-                    command(job, folder, args), stdout=log, stderr=subprocess.STDOUT
+                    command(job, folder, args),
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
                 )
                 log.close()
             time.sleep(2.0)
@@ -158,7 +166,7 @@ def run_all(jobs: list[Job], folder: Path, args: argparse.Namespace) -> int:
             process.wait()
         print("stopped: run the same command again to continue", file=sys.stderr)
         return 130
-    return failed
+    return 1 if failed else 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -186,7 +194,15 @@ def main(argv: list[str] | None = None) -> int:
             how = state(job, args.folder)
             print(f"{how:6s} {' '.join(command(job, args.folder, args))}")
         return 0
-    return 1 if run_all(jobs, args.folder, args) else 0
+    # SIGTERM stops the campaign as Ctrl-C does (and Ctrl-C works where a background
+    # shell started it with SIGINT ignored).
+    handled = (signal.SIGINT, signal.SIGTERM)
+    previous = {signum: signal.signal(signum, signal.default_int_handler) for signum in handled}
+    try:
+        return run_all(jobs, args.folder, args)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 if __name__ == "__main__":

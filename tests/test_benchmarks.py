@@ -209,3 +209,40 @@ def test_fresh_runs_plans_skips_resumes_and_runs(bench, tmp_path, capsys):
     assert "done trpo_cartpole_v1_s7" in capsys.readouterr().out
     assert fresh.main(argv) == 0
     assert "trpo_cartpole_v1_s7" not in capsys.readouterr().out  # finished: not run again
+
+
+@pytest.mark.slow
+def test_fresh_runs_stopped_by_sigterm_leaves_a_run_to_resume(bench, tmp_path):
+    """SIGTERM to the campaign reaches its trpo_tf run once: the run checkpoints its
+    last iteration (exit 143), the campaign exits 130, and the job is then resumable."""
+    import signal
+    import time
+
+    fresh = bench("fresh_runs")
+    folder = tmp_path / "campaign"
+    argv = ["--envs", "CartPole-v1", "--seeds", "3", "--sides", "trpo", "--folder", str(folder)]
+    argv += ["--set", "trainer.total_steps=10000000", "--set", "tracking.tensorboard=false"]
+    process = subprocess.Popen(
+        [sys.executable, str(BENCHMARKS / "fresh_runs.py"), *argv],
+        env=CHILD_ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    metrics = folder / "trpo_cartpole_v1_s3" / "metrics.csv"
+    try:
+        deadline = time.time() + 120
+        while not (metrics.exists() and len(metrics.read_text().splitlines()) > 2):
+            assert time.time() < deadline and process.poll() is None, process.stderr.read()
+            time.sleep(0.2)
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130, err
+    assert "run the same command again to continue" in err
+    job = fresh.Job("trpo", "CartPole-v1", 3)
+    assert fresh.state(job, folder) == "resume"
+    log = (folder / f"{job.name}.log").read_text()
+    assert "stopped: checkpoint of iteration" in log and "Traceback" not in log
