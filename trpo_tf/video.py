@@ -74,15 +74,25 @@ def render_hint(error: BaseException) -> str:
     return RGB_ARRAY_HINT
 
 
-def _frame(env: Any, env_id: str) -> np.ndarray:
+def cannot_render(env_id: str, error: BaseException) -> VideoError:
+    """The one-line error for an env whose reset or render failed with ``error``."""
+    first_line = (str(error).strip().splitlines() or [""])[0]
+    return VideoError(
+        f"environment '{env_id}' cannot render rgb_array frames "
+        f"({type(error).__name__}: {first_line}); {render_hint(error)}"
+    )
+
+
+def frame_of(env: Any, env_id: str) -> np.ndarray:
+    """``env.render()`` checked to be an RGB(A) image ``[H, W, 3|4]``.
+
+    Raises:
+        VideoError: it failed or returned something else (one line, with how to fix it).
+    """
     try:
         frame = env.render()
     except Exception as error:  # noqa: BLE001 - any failure means it cannot render
-        first_line = (str(error).strip().splitlines() or [""])[0]
-        raise VideoError(
-            f"environment '{env_id}' cannot render rgb_array frames "
-            f"({type(error).__name__}: {first_line}); {render_hint(error)}"
-        ) from error
+        raise cannot_render(env_id, error) from error
     if not isinstance(frame, np.ndarray) or frame.ndim != 3 or frame.shape[-1] not in (3, 4):
         raise VideoError(
             f"environment '{env_id}' cannot render rgb_array frames (render() returned "
@@ -103,13 +113,13 @@ def collect_frames(
     try:
         fps = float((env.metadata or {}).get("render_fps") or 30)
         observation, _ = env.reset(seed=seed)
-        frames = [_frame(env, env_id)]
+        frames = [frame_of(env, env_id)]
         total = 0.0
         for _ in range(max_steps):
             raw = np.asarray(observation, np.float64).reshape(1, -1)
             observation, reward, terminated, truncated, _ = env.step(act(raw)[0])
             total += float(reward)
-            frames.append(_frame(env, env_id))
+            frames.append(frame_of(env, env_id))
             if terminated or truncated:
                 break
         return frames, total, fps

@@ -56,13 +56,11 @@ def _env_of(path: Path) -> tuple[str, dict, int | None]:
 
 def _check_video(path: Path) -> None:
     """``--video`` can render this env: its packages, then one frame (before any episode runs)."""
-    import numpy as np
-
     from trpo_tf import extras
     from trpo_tf.envs import make_env_fn
     from trpo_tf.errors import ConfigError
     from trpo_tf.tf_runtime import quiet_start
-    from trpo_tf.video import RGB_ARRAY_HINT, VideoError, render_hint
+    from trpo_tf.video import VideoError, cannot_render, frame_of
 
     env_id, kwargs, max_steps = _env_of(path)
     extras.check_video(env_id)
@@ -76,21 +74,13 @@ def _check_video(path: Path) -> None:
                 f"environment '{env_id}' cannot be built with render_mode='rgb_array': {error}"
             ) from error
         try:
-            env.reset(seed=0)
-            frame = env.render()
-        except Exception as error:  # noqa: BLE001 - any failure means it cannot render
-            first = (str(error).strip().splitlines() or [""])[0]
-            raise VideoError(
-                f"environment '{env_id}' cannot render rgb_array frames "
-                f"({type(error).__name__}: {first}); {render_hint(error)}"
-            ) from error
+            try:
+                env.reset(seed=0)
+            except Exception as error:  # noqa: BLE001 - any failure means it cannot render
+                raise cannot_render(env_id, error) from error
+            frame_of(env, env_id)
         finally:
             env.close()
-    if not isinstance(frame, np.ndarray) or frame.ndim != 3:
-        raise VideoError(
-            f"environment '{env_id}' cannot render rgb_array frames (render() returned "
-            f"{type(frame).__name__}); {RGB_ARRAY_HINT}"
-        )
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
