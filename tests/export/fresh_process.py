@@ -5,20 +5,36 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+PROLOGUE = """\
+import json, sys
+import numpy as np
+import tensorflow as tf
+
+jobs = json.loads(sys.argv[1])
+"""
+EPILOGUE = """
+assert "tensorflow_probability" not in sys.modules, "TFP was imported"
+assert "trpo_tf" not in sys.modules, "trpo_tf was imported"
+print("ok")
+"""
+
 
 def in_fresh_process(
     code: str, root: Path, jobs: dict[str, dict[str, Any]]
 ) -> dict[str, dict[str, np.ndarray]]:
-    """Run ``code`` with ``json.dumps(list of jobs)`` as ``sys.argv[1]``; its results by key.
+    """Run ``code`` on ``jobs`` in a new interpreter; the arrays it saved, by job key.
 
-    Each job maps names to strings (passed as they are) or arrays (saved as
-    ``root/<key>_<name>.npy``, passed as that path); ``result`` is added: the ``.npz``
-    the code must write for the job. ``code`` must print ``ok`` last.
+    ``code`` runs after :data:`PROLOGUE` (``json``, ``sys``, ``np``, ``tf`` imported and
+    ``jobs`` the list of jobs) and before :data:`EPILOGUE`, which asserts that neither
+    TensorFlow Probability nor trpo_tf was imported. Each job maps names to strings
+    (passed as they are) or arrays (saved as ``root/<key>_<name>.npy``, passed as that
+    path); ``result`` is added: the ``.npz`` the code must write for the job.
     """
     listed = []
     for key, job in jobs.items():
@@ -31,7 +47,7 @@ def in_fresh_process(
             entry[name] = value
         listed.append(entry)
     completed = subprocess.run(
-        [sys.executable, "-c", code, json.dumps(listed)],
+        [sys.executable, "-c", PROLOGUE + textwrap.dedent(code) + EPILOGUE, json.dumps(listed)],
         capture_output=True,
         text=True,
         cwd=root,
