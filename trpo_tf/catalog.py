@@ -17,7 +17,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from trpo_tf.errors import ConfigError
+from trpo_tf.errors import ConfigError, first_line
 
 EXPERIMENTS_DIR = Path(__file__).resolve().parent / "experiments"
 RESULTS_FILE = EXPERIMENTS_DIR / "results.json"
@@ -154,10 +154,9 @@ def _action_space(env_id: str) -> object:
     try:
         env = gymnasium.make(env_id)
     except Exception as error:  # noqa: BLE001 - whatever the env raises becomes one line
-        first = (str(error).strip().splitlines() or [""])[0][:200]
         raise ConfigError(
             f"gymnasium env {env_id} could not be built to read its action space "
-            f"({type(error).__name__}: {first})"
+            f"({first_line(error, 200)})"
         ) from None
     try:
         return env.action_space

@@ -9,6 +9,19 @@ fix it. The CLI prints that line and exits with status 2, without a traceback.
 from __future__ import annotations
 
 
+def one_line(error: BaseException, limit: int = 300) -> str:
+    """``"Type: message"`` on one line (whitespace collapsed), at most ``limit`` characters."""
+    text = " ".join(str(error).split())
+    line = f"{type(error).__name__}: {text}" if text else type(error).__name__
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def first_line(error: BaseException, limit: int | None = None) -> str:
+    """``"Type: the message's first line"``, that line cut at ``limit`` characters."""
+    line = (str(error).strip().splitlines() or [""])[0]
+    return f"{type(error).__name__}: {line[:limit]}"
+
+
 class TrpoTfError(Exception):
     """Base class of errors caused by user input; the message is shown as-is."""
 

@@ -31,7 +31,7 @@ import numpy as np
 
 from trpo_tf import registry
 from trpo_tf.config.contracts import describe_plugin
-from trpo_tf.errors import PluginError, TrpoTfError
+from trpo_tf.errors import PluginError, TrpoTfError, one_line
 from trpo_tf.interfaces import AdvantageInputs, AdvantageOutputs
 
 DEBUG_VARIABLE = "TRPO_TF_DEBUG"
@@ -61,13 +61,6 @@ _FALSE = ("", "0", "false", "no", "off")
 def debug_enabled() -> bool:
     """Whether ``TRPO_TF_DEBUG`` asks for tracebacks (set and not 0/false/no/off)."""
     return os.environ.get(DEBUG_VARIABLE, "").strip().lower() not in _FALSE
-
-
-def one_line(error: BaseException, limit: int = 300) -> str:
-    """``"Type: message"`` on one line (whitespace collapsed), at most ``limit`` characters."""
-    text = " ".join(str(error).split())
-    line = f"{type(error).__name__}: {text}" if text else type(error).__name__
-    return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
 def plugin_raised(

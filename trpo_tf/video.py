@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from trpo_tf.errors import TrpoTfError
+from trpo_tf.errors import TrpoTfError, first_line
 
 
 class VideoError(TrpoTfError, RuntimeError):
@@ -76,10 +76,9 @@ def render_hint(error: BaseException) -> str:
 
 def cannot_render(env_id: str, error: BaseException) -> VideoError:
     """The one-line error for an env whose reset or render failed with ``error``."""
-    first_line = (str(error).strip().splitlines() or [""])[0]
     return VideoError(
         f"environment '{env_id}' cannot render rgb_array frames "
-        f"({type(error).__name__}: {first_line}); {render_hint(error)}"
+        f"({first_line(error)}); {render_hint(error)}"
     )
 
 

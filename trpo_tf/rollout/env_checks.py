@@ -13,19 +13,12 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from trpo_tf.errors import EnvRuntimeError, NonFiniteEnvError, TrpoTfError
+from trpo_tf.errors import EnvRuntimeError, NonFiniteEnvError, TrpoTfError, one_line
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 """Observations and rewards are stored, and learned from, in float32."""
 
 _NUMBER_TYPES = (int, float, np.integer, np.floating, np.bool_)
-
-
-def one_line(error: BaseException, limit: int = 300) -> str:
-    """``"Type: message"`` on one line (whitespace collapsed), at most ``limit`` characters."""
-    text = " ".join(str(error).split())
-    line = f"{type(error).__name__}: {text}" if text else type(error).__name__
-    return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
 def env_raised(

@@ -33,7 +33,7 @@ from trpo_tf.agent import Agent
 from trpo_tf.checkpoint import CheckpointManager, CheckpointSchedule
 from trpo_tf.config.schema import ExperimentConfig
 from trpo_tf.envs import describe, make_env_fn
-from trpo_tf.errors import IncompatibleSpaceError
+from trpo_tf.errors import IncompatibleSpaceError, first_line
 from trpo_tf.export import export_savedmodel
 from trpo_tf.interfaces import Tracker
 from trpo_tf.learner import Learner
@@ -403,11 +403,8 @@ class TrainingRun:
         kept = f"the newest checkpoint ({latest}) is kept" if latest else "no checkpoint yet"
         why = ""
         if cause is not None:
-            first = (str(cause).strip().splitlines() or [""])[0][:200]
-            why = (
-                " (the signal also ended a process the iteration needed: "
-                f"{type(cause).__name__}: {first})"
-            )
+            needed = "the signal also ended a process the iteration needed"
+            why = f" ({needed}: {first_line(cause, 200)})"
         self.progress.message(f"stopped mid-iteration{why}: {kept}; {resume}", always=True)
 
     # -- finish --------------------------------------------------------------------------
