@@ -16,6 +16,7 @@ import difflib
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from trpo_tf.errors import ConfigError, first_line
 
@@ -115,8 +116,10 @@ def experiment_for(spec: str | Path) -> Experiment:
         env = yaml_mapping(path).get("env") or {}
         if env.get("id") == env_id and not env.get("kwargs"):
             return Experiment(path, note=f"{env_id}: the shipped experiment {name}")
+    import gymnasium
+
     space = _action_space(env_id)
-    if type(space).__name__ != "Box":
+    if not isinstance(space, gymnasium.spaces.Box):
         raise ConfigError(
             f"{env_id} has no experiment of its own and its actions are {space}, not a Box "
             f"(the shared default, {SHARED_DEFAULT}, is for continuous actions): start "
@@ -140,14 +143,12 @@ def yaml_mapping(path: Path) -> dict:
 
 
 def _is_gymnasium_id(env_id: str) -> bool:
-    try:
-        import gymnasium
-    except ImportError:  # pragma: no cover - a dependency
-        return False
+    import gymnasium
+
     return env_id in gymnasium.registry
 
 
-def _action_space(env_id: str) -> object:
+def _action_space(env_id: str) -> Any:
     """The action space of ``gymnasium.make(env_id)`` (built once, then closed)."""
     import gymnasium
 
