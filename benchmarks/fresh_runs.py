@@ -24,7 +24,6 @@ finish starts over (it keeps no checkpoint). ``--lanes`` jobs run at a time.
 from __future__ import annotations
 
 import argparse
-import re
 import shutil
 import signal
 import subprocess
@@ -34,12 +33,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from sb3_zoo import slug  # noqa: E402 - the folder names sb3_zoo.py writes and fresh_table.py reads
+
 SIDES = ("trpo", "sb3")
-
-
-def slug(env_id: str) -> str:
-    """``Walker2d-v5`` -> ``walker2d_v5`` (as ``fresh_table.py`` reads it)."""
-    return re.sub(r"[^a-z0-9]+", "_", env_id.lower()).strip("_")
 
 
 def parse_seeds(text: str) -> list[int]:

@@ -276,7 +276,8 @@ def run_sb3(
     return json.loads(cached.read_text())
 
 
-def _slug(env_id: str) -> str:
+def slug(env_id: str) -> str:
+    """``Walker2d-v5`` -> ``walker2d_v5``: the env part of result folder names."""
     return re.sub(r"[^a-z0-9]+", "_", env_id.lower()).strip("_")
 
 
@@ -294,8 +295,8 @@ def main() -> int:
     )
     parser.add_argument("--no-sde", action="store_true", help="drop the zoo's gSDE settings")
     args = parser.parse_args()
-    slug = f"{_slug(args.env)}_s{args.seed}" + ("_nosde" if args.no_sde else "")
-    out = args.out or ROOT / "benchmarks" / "results" / "sb3" / slug
+    name = f"{slug(args.env)}_s{args.seed}" + ("_nosde" if args.no_sde else "")
+    out = args.out or ROOT / "benchmarks" / "results" / "sb3" / name
     result = train_sb3(
         args.env,
         args.seed,
