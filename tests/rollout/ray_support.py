@@ -33,10 +33,22 @@ def ray_or_skip() -> Any:
     return pytest.importorskip("ray", reason="ray is not installed (pip install 'trpo_tf[ray]')")
 
 
+# Ports Ray takes by default whatever else is configured (GCS, dashboard, client
+# server, dashboard agent HTTP, runtime env agent): an OS-chosen port that lands on
+# one of them makes ``ray start`` refuse ("port ... used by other components").
+RAY_DEFAULT_PORTS = frozenset({6379, 8265, 10001, 52365})
+_issued_ports: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    """A port free now, none of Ray's defaults, and not handed out before here."""
+    while True:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        if port not in RAY_DEFAULT_PORTS and port not in _issued_ports:
+            _issued_ports.add(port)
+            return port
 
 
 def write_token(path: Path) -> Path:
@@ -132,6 +144,8 @@ class RayNode:
             ]
         else:
             role = [f"--address={join.address}"]
+        # Every node on this machine gets its own agent port (the default is shared).
+        role.append(f"--dashboard-agent-listen-port={free_port()}")
         self.log = open(Path(self.temp_dir) / "node.log", "w")  # noqa: SIM115
         self.process = subprocess.Popen(
             [str(ray_cli), "start", "--block", "--num-cpus=2", "--disable-usage-stats", *role],
