@@ -8,6 +8,7 @@ a ``kill`` from outside reaches. ``test_cli_sigterm`` sends it from outside.
 from __future__ import annotations
 
 import csv
+import json
 import os
 import signal
 import subprocess
@@ -144,6 +145,56 @@ def _env() -> dict[str, str]:
     return dict(os.environ, PYTHONUNBUFFERED="1", CUDA_VISIBLE_DEVICES="", WANDB_MODE="disabled")
 
 
+def _ray_env(home: Path) -> dict[str, str]:
+    """No ambient Ray settings; Ray's files (~/.ray) under ``home``."""
+    env = _env()
+    for name in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH", "RAY_ADDRESS"):
+        env.pop(name, None)
+    env.update(HOME=str(home), RAY_AUTH_MODE="disabled")
+    return env
+
+
+CHILD_SESSIONS = """
+import json, os
+from pathlib import Path
+from trpo_tf.rollout.ray_runner import init_ray
+init_ray("local", 1)
+me = os.getpid()
+children = []
+for stat in Path("/proc").glob("[0-9]*/stat"):
+    try:
+        fields = stat.read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        continue
+    if int(fields[1]) == me:  # ppid
+        pid = int(stat.parent.name)
+        children.append([pid, os.getsid(pid), os.getpgid(pid)])
+print(json.dumps({"sid": os.getsid(0), "pgid": os.getpgid(0), "children": children}))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux's parent-death signal")
+def test_a_local_ray_instance_runs_outside_the_learners_process_group(tmp_path: Path) -> None:
+    """A group SIGTERM must reach the learner only: Ray's GCS and raylet (the learner's
+    children) run in sessions of their own, so they outlive the signal until the
+    learner has checkpointed and shut Ray down."""
+    pytest.importorskip("ray", reason="ray is not installed (pip install 'trpo_tf[ray]')")
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD_SESSIONS],
+        cwd=REPO,
+        env=_ray_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert len(seen["children"]) >= 2, seen  # at least the GCS server and the raylet
+    for pid, sid, pgid in seen["children"]:
+        assert sid != seen["sid"] and pgid != seen["pgid"], (pid, seen)
+
+
 def _write_experiment(path: Path, runner: str) -> Path:
     path.write_text(
         "name: stop\n"
@@ -171,14 +222,15 @@ def _wait_for_rows(run_dir: Path, rows: int, process: subprocess.Popen) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("runner", ["sync", "async"])
+@pytest.mark.parametrize("runner", ["sync", "async", "ray"])
 def test_cli_sigterm_from_outside(tmp_path: Path, runner: str) -> None:
-    """``kill -TERM PID`` (sync) and a SIGTERM to the whole process group (async, as
-    SLURM sends it): exit 143, a checkpoint of the last iteration, the resume command.
-
-    Not for a local Ray instance: the group signal also ends its raylet, and Ray's core
-    worker may then end the driver (exit 1) before training's handler runs."""
+    """``kill -TERM PID`` (sync) and a SIGTERM to the whole process group (async and a
+    local Ray instance, as SLURM sends it): exit 143, a checkpoint of the last
+    iteration, the resume command."""
     env = _env()
+    if runner == "ray":
+        pytest.importorskip("ray", reason="ray is not installed (pip install 'trpo_tf[ray]')")
+        env = _ray_env(tmp_path)
     experiment = _write_experiment(tmp_path / "stop.yaml", runner)
     run_dir = tmp_path / "run"
     process = subprocess.Popen(

@@ -298,8 +298,9 @@ def init_ray(
         kwargs["address"] = check_cluster(address, connect_timeout_s, token)
     saved = os.environ.get("PYTHONPATH")
     os.environ["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+    own_session = _local_processes_in_own_session() if address == "local" else _nothing()
     try:
-        with _stop_handlers_kept():
+        with _stop_handlers_kept(), own_session:
             ray.init(**kwargs)
     except TrpoTfError:
         raise
@@ -336,6 +337,46 @@ def _stop_handlers_kept() -> Iterator[None]:
         for signum, handler in before.items():
             if handler is not None:
                 signal.signal(signum, handler)
+
+
+@contextlib.contextmanager
+def _nothing() -> Iterator[None]:
+    yield
+
+
+@contextlib.contextmanager
+def _local_processes_in_own_session() -> Iterator[None]:
+    """Start a local instance's processes (GCS, raylet, and so its workers) in a new session.
+
+    A SIGTERM to the learner's process group (SLURM's, ``kill -- -PGID``) then reaches
+    the learner only, which checkpoints its iteration and shuts Ray down; in the same
+    group the raylet would die with it, and Ray's core worker would end the learner
+    (exit 1) before training's handler ran. Ray does the same on Windows (a new process
+    group) whenever the kernel ends its processes with their parent, and so does this:
+    only then (Linux's parent-death signal), since otherwise Ray's reaper cleans up by
+    process group. A Ray without the hook used here starts its processes as before.
+    """
+    try:
+        from ray._private import services, utils
+    except ImportError:
+        yield
+        return
+    original = getattr(services, "ConsolePopen", None)
+    fate_shared = getattr(utils, "detect_fate_sharing_support", lambda: False)()
+    if original is None or not fate_shared or sys.platform == "win32":
+        yield
+        return
+
+    class OwnSessionPopen(original):  # type: ignore[misc, valid-type]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            kwargs.setdefault("start_new_session", True)
+            super().__init__(*args, **kwargs)
+
+    services.ConsolePopen = OwnSessionPopen
+    try:
+        yield
+    finally:
+        services.ConsolePopen = original
 
 
 # -- the actors -----------------------------------------------------------------------------
