@@ -246,3 +246,31 @@ def test_fresh_runs_stopped_by_sigterm_leaves_a_run_to_resume(bench, tmp_path):
     assert fresh.state(job, folder) == "resume"
     log = (folder / f"{job.name}.log").read_text()
     assert "stopped: checkpoint of iteration" in log and "Traceback" not in log
+
+
+def test_startup_times_the_whole_command_and_its_phases(tmp_path):
+    experiment = tmp_path / "tiny.yaml"
+    experiment.write_text(
+        "name: tiny\n"
+        "env: {id: CartPole-v1, n_envs: 2}\n"
+        "trainer: {total_steps: 1024, steps_per_iteration: 512}\n"
+        "value: {epochs: 1}\n"
+        "eval: {episodes: 1}\n"
+        "tracking: {tensorboard: false}\n"
+    )
+    report, raw = tmp_path / "startup.md", tmp_path / "startup.json"
+    done = _script(
+        "startup.py", str(experiment), "--repeats", "1", "--report", str(report), "--json", str(raw)
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(raw.read_text())
+    assert len(result["whole_s"]) == len(result["import_tensorflow_s"]) == 1
+    # The whole command includes importing TensorFlow, which it is timed beside.
+    assert result["whole_s"][0] > result["import_tensorflow_s"][0] > 0
+    phases = result["phases_s"]
+    assert "import tensorflow (and list devices)" in phases
+    assert any(name.startswith("first iteration") for name in phases)
+    assert all(len(values) == 1 and values[0] >= 0 for values in phases.values())
+    text = report.read_text()
+    assert f"`trpo-tf train {experiment} --quiet`" in text
+    assert "| import tensorflow (and list devices) |" in text
