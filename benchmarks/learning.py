@@ -306,7 +306,7 @@ def _tuning_seeds_note() -> list[str]:
         "runs here may be the tuning runs themselves), so this says how well the settings fit",
         "the tasks they were chosen on, not how they carry over. Results on seeds never used",
         "for tuning (100-104), with sb3-contrib TRPO on the same seeds, and the shared default",
-        "beside each task's own experiment: [learning_fresh.md](learning_fresh.md).",
+        "beside each task's own experiment: [learning.md](learning.md).",
         "",
     ]
 
@@ -538,7 +538,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/learning"))
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--set", action="append", default=[], help="override for every run")
-    parser.add_argument("--report", type=Path, default=Path("docs/benchmarks/learning.md"))
+    parser.add_argument("--report", type=Path, default=Path("docs/benchmarks/learning_tuning.md"))
     parser.add_argument(
         "--plots", type=Path, help="where the learning_NAME.png go (default: beside --report)"
     )
