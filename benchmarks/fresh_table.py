@@ -14,7 +14,8 @@ per seed, mean ± std, the interquartile mean with a percentile-bootstrap 95% CI
 seeds, the worst seed; for trpo_tf also the stochastic and best-periodic returns; and
 the probability of improvement P(trpo_tf > sb3) over seed pairs (ties count ½; as in
 rliable's ``probability_of_improvement``) with a bootstrap 95% CI, computed on the seeds
-both sides finished.
+both sides finished. Then trpo_tf's mean and worst seed against the targets
+(:data:`TARGETS`), with the shortfall where one is missed.
 
     python benchmarks/fresh_table.py --json fresh.json
 """
@@ -35,6 +36,20 @@ from learning import bootstrap_iqm_ci, interquartile_mean  # noqa: E402
 
 RUN_NAME = re.compile(r"^(trpo|sb3)_(.+)_s(\d+)$")
 RESAMPLES = 10_000
+
+TARGETS: dict[str, tuple[float, float]] = {
+    # env folder name -> (mean at least, worst seed at least): the final deterministic
+    # return on fresh seeds at the experiment's budget (1M steps; LunarLander 200k).
+    "hopper_v5": (3_500, 3_000),
+    "walker2d_v5": (5_000, 4_000),
+    "halfcheetah_v5": (5_000, 4_000),
+    "ant_v5": (3_000, 2_500),
+    "humanoid_v5": (1_500, 1_000),
+    "swimmer_v5": (360, 350),
+    "bipedalwalker_v3": (300, 280),
+    "lunarlander_v3": (200, 150),
+    "lunarlandercontinuous_v3": (250, 200),
+}
 
 
 def probability_of_improvement(x: np.ndarray, y: np.ndarray) -> float:
@@ -168,6 +183,29 @@ def markdown(report: dict) -> str:
     return "\n".join(lines)
 
 
+def _shortfall(value: float, target: float) -> str:
+    return "met" if value >= target else f"short by {target - value:,.0f}"
+
+
+def targets_markdown(report: dict) -> str:
+    """trpo_tf's mean and worst seed against :data:`TARGETS`, and by how much each is missed."""
+    lines = [
+        "| env | seeds | trpo_tf mean | target | mean | trpo_tf worst seed | target | worst |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for env, entry in sorted(report.items()):
+        if env not in TARGETS or "trpo" not in entry:
+            continue
+        mean_target, worst_target = TARGETS[env]
+        s = entry["trpo"]
+        lines.append(
+            f"| {env} | {len(s['seeds'])} | {s['mean']:,.0f} | ≥ {mean_target:,.0f} | "
+            f"{_shortfall(s['mean'], mean_target)} | {s['worst']:,.0f} | ≥ {worst_target:,.0f} | "
+            f"{_shortfall(s['worst'], worst_target)} |"
+        )
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--folder", type=Path, default=Path("benchmarks/results/fresh"))
@@ -175,6 +213,8 @@ def main() -> None:
     args = parser.parse_args()
     report = summarize(collect(args.folder))
     print(markdown(report))
+    print()
+    print(targets_markdown(report))
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
 

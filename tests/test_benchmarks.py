@@ -274,3 +274,44 @@ def test_startup_times_the_whole_command_and_its_phases(tmp_path):
     text = report.read_text()
     assert f"`trpo-tf train {experiment} --quiet`" in text
     assert "| import tensorflow (and list devices) |" in text
+
+
+def test_fresh_table_compares_seed_for_seed_and_states_the_shortfall(bench, tmp_path):
+    table = bench("fresh_table")
+
+    def trpo_run(seed: int, final: float, stochastic: float, best: float) -> None:
+        run = tmp_path / f"trpo_hopper_v5_s{seed}"
+        run.mkdir()
+        summary = {"final_eval_return": final, "best_eval_return": best, "env_steps": 1000}
+        (run / "summary.json").write_text(json.dumps(summary))
+        rows = f"iteration,eval_return_stochastic\n1,\n2,{stochastic}\n"
+        (run / "metrics.csv").write_text(rows)
+
+    def sb3_run(seed: int, final: float) -> None:
+        (tmp_path / f"sb3_hopper_v5_s{seed}").mkdir()
+        result = {"eval_return": final, "env_steps": 1000}
+        (tmp_path / f"sb3_hopper_v5_s{seed}" / "result.json").write_text(json.dumps(result))
+
+    trpo_run(100, 3_600.0, 3_100.0, 3_650.0)
+    trpo_run(101, 2_900.0, 2_800.0, 3_700.0)
+    trpo_run(102, 3_800.0, 3_000.0, 3_800.0)
+    sb3_run(100, 3_000.0)
+    sb3_run(101, 3_000.0)
+    (tmp_path / "trpo_hopper_v5_s103").mkdir()  # unfinished: no summary.json, left out
+    report = table.summarize(table.collect(tmp_path))
+    trpo = report["hopper_v5"]["trpo"]
+    assert trpo["seeds"] == [100, 101, 102] and trpo["worst"] == 2_900.0
+    assert trpo["mean"] == pytest.approx(3_433.333, abs=1e-3)
+    assert trpo["stochastic"] == [3_100.0, 2_800.0, 3_000.0] and trpo["best"][1] == 3_700.0
+    # On the seeds both sides ran (100, 101): of the pairs of {3,600, 2,900} against
+    # {3,000, 3,000}, two of four are greater.
+    assert report["hopper_v5"]["shared_seeds"] == [100, 101]
+    assert report["hopper_v5"]["p_improvement"] == 0.5
+    text = table.markdown(report)
+    assert "| hopper_v5 | trpo_tf | 100, 101, 102 | 3,600, 2,900, 3,800 |" in text
+    assert "| hopper_v5 | sb3-contrib | 100, 101 | 3,000, 3,000 | 3,000 ± 0 |" in text
+    targets = table.targets_markdown(report)
+    # Hopper's targets: mean 3,500 (missed by 67), worst seed 3,000 (missed by 100).
+    assert "| hopper_v5 | 3 | 3,433 | ≥ 3,500 | short by 67 | 2,900 | ≥ 3,000 | short by 100 |" in (
+        targets
+    )
