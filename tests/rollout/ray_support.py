@@ -59,7 +59,7 @@ def write_token(path: Path) -> Path:
 @contextlib.contextmanager
 def isolated_ray_env(home: Path | None = None) -> Iterator[None]:
     """No ``RAY_AUTH_*``/``RAY_ADDRESS`` inside (``HOME=home`` if given); restored after."""
-    from trpo_tf.rollout.ray_runner import _refresh_ray_auth
+    from trpo_tf.rollout.ray_connect import _refresh_ray_auth
 
     names = (*RAY_VARS, "HOME")
     saved = {name: os.environ.get(name) for name in names}

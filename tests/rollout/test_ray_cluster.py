@@ -29,7 +29,8 @@ from trpo_tf.rollout.numpy_actor import NumpyActor
 
 ray = pytest.importorskip("ray", reason="ray is not installed (pip install 'trpo_tf[ray]')")
 
-from trpo_tf.rollout.ray_runner import RayRunner, check_cluster, init_ray  # noqa: E402
+from trpo_tf.rollout.ray_connect import check_cluster, init_ray  # noqa: E402
+from trpo_tf.rollout.ray_runner import RayRunner  # noqa: E402
 
 TF_LOG_PREFIXES = ("I0000", "W0000", "E0000", "WARNING: All log messages")
 

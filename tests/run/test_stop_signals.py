@@ -157,7 +157,7 @@ def _ray_env(home: Path) -> dict[str, str]:
 CHILD_SESSIONS = """
 import json, os
 from pathlib import Path
-from trpo_tf.rollout.ray_runner import init_ray
+from trpo_tf.rollout.ray_connect import init_ray
 init_ray("local", 1)
 me = os.getpid()
 children = []
