@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import subprocess
 import sys
 import time
@@ -39,6 +40,10 @@ def _write(tmp_path: Path) -> Path:
     experiment.write_text(TINY)
     (tmp_path / "tiny.space.yaml").write_text(SPACE)
     return experiment
+
+
+def _study(study_dir: Path):
+    return optuna.load_study(study_name="trpo-tf", storage=f"sqlite:///{study_dir}/study.db")
 
 
 def _args(**values) -> argparse.Namespace:
@@ -131,6 +136,49 @@ def test_a_pruned_trial_stops_its_training_process(tmp_path: Path) -> None:
     trial = study.ask()
     process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     started = time.time()
-    assert _follow(process, metrics, trial) is True
+    assert _follow([process], [metrics], trial) is True
     assert process.wait(timeout=10) != 0 and time.time() - started < 10
     assert study.trials[0].intermediate_values == {512: 12.5}
+
+
+@pytest.mark.slow
+def test_a_study_over_several_seeds_takes_their_worst_and_keeps_its_seeds(tmp_path: Path) -> None:
+    experiment = _write(tmp_path)
+    study_dir = tmp_path / "study"
+    args = _args(experiment=experiment, trials=1, seeds="3,5", objective="worst", run_dir=study_dir)
+    assert command.run_command(args) == 0
+    (trial,) = _study(study_dir).trials
+    assert trial.state.name == "COMPLETE"
+    finals, curves = [], []
+    for seed in (3, 5):
+        run = study_dir / "trials" / "trial_0000" / f"seed_{seed}"
+        assert load_experiment(run / "config.yaml").seed == seed
+        finals.append(json.loads((run / "summary.json").read_text())["final_eval_return"])
+        curves.append(dict(evaluations(run / "metrics.csv")))
+    assert trial.user_attrs["finals"] == pytest.approx(finals)
+    assert trial.value == pytest.approx(min(finals))
+    # Each evaluation reached by both runs was reported once, as their worst.
+    assert trial.intermediate_values == pytest.approx(
+        {step: min(curves[0][step], curves[1][step]) for step in curves[0]}
+    )
+    table = (study_dir / "trials.md").read_text()
+    assert "seeds 3, 5, objective: the worst over the seeds" in table
+    assert f"| {finals[0]:.2f}, {finals[1]:.2f} |" in table
+    # The study keeps its seeds and objective: a rerun asking for others is one line.
+    for other in (
+        _args(experiment=experiment, trials=2, seeds="3", objective="worst", run_dir=study_dir),
+        _args(experiment=experiment, trials=2, seeds="3,5", run_dir=study_dir),
+    ):
+        with pytest.raises(ConfigError, match=r"was run with seeds \[3, 5\] and objective worst"):
+            command.run_command(other)
+    assert len(_study(study_dir).trials) == 1
+
+
+def test_seed_lists_parse_or_say_what_is_wrong() -> None:
+    assert command.parse_seeds("0-2") == (0, 1, 2)
+    assert command.parse_seeds("0,3-4,3") == (0, 3, 4)
+    for bad in ("a", "2-1", "", "1,,2"):
+        with pytest.raises(argparse.ArgumentTypeError, match="--seeds"):
+            command.parse_seeds(bad)
+    with pytest.raises(SystemExit):  # one seed or a list, not both
+        _args(experiment="x.yaml", seed=1, seeds="0-2")

@@ -27,8 +27,20 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "--run-dir",
         help="the study directory (default runs/tune-NAME-TIME); rerun to resume a study",
     )
+    seeds = tune.add_mutually_exclusive_group()
+    seeds.add_argument("--seed", type=int, help="the training seed of every trial (default 0)")
+    seeds.add_argument(
+        "--seeds",
+        type=parse_seeds,
+        help="train every trial on these seeds side by side (0-2 or 0,3,5); its value is "
+        "their --objective",
+    )
     tune.add_argument(
-        "--seed", type=int, default=0, help="the training seed of every trial (default 0)"
+        "--objective",
+        choices=("mean", "worst"),
+        default="mean",
+        help="with several seeds: a trial's value is the mean (default) or the worst of "
+        "their final returns",
     )
     tune.add_argument(
         "--set",
@@ -39,6 +51,22 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     tune.add_argument("--no-prune", action="store_true", help="train every trial to the end")
     tune.set_defaults(func=run_command)
     return tune
+
+
+def parse_seeds(text: str) -> tuple[int, ...]:
+    """``0-2`` or ``0,3,5`` (or a mix) -> the seeds, each once, in order."""
+    seeds: list[int] = []
+    try:
+        for part in text.split(","):
+            low, _, high = part.strip().partition("-")
+            seeds.extend(range(int(low), int(high or low) + 1))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--seeds: {text!r} is not a list of seeds like 0-2 or 0,3,5"
+        ) from None
+    if not seeds:
+        raise argparse.ArgumentTypeError(f"--seeds: {text!r} names no seed (e.g. 0-2)")
+    return tuple(dict.fromkeys(seeds))
 
 
 def default_space(experiment: Path) -> Path:
@@ -75,7 +103,8 @@ def run_command(args: argparse.Namespace) -> int:
         directory=directory,
         trials=args.trials,
         parallel=args.parallel,
-        seed=args.seed,
+        seeds=args.seeds or (args.seed if args.seed is not None else 0,),
+        objective=args.objective,
         prune=not args.no_prune,
     )
     study = run_study(settings)

@@ -4,16 +4,22 @@
 
     TUNE_DIR/
       study.db            the Optuna study (SQLite): rerunning the command resumes it
-      trials/trial_0007/  each trial a normal run directory (trpo-tf train --run-dir)
+      trials/trial_0007/  each trial a normal run directory (trpo-tf train --run-dir);
+                          with several seeds, one per seed: trial_0007/seed_1/
       trials.md           every trial: state, value, parameters, run directory
       best.yaml           the experiment with the best trial's settings, ready to train
       importance.png      parameter importances (fANOVA), once two trials are complete
 
 Each trial trains in a subprocess of its own (``--parallel`` at a time), so trials
 share no TensorFlow state and a crash ends only its trial. The objective is the
-final deterministic evaluation return (``summary.json``); every periodic
-evaluation is reported to Optuna as it lands in ``metrics.csv``, and a trial the
-pruner stops (median rule) is ended with SIGTERM and marked pruned. The study
+final deterministic evaluation return (``summary.json``); with several seeds
+(``--seeds 0-2``) a trial trains one run per seed side by side and its objective is
+their mean or their worst (``--objective``), so that a setting is chosen for how it
+does across seeds rather than on one. Every periodic evaluation is reported to
+Optuna as it lands in ``metrics.csv`` (with several seeds, once every seed has
+reached it: the same aggregate), and a trial the pruner stops (median rule) is
+ended with SIGTERM and marked pruned. A study keeps its seeds and objective: a
+rerun that asks for others is refused, since its trials would not compare. The study
 directory is locked like a run directory; trials still marked running when a
 previous tune process died are marked failed when it resumes.
 """
@@ -24,10 +30,11 @@ import csv
 import json
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +45,11 @@ from trpo_tf.tune.space import Dimension, override
 
 STUDY_FILE = "study.db"
 POLL_S = 0.5
+OBJECTIVES: dict[str, Callable[[Sequence[float]], float]] = {
+    "mean": statistics.fmean,
+    "worst": min,
+}
+"""How a trial's final returns over its seeds become its objective value."""
 
 
 class TrialFailed(TrpoTfError):
@@ -54,8 +66,9 @@ class TuneSettings:
         space: the searched keys.
         directory: the study directory.
         trials: complete trials wanted in the study (resuming counts earlier ones).
-        parallel: trials trained at a time.
-        seed: the seed of every trial's training run (tuning seeds are 0-9).
+        parallel: trials trained at a time (each trains ``len(seeds)`` runs at once).
+        seeds: the seeds every trial trains (tuning seeds are 0-9).
+        objective: ``mean`` or ``worst`` of the seeds' final returns (:data:`OBJECTIVES`).
         sampler_seed: the seed of Optuna's sampler.
         prune: stop trials whose evaluations fall below the median of earlier ones.
     """
@@ -66,7 +79,8 @@ class TuneSettings:
     directory: Path
     trials: int
     parallel: int = 1
-    seed: int = 0
+    seeds: tuple[int, ...] = (0,)
+    objective: str = "mean"
     sampler_seed: int = 0
     prune: bool = True
 
@@ -94,10 +108,27 @@ def open_study(settings: TuneSettings) -> Any:
         if settings.prune
         else optuna.pruners.NopPruner(),
     )
+    _keep_protocol(study, settings)
     stale = [t for t in study.trials if t.state == optuna.trial.TrialState.RUNNING]
     for trial in stale:  # left by a tune process that died: this one holds the lock
         study._storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
     return study
+
+
+def _keep_protocol(study: Any, settings: TuneSettings) -> None:
+    """Record the study's seeds and objective, or refuse a rerun that changes them."""
+    asked = {"seeds": list(settings.seeds), "objective": settings.objective}
+    kept = {key: study.user_attrs[key] for key in asked if key in study.user_attrs}
+    if not kept and study.trials:  # a study from before seeds were recorded: one seed each
+        return
+    if kept and kept != asked:
+        raise ConfigError(
+            f"study {settings.directory} was run with seeds {kept.get('seeds')} and objective "
+            f"{kept.get('objective')}; rerun with those (--seeds, --objective) or use a new "
+            "--run-dir"
+        )
+    for key, value in asked.items():
+        study.set_user_attr(key, value)
 
 
 def run_study(settings: TuneSettings, progress: Any = print) -> Any:
@@ -134,50 +165,84 @@ def trial_dir(settings: TuneSettings, number: int) -> Path:
     return settings.directory / "trials" / f"trial_{number:04d}"
 
 
+def seed_runs(settings: TuneSettings, number: int) -> dict[int, Path]:
+    """Each seed's run directory of trial ``number`` (the trial's own with one seed)."""
+    base = trial_dir(settings, number)
+    if len(settings.seeds) == 1:
+        return {settings.seeds[0]: base}
+    return {seed: base / f"seed_{seed}" for seed in settings.seeds}
+
+
 def _objective(trial: Any, settings: TuneSettings, progress: Any) -> float:
     optuna = _optuna()
     values = {d.key: d.suggest(trial) for d in settings.space}
-    run_dir = trial_dir(settings, trial.number)
-    trial.set_user_attr("run_dir", str(run_dir))
-    command = [sys.executable, "-m", "trpo_tf.cli", "train", str(settings.experiment)]
-    command += ["--run-dir", str(run_dir), "--seed", str(settings.seed), "--quiet"]
-    for item in [*settings.overrides, *(override(k, v) for k, v in values.items())]:
+    runs = seed_runs(settings, trial.number)
+    trial.set_user_attr("run_dir", str(trial_dir(settings, trial.number)))
+    sets = [*settings.overrides, *(override(k, v) for k, v in values.items())]
+    processes = [_train(settings.experiment, seed, run_dir, sets) for seed, run_dir in runs.items()]
+    aggregate = OBJECTIVES[settings.objective]
+    metrics = [run_dir / "metrics.csv" for run_dir in runs.values()]
+    pruned = _follow(processes, metrics, trial, aggregate)
+    errors = [process.communicate()[1] for process in processes]
+    if pruned:
+        progress(f"tune: trial {trial.number} pruned ({_show(values)})")
+        raise optuna.TrialPruned()
+    finals = []
+    for seed, process, err in zip(runs, processes, errors, strict=True):
+        if process.returncode != 0:
+            tail = " | ".join(line for line in err.splitlines()[-3:] if line.strip())
+            what = f"trial {trial.number}" + (f" seed {seed}" if len(runs) > 1 else "")
+            progress(f"tune: {what} failed (exit {process.returncode}): {tail}")
+            raise TrialFailed(f"{what} exited {process.returncode}: {tail}")
+        final = json.loads((runs[seed] / "summary.json").read_text())["final_eval_return"]
+        if final is None:
+            raise TrialFailed(f"trial {trial.number} seed {seed} has no final evaluation return")
+        finals.append(float(final))
+    trial.set_user_attr("finals", finals)
+    value = aggregate(finals)
+    per_seed = f" from {', '.join(f'{v:.2f}' for v in finals)}" if len(finals) > 1 else ""
+    progress(f"tune: trial {trial.number} = {value:.2f}{per_seed} ({_show(values)})")
+    return float(value)
+
+
+def _train(experiment: Path, seed: int, run_dir: Path, sets: list[str]) -> subprocess.Popen:
+    """``trpo-tf train`` of one seed of a trial, in a subprocess."""
+    command = [sys.executable, "-m", "trpo_tf.cli", "train", str(experiment)]
+    command += ["--run-dir", str(run_dir), "--seed", str(seed), "--quiet"]
+    for item in sets:
         command += ["--set", item]
-    process = subprocess.Popen(
+    return subprocess.Popen(
         command,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
         env=dict(os.environ, PYTHONUNBUFFERED="1"),
     )
-    pruned = _follow(process, run_dir / "metrics.csv", trial)
-    _, err = process.communicate()
-    if pruned:
-        progress(f"tune: trial {trial.number} pruned ({_show(values)})")
-        raise optuna.TrialPruned()
-    if process.returncode != 0:
-        tail = " | ".join(line for line in err.splitlines()[-3:] if line.strip())
-        progress(f"tune: trial {trial.number} failed (exit {process.returncode}): {tail}")
-        raise TrialFailed(f"trial {trial.number} exited {process.returncode}: {tail}")
-    value = json.loads((run_dir / "summary.json").read_text())["final_eval_return"]
-    if value is None:
-        raise TrialFailed(f"trial {trial.number} has no final evaluation return")
-    progress(f"tune: trial {trial.number} = {value:.2f} ({_show(values)})")
-    return float(value)
 
 
-def _follow(process: subprocess.Popen, metrics: Path, trial: Any) -> bool:
-    """Report each evaluation row to ``trial`` while ``process`` trains; True if pruned."""
+def _follow(
+    processes: Sequence[subprocess.Popen],
+    metrics: Sequence[Path],
+    trial: Any,
+    aggregate: Callable[[Sequence[float]], float] = statistics.fmean,
+) -> bool:
+    """Report each evaluation to ``trial`` while ``processes`` train; True if pruned.
+
+    An evaluation step is reported once every run has reached it, as the ``aggregate``
+    of the runs' returns there (the trial's objective, applied to intermediate values).
+    """
     reported: set[int] = set()
     while True:
-        finished = process.poll() is not None
-        for step, value in evaluations(metrics):
-            if step in reported:
-                continue
+        finished = all(process.poll() is not None for process in processes)
+        per_run = [dict(evaluations(path)) for path in metrics]
+        common = set(per_run[0]).intersection(*per_run[1:])
+        for step in sorted(common - reported):
             reported.add(step)
-            trial.report(value, step)
+            trial.report(aggregate([run[step] for run in per_run]), step)
             if trial.should_prune() and not finished:
-                process.send_signal(signal.SIGTERM)
+                for process in processes:
+                    if process.poll() is None:
+                        process.send_signal(signal.SIGTERM)
                 return True
         if finished:
             return False
@@ -236,14 +301,18 @@ def trial_table(study: Any, settings: TuneSettings) -> str:
     """A Markdown table of every trial, best first, then by number."""
     keys = [d.key for d in settings.space]
     by_key = {d.key: d for d in settings.space}
+    several = len(settings.seeds) > 1
     lines = [
         f"# Study {settings.directory}",
         "",
-        f"Experiment `{settings.experiment}`, seed {settings.seed}, objective: final "
-        "deterministic evaluation return (higher is better).",
+        f"Experiment `{settings.experiment}`, {_seeds_text(settings)}, objective: "
+        f"{_objective_text(settings)} (higher is better).",
         "",
-        "| trial | state | final eval | " + " | ".join(f"`{k}`" for k in keys) + " | run |",
-        "|---|---|---|" + "---|" * len(keys) + "---|",
+        "| trial | state | final eval | "
+        + ("per seed | " if several else "")
+        + " | ".join(f"`{k}`" for k in keys)
+        + " | run |",
+        "|---|---|---|" + ("---|" if several else "") + "---|" * len(keys) + "---|",
     ]
 
     def order(trial: Any) -> tuple[float, int]:
@@ -256,12 +325,27 @@ def trial_table(study: Any, settings: TuneSettings) -> str:
             str(by_key[k].value_of(trial.params[k])) if k in trial.params else "" for k in keys
         ]
         run = Path(trial.user_attrs.get("run_dir", "")).name
+        finals = ", ".join(f"{v:.2f}" for v in trial.user_attrs.get("finals", []))
         lines.append(
             f"| {trial.number} | {trial.state.name.lower()} | {value} | "
+            + (f"{finals} | " if several else "")
             + " | ".join(params)
             + f" | {run} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def _seeds_text(settings: TuneSettings) -> str:
+    if len(settings.seeds) == 1:
+        return f"seed {settings.seeds[0]}"
+    return "seeds " + ", ".join(map(str, settings.seeds))
+
+
+def _objective_text(settings: TuneSettings) -> str:
+    final = "final deterministic evaluation return"
+    if len(settings.seeds) == 1:
+        return final
+    return f"the {settings.objective} over the seeds of the {final}"
 
 
 def _importance_plot(study: Any, out: Path) -> None:
