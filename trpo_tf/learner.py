@@ -179,6 +179,7 @@ def build_update(
             line_search_backtrack=trainer.line_search_backtrack,
             fvp_subsample=trainer.fvp_subsample,
             fvp_method=trainer.fvp,
+            entropy_coef=trainer.entropy_coef,
             value_epochs=config.value.epochs,
             value_minibatch_size=min(config.value.minibatch_size, batch_size),
         ),

@@ -517,3 +517,47 @@ def test_full_step_has_quadratic_kl_equal_to_the_trust_region(kind: str, fvp_met
 
     product = fisher_vector_product(mean_kl, variables, tf.constant(full_step), HP.cg_damping)
     assert 0.5 * float(full_step @ product.numpy()) == pytest.approx(max_kl, rel=1e-6)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_entropy_bonus_is_part_of_the_surrogate_and_raises_entropy(kind: str) -> None:
+    """J = mean[π/β · Â] + c · mean H: the reported improvement is of that J, and with
+    zero advantages (TRPO alone would skip) the step raises π's entropy within δ."""
+    coef = 0.05
+    update = _build(kind, entropy_coef=coef)
+    policy = update.policy
+    batch = _batch(update, seed=3)
+
+    def objective() -> float:
+        distribution = policy.distribution(policy.dist_params(batch["observations"]))
+        entropy = tf.reduce_mean(distribution.entropy())
+        return float(_surrogate(policy, batch) + coef * entropy)
+
+    before = objective()
+    metrics = _numpy(update.update(**batch))
+    assert metrics["line_search_accepted"]
+    assert float(metrics["surrogate_improvement"]) == pytest.approx(objective() - before, rel=1e-9)
+
+    batch = _batch(update, seed=4)
+    batch["advantages"] = tf.zeros([BATCH], tf.float64)
+    observations = batch["observations"]
+    old = policy.distribution(policy.dist_params(observations))
+    metrics = _numpy(update.update(**batch))
+    assert metrics["skip_reason"] == SKIP_NONE and metrics["line_search_accepted"]
+    new = policy.distribution(policy.dist_params(observations))
+    assert float(tf.reduce_mean(new.entropy())) > float(tf.reduce_mean(old.entropy()))
+    assert 0 < float(tf.reduce_mean(old.kl_divergence(new))) <= HP.max_kl * (1 + 1e-9)
+
+
+def test_entropy_coef_zero_is_the_plain_trpo_step() -> None:
+    """The default (0) takes the same step as an update built without it; 0.01 does not."""
+    plain, explicit = _build("diag_gaussian"), _build("diag_gaussian", entropy_coef=0.0)
+    batch = _batch(plain, seed=5)
+    plain.update(**batch)
+    explicit.update(**batch)
+    _assert_same(_theta(plain), _theta(explicit))
+    bonus = _build("diag_gaussian", entropy_coef=0.01)
+    bonus.update(**batch)
+    assert not np.array_equal(
+        get_flat(bonus.policy.policy_variables), get_flat(plain.policy.policy_variables)
+    )

@@ -173,6 +173,11 @@ class TrainerConfig:
     jit_compile: bool = False
     """Compile the update with XLA: ~1.3x faster per update on CPU, but the first call
     costs 2–4 s more; worth it from a few hundred iterations on."""
+    entropy_coef: float = _bounded(0.0, min=0.0, float32=True)
+    """c: the surrogate becomes mean[π_θ/β · Â] + c · mean[H(π_θ(·|s))], rewarding
+    exploration (the trust region and line search apply to it unchanged). 0, the
+    default, is TRPO's surrogate; with advantages normalized, 0.001–0.01 is the usual
+    range."""
     behavior_correction: bool = True
     """Divide by the stored β(a|s) of the policy that collected the data (stale with
     async workers); off: by π_old, as if the data were on-policy."""

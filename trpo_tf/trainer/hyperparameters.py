@@ -29,6 +29,8 @@ class TrpoHyperparameters:
         grad_norm_eps: ‖g‖ at or below this (≥ 0) skips the policy step.
         fvp_method: ``gauss_newton`` (Jᵀ H_p J v: forward + reverse pass) or
             ``hessian`` (double back-propagation of the mean KL); equal at θ_old.
+        entropy_coef: c ≥ 0, the weight of the mean policy entropy added to the
+            surrogate (0: the plain TRPO surrogate, and the same computation).
 
     Raises:
         ConfigError: a field outside its range, in one line naming the field and the
@@ -45,6 +47,7 @@ class TrpoHyperparameters:
     value_minibatch_size: int = 64
     grad_norm_eps: float = 1e-8
     fvp_method: str = "gauss_newton"
+    entropy_coef: float = 0.0
 
     def __post_init__(self) -> None:
         for name, (kind, within, allowed) in _RANGES.items():
@@ -78,4 +81,5 @@ _RANGES: dict[str, tuple[type, Callable[[float], bool], str]] = {
     "value_epochs": (int, lambda v: v >= 0, ">= 0"),
     "value_minibatch_size": (int, lambda v: v >= 1, ">= 1"),
     "grad_norm_eps": (float, lambda v: v >= 0, ">= 0"),
+    "entropy_coef": (float, lambda v: v >= 0, ">= 0"),
 }

@@ -2,7 +2,7 @@
 
     given a batch {s, a, log β(a|s), Â} collected by the behavior policy β
     π_old ← π_θ (parameters stop-gradiented on the batch states)
-    J(θ)  = mean[ π_θ(a|s) / β(a|s) · Â ]
+    J(θ)  = mean[ π_θ(a|s) / β(a|s) · Â ] + c · mean[ H(π_θ(·|s)) ]   (c: entropy_coef, default 0)
     g     = ∇_θ J(θ_old)
     if g non-finite or ‖g‖ ≈ 0: skip
     s, r  = CG(F, g)                     F v = ∇²_θ mean KL(π_old‖π_θ) v + λ v, r = g − F s,
@@ -53,17 +53,28 @@ def fisher_batch_size(batch_size: int, fvp_subsample: float) -> int:
 
 
 def importance_sampled_surrogate(
-    policy: Policy, actions: tf.Tensor, behavior_log_prob: tf.Tensor, advantages: tf.Tensor
+    policy: Policy,
+    actions: tf.Tensor,
+    behavior_log_prob: tf.Tensor,
+    advantages: tf.Tensor,
+    entropy_coef: float = 0.0,
 ) -> Callable[[tf.Tensor], tf.Tensor]:
-    """params ↦ J = mean[exp(log π(a|s) − log β(a|s)) · Â] for p(s) = params ``[batch, param_dim]``.
+    """params ↦ J = mean[exp(log π(a|s) − log β(a|s)) · Â] + c · mean[H(π(·|s))].
 
-    The denominator is β as stored at collection time (``behavior_log_prob``
-    ``[batch]``), never a recomputed π_old.
+    ``params`` are p(s) ``[batch, param_dim]``. The denominator is β as stored at
+    collection time (``behavior_log_prob`` ``[batch]``), never a recomputed π_old.
+    The entropy term is traced only when ``entropy_coef`` (c, a Python constant) is
+    above 0, so the default is TRPO's surrogate op for op.
     """
 
     def surrogate(params: tf.Tensor) -> tf.Tensor:
-        log_prob = policy.distribution(params).log_prob(actions)
-        return tf.reduce_mean(tf.exp(log_prob - behavior_log_prob) * advantages)
+        distribution = policy.distribution(params)
+        log_prob = distribution.log_prob(actions)
+        objective = tf.reduce_mean(tf.exp(log_prob - behavior_log_prob) * advantages)
+        if entropy_coef > 0:
+            entropy = tf.reduce_mean(distribution.entropy())
+            objective += tf.cast(entropy_coef, objective.dtype) * entropy
+        return objective
 
     return surrogate
 
@@ -124,7 +135,9 @@ def policy_step(
         head's diagnostics of π_old (before the step).
     """
     variables = policy.policy_variables
-    surrogate = importance_sampled_surrogate(policy, actions, behavior_log_prob, advantages)
+    surrogate = importance_sampled_surrogate(
+        policy, actions, behavior_log_prob, advantages, hp.entropy_coef
+    )
     kl = mean_kl(policy)
     # The Fisher subsample draws rows: states, or whole sequences of a recurrent policy.
     rows = input_rows(observations)
