@@ -29,6 +29,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,16 +37,9 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from sb3_zoo import slug  # noqa: E402 - the folder names sb3_zoo.py writes and fresh_table.py reads
 
+from trpo_tf.tune.command import parse_seeds  # noqa: E402 - trpo-tf tune's --seeds syntax
+
 SIDES = ("trpo", "sb3")
-
-
-def parse_seeds(text: str) -> list[int]:
-    """``100-104`` or ``100,102`` -> the seeds."""
-    seeds: list[int] = []
-    for part in text.split(","):
-        low, _, high = part.partition("-")
-        seeds.extend(range(int(low), int(high or low) + 1))
-    return seeds
 
 
 @dataclass(frozen=True)
@@ -61,7 +55,7 @@ class Job:
         return f"{self.side}_{slug(self.env_id)}_s{self.seed}"
 
 
-def plan(envs: list[str], seeds: list[int], sides: list[str]) -> list[Job]:
+def plan(envs: list[str], seeds: Sequence[int], sides: list[str]) -> list[Job]:
     """Seed by seed, so that a campaign cut short has whole seeds on every env."""
     return [Job(side, env, seed) for seed in seeds for env in envs for side in sides]
 

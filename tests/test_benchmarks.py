@@ -170,7 +170,7 @@ def test_async_benchmark_runs_every_variant(tmp_path):
 
 def test_fresh_runs_plans_skips_resumes_and_runs(bench, tmp_path, capsys):
     fresh = bench("fresh_runs")
-    assert fresh.parse_seeds("100-102,105") == [100, 101, 102, 105]
+    assert fresh.parse_seeds("100-102,105") == (100, 101, 102, 105)
     jobs = fresh.plan(["Walker2d-v5", "Hopper-v5"], [100, 101], ["trpo", "sb3"])
     assert [job.name for job in jobs[:4]] == [
         "trpo_walker2d_v5_s100",

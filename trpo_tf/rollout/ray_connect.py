@@ -283,7 +283,9 @@ def init_ray(
         kwargs["address"] = check_cluster(address, connect_timeout_s, token)
     saved = os.environ.get("PYTHONPATH")
     os.environ["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
-    own_session = _local_processes_in_own_session() if address == "local" else _nothing()
+    own_session = (
+        _local_processes_in_own_session() if address == "local" else contextlib.nullcontext()
+    )
     try:
         with _stop_handlers_kept(), own_session:
             ray.init(**kwargs)
@@ -322,11 +324,6 @@ def _stop_handlers_kept() -> Iterator[None]:
         for signum, handler in before.items():
             if handler is not None:
                 signal.signal(signum, handler)
-
-
-@contextlib.contextmanager
-def _nothing() -> Iterator[None]:
-    yield
 
 
 @contextlib.contextmanager

@@ -28,7 +28,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help="the study directory (default runs/tune-NAME-TIME); rerun to resume a study",
     )
     seeds = tune.add_mutually_exclusive_group()
-    seeds.add_argument("--seed", type=int, help="the training seed of every trial (default 0)")
+    seeds.add_argument(
+        "--seed", type=int, default=0, help="the training seed of every trial (default 0)"
+    )
     seeds.add_argument(
         "--seeds",
         type=parse_seeds,
@@ -103,7 +105,7 @@ def run_command(args: argparse.Namespace) -> int:
         directory=directory,
         trials=args.trials,
         parallel=args.parallel,
-        seeds=args.seeds or (args.seed if args.seed is not None else 0,),
+        seeds=args.seeds or (args.seed,),
         objective=args.objective,
         prune=not args.no_prune,
     )
