@@ -8,7 +8,9 @@ Reads the runs a fresh-seed campaign wrote into one folder (default
   stochastic evaluation when ``eval.stochastic`` was on);
 * ``sb3_<env>_s<seed>/result.json`` — ``benchmarks/sb3_zoo.py --matched-eval``.
 
-``<env>`` is the env id lower-cased with non-alphanumerics as ``_`` (``hopper_v5``).
+``<env>`` is the env id lower-cased with non-alphanumerics as ``_`` (``hopper_v5``); the
+tables name each env by the id its runs trained on, with a budget short of 1M steps beside
+it (``LunarLander-v3 (200k)``).
 Per env it prints (markdown) for each side: the seeds, the final deterministic return
 per seed, mean ± std, the interquartile mean with a percentile-bootstrap 95% CI over
 seeds, the worst seed; for trpo_tf also the stochastic and best-periodic returns; and
@@ -30,12 +32,14 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from learning import bootstrap_iqm_ci, interquartile_mean  # noqa: E402
 
 RUN_NAME = re.compile(r"^(trpo|sb3)_(.+)_s(\d+)$")
 RESAMPLES = 10_000
+FULL_BUDGET = 1_000_000  # env steps; a shorter budget is shown beside the env id ("(200k)")
 
 TARGETS: dict[str, tuple[float, float]] = {
     # env folder name -> (mean at least, worst seed at least): the final deterministic
@@ -84,7 +88,10 @@ def _trpo_run(path: Path) -> dict | None:
         rows = list(csv.DictReader(handle))
     if rows and rows[-1].get("eval_return_stochastic"):
         stochastic = float(rows[-1]["eval_return_stochastic"])
+    config_path = path / "config.yaml"
+    config = yaml.safe_load(config_path.read_text()) if config_path.is_file() else {}
     return {
+        "env_id": (config.get("env") or {}).get("id"),
         "final": summary["final_eval_return"],
         "stochastic": stochastic,
         "best": summary.get("best_eval_return"),
@@ -98,7 +105,23 @@ def _sb3_run(path: Path) -> dict | None:
     if not result.is_file():
         return None
     data = json.loads(result.read_text())
-    return {"final": data["eval_return"], "env_steps": data["env_steps"]}
+    return {
+        "final": data["eval_return"],
+        "env_steps": data["env_steps"],
+        "env_id": data.get("env_id"),
+    }
+
+
+def env_label(env: str, sides: dict[str, dict[int, dict]]) -> str:
+    """The env id the runs name (the folder's ``<env>`` where none does), with the budget
+    beside it when it is short of 1M steps: ``LunarLander-v3 (200k)``."""
+    runs = [run for side in sides.values() for run in side.values()]
+    ids = [run["env_id"] for run in runs if run.get("env_id")]
+    label = ids[0] if ids else env
+    steps = max(run["env_steps"] for run in runs)
+    if steps < 0.9 * FULL_BUDGET:
+        label += f" ({(round(steps, -4) or steps) / 1000:,.0f}k)"
+    return label
 
 
 def collect(folder: Path) -> dict[str, dict[str, dict[int, dict]]]:
@@ -145,6 +168,7 @@ def summarize(table: dict) -> dict:
             entry["shared_seeds"] = shared
             entry["p_improvement"] = probability_of_improvement(x, y)
             entry["p_improvement_ci95"] = list(bootstrap_improvement_ci(x, y))
+        entry["label"] = env_label(env, sides)
         report[env] = entry
     return report
 
@@ -159,25 +183,25 @@ def markdown(report: dict) -> str:
         "worst | stochastic per seed | best periodic per seed |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    for env, entry in sorted(report.items()):
+    for _, entry in sorted(report.items()):
         for side, label in (("trpo", "trpo_tf"), ("sb3", "sb3-contrib")):
             if side not in entry:
                 continue
             s = entry[side]
             low, high = s["iqm_ci95"]
             lines.append(
-                f"| {env} | {label} | {', '.join(map(str, s['seeds']))} | "
+                f"| {entry['label']} | {label} | {', '.join(map(str, s['seeds']))} | "
                 f"{', '.join(_fmt(v) for v in s['finals'])} | {s['mean']:,.0f} ± {s['std']:,.0f} | "
                 f"{s['iqm']:,.0f} [{low:,.0f}, {high:,.0f}] | {s['worst']:,.0f} | "
                 f"{', '.join(_fmt(v) for v in s.get('stochastic', [])) or '–'} | "
                 f"{', '.join(_fmt(v) for v in s.get('best', [])) or '–'} |"
             )
     lines += ["", "| env | shared seeds | P(trpo_tf > sb3-contrib) [95% CI] |", "|---|---|---|"]
-    for env, entry in sorted(report.items()):
+    for _, entry in sorted(report.items()):
         if "p_improvement" in entry:
             low, high = entry["p_improvement_ci95"]
             lines.append(
-                f"| {env} | {', '.join(map(str, entry['shared_seeds']))} | "
+                f"| {entry['label']} | {', '.join(map(str, entry['shared_seeds']))} | "
                 f"{entry['p_improvement']:.2f} [{low:.2f}, {high:.2f}] |"
             )
     return "\n".join(lines)
@@ -199,7 +223,7 @@ def targets_markdown(report: dict) -> str:
         mean_target, worst_target = TARGETS[env]
         s = entry["trpo"]
         lines.append(
-            f"| {env} | {len(s['seeds'])} | {s['mean']:,.0f} | ≥ {mean_target:,.0f} | "
+            f"| {entry['label']} | {len(s['seeds'])} | {s['mean']:,.0f} | ≥ {mean_target:,.0f} | "
             f"{_shortfall(s['mean'], mean_target)} | {s['worst']:,.0f} | ≥ {worst_target:,.0f} | "
             f"{_shortfall(s['worst'], worst_target)} |"
         )

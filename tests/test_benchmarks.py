@@ -282,14 +282,15 @@ def test_fresh_table_compares_seed_for_seed_and_states_the_shortfall(bench, tmp_
     def trpo_run(seed: int, final: float, stochastic: float, best: float) -> None:
         run = tmp_path / f"trpo_hopper_v5_s{seed}"
         run.mkdir()
-        summary = {"final_eval_return": final, "best_eval_return": best, "env_steps": 1000}
+        summary = {"final_eval_return": final, "best_eval_return": best, "env_steps": 999_424}
         (run / "summary.json").write_text(json.dumps(summary))
+        (run / "config.yaml").write_text("env:\n  id: Hopper-v5\n")
         rows = f"iteration,eval_return_stochastic\n1,\n2,{stochastic}\n"
         (run / "metrics.csv").write_text(rows)
 
     def sb3_run(seed: int, final: float) -> None:
         (tmp_path / f"sb3_hopper_v5_s{seed}").mkdir()
-        result = {"eval_return": final, "env_steps": 1000}
+        result = {"eval_return": final, "env_steps": 1_001_472, "env_id": "Hopper-v5"}
         (tmp_path / f"sb3_hopper_v5_s{seed}" / "result.json").write_text(json.dumps(result))
 
     trpo_run(100, 3_600.0, 3_100.0, 3_650.0)
@@ -308,10 +309,15 @@ def test_fresh_table_compares_seed_for_seed_and_states_the_shortfall(bench, tmp_
     assert report["hopper_v5"]["shared_seeds"] == [100, 101]
     assert report["hopper_v5"]["p_improvement"] == 0.5
     text = table.markdown(report)
-    assert "| hopper_v5 | trpo_tf | 100, 101, 102 | 3,600, 2,900, 3,800 |" in text
-    assert "| hopper_v5 | sb3-contrib | 100, 101 | 3,000, 3,000 | 3,000 ± 0 |" in text
+    # Rows are named by the env id the runs trained on.
+    assert "| Hopper-v5 | trpo_tf | 100, 101, 102 | 3,600, 2,900, 3,800 |" in text
+    assert "| Hopper-v5 | sb3-contrib | 100, 101 | 3,000, 3,000 | 3,000 ± 0 |" in text
     targets = table.targets_markdown(report)
     # Hopper's targets: mean 3,500 (missed by 67), worst seed 3,000 (missed by 100).
-    assert "| hopper_v5 | 3 | 3,433 | ≥ 3,500 | short by 67 | 2,900 | ≥ 3,000 | short by 100 |" in (
+    assert "| Hopper-v5 | 3 | 3,433 | ≥ 3,500 | short by 67 | 2,900 | ≥ 3,000 | short by 100 |" in (
         targets
     )
+    # A budget short of 1M steps is shown beside the id; a folder without ids keeps its name.
+    short = {"trpo": {100: {"env_id": "LunarLander-v3", "env_steps": 198_656}}}
+    assert table.env_label("lunarlander_v3", short) == "LunarLander-v3 (200k)"
+    assert table.env_label("x_v0", {"sb3": {1: {"env_steps": 1_000_000}}}) == "x_v0"
