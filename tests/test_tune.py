@@ -17,6 +17,7 @@ optuna = pytest.importorskip("optuna")
 from trpo_tf.config import load_experiment  # noqa: E402
 from trpo_tf.errors import ConfigError  # noqa: E402
 from trpo_tf.tune import command  # noqa: E402
+from trpo_tf.tune import study as study_module  # noqa: E402
 from trpo_tf.tune.space import Dimension, check_space, load_space, override  # noqa: E402
 from trpo_tf.tune.study import _follow, evaluations  # noqa: E402
 
@@ -56,13 +57,24 @@ def _args(**values) -> argparse.Namespace:
 
 
 @pytest.mark.slow
-def test_a_tiny_study_resumes_and_writes_its_reports(tmp_path: Path, capsys) -> None:
+def test_a_tiny_study_resumes_and_writes_its_reports(tmp_path: Path, capsys, monkeypatch) -> None:
     experiment = _write(tmp_path)
     study_dir = tmp_path / "study"
+    reported: list[int] = []  # finished trials each time the reports were written
+    write_reports = study_module.write_reports
+
+    def counting(study, settings) -> None:
+        reported.append(sum(t.state.is_finished() for t in study.trials))
+        write_reports(study, settings)
+
+    monkeypatch.setattr(study_module, "write_reports", counting)
     assert (
         command.run_command(_args(experiment=experiment, trials=2, parallel=2, run_dir=study_dir))
         == 0
     )
+    # After each trial (a study stopped part way keeps its reports), then once at the end;
+    # the two trials run side by side, so the first report may already see both finished.
+    assert len(reported) == 3 and reported[0] in (1, 2) and reported[1:] == [2, 2]
     study = optuna.load_study(study_name="trpo-tf", storage=f"sqlite:///{study_dir}/study.db")
     assert len(study.trials) == 2
     complete = [t for t in study.trials if t.state.name == "COMPLETE"]

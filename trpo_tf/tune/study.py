@@ -10,6 +10,9 @@
       best.yaml           the experiment with the best trial's settings, ready to train
       importance.png      parameter importances (fANOVA), once two trials are complete
 
+The three reports are written again after every trial, so a study stopped part way
+(or one still running) has them up to its last finished trial.
+
 Each trial trains in a subprocess of its own (``--parallel`` at a time), so trials
 share no TensorFlow state and a crash ends only its trial. The objective is the
 final deterministic evaluation return (``summary.json``); with several seeds
@@ -33,6 +36,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -151,11 +155,19 @@ def run_study(settings: TuneSettings, progress: Any = print) -> Any:
         remaining = max(0, settings.trials - done)
         if remaining:
             progress(f"tune: {done} trials done, running {remaining} more in {settings.directory}")
+            reporting = threading.Lock()  # trials of --parallel finish in their own threads
+
+            def report(study: Any, _trial: Any) -> None:
+                # After every trial, so a study stopped part way keeps its reports.
+                with reporting:
+                    write_reports(study, settings)
+
             study.optimize(
                 lambda trial: _objective(trial, settings, progress),
                 n_trials=remaining,
                 n_jobs=settings.parallel,
                 catch=(TrialFailed,),
+                callbacks=[report],
             )
         write_reports(study, settings)
     return study
