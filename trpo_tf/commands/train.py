@@ -125,7 +125,7 @@ def check_before_tensorflow(config: ExperimentConfig) -> None:
     extras.check_experiment(config)
     with quiet_start():
         # A plug-in env first through the check that names its package and entry point.
-        from trpo_tf.plugin_checks import check_env
+        from trpo_tf.plugin_env_checks import check_env
 
         check_env(config)
         env_fn = make_env_fn(config.env.id, config.env.kwargs, config.env.max_episode_steps)

@@ -167,7 +167,7 @@ def test_env_factory_that_raises_is_named_by_train_before_the_run_directory_exis
     # where the pre-check's TensorFlow-free part, check_env, is what names the plug-in.
     from trpo_tf.config import load_experiment
     from trpo_tf.errors import PluginError
-    from trpo_tf.plugin_checks import check_env
+    from trpo_tf.plugin_env_checks import check_env
     from trpo_tf.train import train
 
     sets = ["env.id=broken_raising_env", f"env.kwargs={kwargs}"]
@@ -201,7 +201,7 @@ def test_env_kwargs_of_the_wrong_type_are_the_configs_error_naming_the_package(
 ) -> None:
     from trpo_tf.config import load_experiment
     from trpo_tf.errors import ConfigError, PluginError
-    from trpo_tf.plugin_checks import check_env
+    from trpo_tf.plugin_env_checks import check_env
 
     config = load_experiment(
         _experiment(tmp_path), ["env.id=broken_line", "env.kwargs={length: [1]}"]
