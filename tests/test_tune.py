@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import json
 import subprocess
 import sys
@@ -17,7 +18,7 @@ optuna = pytest.importorskip("optuna")
 from trpo_tf.config import load_experiment  # noqa: E402
 from trpo_tf.errors import ConfigError  # noqa: E402
 from trpo_tf.tune import command  # noqa: E402
-from trpo_tf.tune import study as study_module  # noqa: E402
+from trpo_tf.tune import study as tune_study  # noqa: E402
 from trpo_tf.tune.space import Dimension, check_space, load_space, override  # noqa: E402
 from trpo_tf.tune.study import _follow, evaluations  # noqa: E402
 
@@ -61,13 +62,13 @@ def test_a_tiny_study_resumes_and_writes_its_reports(tmp_path: Path, capsys, mon
     experiment = _write(tmp_path)
     study_dir = tmp_path / "study"
     reported: list[int] = []  # finished trials each time the reports were written
-    write_reports = study_module.write_reports
+    write_reports = tune_study.write_reports
 
     def counting(study, settings) -> None:
         reported.append(sum(t.state.is_finished() for t in study.trials))
         write_reports(study, settings)
 
-    monkeypatch.setattr(study_module, "write_reports", counting)
+    monkeypatch.setattr(tune_study, "write_reports", counting)
     assert (
         command.run_command(_args(experiment=experiment, trials=2, parallel=2, run_dir=study_dir))
         == 0
@@ -90,6 +91,8 @@ def test_a_tiny_study_resumes_and_writes_its_reports(tmp_path: Path, capsys, mon
     assert list(best.policy.hidden) in ([16], [32, 32])
     table = (study_dir / "trials.md").read_text()
     assert table.count("| complete |") == len(complete)
+    for trial in complete:  # searched floats to 4 significant digits, as on the terminal
+        assert f"| {trial.params['trainer.max_kl']:.4g} |" in table
     assert "best: trial" in capsys.readouterr().out
     if len(complete) >= 2:
         assert (study_dir / "importance.png").stat().st_size > 0
@@ -100,6 +103,34 @@ def test_a_tiny_study_resumes_and_writes_its_reports(tmp_path: Path, capsys, mon
     resumed = optuna.load_study(study_name="trpo-tf", storage=f"sqlite:///{study_dir}/study.db")
     assert len(resumed.trials) == 3
     assert [t.params for t in resumed.trials[:2]] == first_params
+
+
+def test_a_study_trains_its_own_copy_of_the_experiment_and_refuses_a_changed_one(
+    tmp_path: Path,
+) -> None:
+    experiment = _write(tmp_path)
+    settings = tune_study.TuneSettings(
+        experiment=experiment,
+        overrides=("value.epochs=2",),
+        space=load_space(tmp_path / "tiny.space.yaml"),
+        directory=tmp_path / "study",
+        trials=1,
+    )
+    tune_study.open_study(settings)
+    kept = tune_study.study_experiment(settings)
+    assert load_experiment(kept) == load_experiment(experiment, ["value.epochs=2"])
+    # The same experiment and --set values resume it; an edit of the file does not.
+    tune_study.open_study(settings)
+    experiment.write_text(TINY.replace("total_steps: 512", "total_steps: 1024"))
+    with pytest.raises(ConfigError) as error:
+        tune_study.open_study(settings)
+    message = str(error.value)
+    assert "trainer.total_steps = 512" in message and "now gives 1024" in message
+    assert str(kept) in message and "\n" not in message
+    changed_set = dataclasses.replace(settings, overrides=("value.epochs=3",))
+    with pytest.raises(ConfigError, match="value.epochs = 2"):
+        tune_study.open_study(changed_set)
+    assert load_experiment(kept).trainer.total_steps == 512  # the copy is left as it was
 
 
 def test_space_errors_are_one_line(tmp_path: Path) -> None:

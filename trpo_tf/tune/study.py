@@ -4,6 +4,8 @@
 
     TUNE_DIR/
       study.db            the Optuna study (SQLite): rerunning the command resumes it
+      experiment.yaml     the experiment with the --set values, as the study started:
+                          every trial trains from this copy
       trials/trial_0007/  each trial a normal run directory (trpo-tf train --run-dir);
                           with several seeds, one per seed: trial_0007/seed_1/
       trials.md           every trial: state, value, parameters, run directory
@@ -21,8 +23,10 @@ their mean or their worst (``--objective``), so that a setting is chosen for how
 does across seeds rather than on one. Every periodic evaluation is reported to
 Optuna as it lands in ``metrics.csv`` (with several seeds, once every seed has
 reached it: the same aggregate), and a trial the pruner stops (median rule) is
-ended with SIGTERM and marked pruned. A study keeps its seeds and objective: a
-rerun that asks for others is refused, since its trials would not compare. The study
+ended with SIGTERM and marked pruned. A study keeps its seeds, objective and
+experiment: a rerun that asks for other seeds or another objective, or whose
+experiment file (with its ``--set`` values) no longer resolves to the copy the
+study started from, is refused, since its trials would not compare. The study
 directory is locked like a run directory; trials still marked running when a
 previous tune process died are marked failed when it resumes.
 """
@@ -48,6 +52,7 @@ from trpo_tf.errors import ConfigError, TrpoTfError
 from trpo_tf.tune.space import Dimension, override
 
 STUDY_FILE = "study.db"
+EXPERIMENT_FILE = "experiment.yaml"
 POLL_S = 0.5
 OBJECTIVES: dict[str, Callable[[Sequence[float]], float]] = {
     "mean": statistics.fmean,
@@ -113,6 +118,7 @@ def open_study(settings: TuneSettings) -> Any:
         else optuna.pruners.NopPruner(),
     )
     _keep_protocol(study, settings)
+    _keep_experiment(settings)
     stale = [t for t in study.trials if t.state == optuna.trial.TrialState.RUNNING]
     for trial in stale:  # left by a tune process that died: this one holds the lock
         study._storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
@@ -173,6 +179,45 @@ def run_study(settings: TuneSettings, progress: Any = print) -> Any:
     return study
 
 
+def study_experiment(settings: TuneSettings) -> Path:
+    """The study's own copy of its experiment (``--set`` values applied), trials' base."""
+    return settings.directory / EXPERIMENT_FILE
+
+
+def _keep_experiment(settings: TuneSettings) -> None:
+    """Copy the resolved experiment into the study, or refuse one that has changed since."""
+    from trpo_tf.config import dump_experiment, load_experiment, to_dict
+
+    asked = load_experiment(settings.experiment, settings.overrides)
+    kept_path = study_experiment(settings)
+    if not kept_path.is_file():
+        atomic.write_file(kept_path, lambda tmp: dump_experiment(asked, tmp), "tune")
+        return
+    kept = load_experiment(kept_path)
+    if kept == asked:
+        return
+    old, new = _flat(to_dict(kept)), _flat(to_dict(asked))
+    key = next(k for k in [*old, *new] if old.get(k) != new.get(k))
+    raise ConfigError(
+        f"study {settings.directory} started from {key} = {old.get(key)!r}; "
+        f"{settings.experiment} with these --set values now gives {new.get(key)!r}. "
+        "Rerun with the experiment as it was (its copy is "
+        f"{kept_path}: trpo-tf tune {kept_path} --run-dir {settings.directory}) or use a "
+        "new --run-dir"
+    )
+
+
+def _flat(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"trainer": {"max_kl": 0.01}}`` -> ``{"trainer.max_kl": 0.01}``."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict) and value:
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
 def trial_dir(settings: TuneSettings, number: int) -> Path:
     return settings.directory / "trials" / f"trial_{number:04d}"
 
@@ -190,8 +235,9 @@ def _objective(trial: Any, settings: TuneSettings, progress: Any) -> float:
     values = {d.key: d.suggest(trial) for d in settings.space}
     runs = seed_runs(settings, trial.number)
     trial.set_user_attr("run_dir", str(trial_dir(settings, trial.number)))
-    sets = [*settings.overrides, *(override(k, v) for k, v in values.items())]
-    processes = [_train(settings.experiment, seed, run_dir, sets) for seed, run_dir in runs.items()]
+    sets = [override(k, v) for k, v in values.items()]  # --set values are in the copy
+    experiment = study_experiment(settings)
+    processes = [_train(experiment, seed, run_dir, sets) for seed, run_dir in runs.items()]
     aggregate = OBJECTIVES[settings.objective]
     metrics = [run_dir / "metrics.csv" for run_dir in runs.values()]
     pruned = _follow(processes, metrics, trial, aggregate)
@@ -277,10 +323,13 @@ def evaluations(metrics: Path) -> list[tuple[int, float]]:
     return found
 
 
+def _text(value: Any) -> str:
+    """A searched value as the reports show it (floats to 4 significant digits)."""
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
 def _show(values: dict[str, Any]) -> str:
-    return ", ".join(
-        f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items()
-    )
+    return ", ".join(f"{k}={_text(v)}" for k, v in values.items())
 
 
 def best_overrides(study: Any, space: Sequence[Dimension]) -> list[str]:
@@ -299,9 +348,7 @@ def write_reports(study: Any, settings: TuneSettings) -> None:
         return
     from trpo_tf.config import dump_experiment, load_experiment
 
-    best = load_experiment(
-        settings.experiment, [*settings.overrides, *best_overrides(study, settings.space)]
-    )
+    best = load_experiment(study_experiment(settings), best_overrides(study, settings.space))
     atomic.write_file(
         settings.directory / "best.yaml", lambda tmp: dump_experiment(best, tmp), "tune"
     )
@@ -333,8 +380,10 @@ def trial_table(study: Any, settings: TuneSettings) -> str:
 
     for trial in sorted(study.trials, key=order):
         value = f"{trial.value:.2f}" if trial.value is not None else ""
+        if value and trial.state.name == "PRUNED":
+            value = f"({value})"
         params = [
-            str(by_key[k].value_of(trial.params[k])) if k in trial.params else "" for k in keys
+            _text(by_key[k].value_of(trial.params[k])) if k in trial.params else "" for k in keys
         ]
         run = Path(trial.user_attrs.get("run_dir", "")).name
         finals = ", ".join(f"{v:.2f}" for v in trial.user_attrs.get("finals", []))
@@ -344,6 +393,11 @@ def trial_table(study: Any, settings: TuneSettings) -> str:
             + " | ".join(params)
             + f" | {run} |"
         )
+    lines += [
+        "",
+        "A pruned trial's value, in parentheses, is its last evaluation before it was "
+        "stopped. Every trial trained `experiment.yaml`, the study's copy of its experiment.",
+    ]
     return "\n".join(lines) + "\n"
 
 
