@@ -36,6 +36,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from learning import bootstrap_iqm_ci, interquartile_mean  # noqa: E402
+from sb3_zoo import slug  # noqa: E402 - the folder names fresh_runs.py writes
 
 RUN_NAME = re.compile(r"^(trpo|sb3)_(.+)_s(\d+)$")
 RESAMPLES = 10_000
@@ -234,8 +235,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--folder", type=Path, default=Path("benchmarks/results/fresh"))
     parser.add_argument("--json", type=Path, help="also write the report as JSON")
+    parser.add_argument(
+        "--envs", nargs="+", metavar="ID", help="only these envs (gymnasium ids; default: all)"
+    )
     args = parser.parse_args()
-    report = summarize(collect(args.folder))
+    table = collect(args.folder)
+    if args.envs:
+        wanted = {slug(env_id) for env_id in args.envs}
+        table = {env: sides for env, sides in table.items() if env in wanted}
+    report = summarize(table)
     print(markdown(report))
     print()
     print(targets_markdown(report))
