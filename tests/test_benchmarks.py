@@ -321,32 +321,3 @@ def test_fresh_table_compares_seed_for_seed_and_states_the_shortfall(bench, tmp_
     short = {"trpo": {100: {"env_id": "LunarLander-v3", "env_steps": 198_656}}}
     assert table.env_label("lunarlander_v3", short) == "LunarLander-v3 (200k)"
     assert table.env_label("x_v0", {"sb3": {1: {"env_steps": 1_000_000}}}) == "x_v0"
-
-
-def test_fresh_curves_average_seeds_on_a_common_grid(bench, tmp_path):
-    curves = bench("fresh_curves")
-
-    def run(seed: int, train: list[float], evals: dict[int, float]) -> None:
-        folder = tmp_path / f"trpo_hopper_v5_s{seed}"
-        folder.mkdir()
-        rows = ["iteration,env_steps,episode_return_mean,eval_return"]
-        for i, value in enumerate(train, start=1):
-            rows.append(f"{i},{i * 100},{value},{evals.get(i * 100, '')}")
-        (folder / "metrics.csv").write_text("\n".join(rows) + "\n")
-
-    run(100, [0.0, 10.0, 20.0, 30.0], {200: 5.0, 400: 40.0})
-    run(101, [10.0, 20.0, 30.0, 40.0], {400: 60.0})
-    (tmp_path / "trpo_walker2d_v5_s100").mkdir()  # another env: not read
-    runs = curves.collect(tmp_path, "Hopper-v5")
-    assert sorted(runs) == [100, 101]
-    c = curves.curves(runs)
-    # Training return: the two seeds differ by 10 everywhere, so the mean is 5 above the lower.
-    assert c["grid"][0] == 100 and c["grid"][-1] == 400
-    assert c["train_mean"][0] == pytest.approx(5.0) and c["train_mean"][-1] == pytest.approx(35.0)
-    assert c["train_min"][-1] == 30.0 and c["train_max"][-1] == 40.0
-    # Evaluations: step 200 only seed 100 has; step 400 both.
-    assert c["eval_steps"].tolist() == [200.0, 400.0]
-    assert c["eval_mean"].tolist() == [5.0, 50.0] and c["eval_min"].tolist() == [5.0, 40.0]
-    out = tmp_path / "curves.png"
-    curves.plot(runs, "Hopper-v5", out)
-    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
