@@ -114,13 +114,13 @@ def experiment_name(run_dir: str | Path, config: dict[str, Any] | None) -> str:
     return path.parent.name if path.name.startswith("seed_") else path.name
 
 
-def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, str]:
+def flatten_settings(data: dict[str, Any], prefix: str = "") -> dict[str, str]:
     """``{"trainer.max_kl": "0.05", ...}``: dotted key paths to compact YAML values."""
     flat: dict[str, str] = {}
     for key, value in data.items():
         path = f"{prefix}{key}"
         if isinstance(value, dict) and value:
-            flat.update(_flatten(value, f"{path}."))
+            flat.update(flatten_settings(value, f"{path}."))
         else:
             text = yaml.safe_dump(value, default_flow_style=True, width=1 << 30).strip()
             flat[path] = text.removesuffix("\n...").strip()
@@ -132,7 +132,7 @@ def experiment_settings(config: dict[str, Any] | None) -> tuple[tuple[str, str],
     if config is None:
         return None
     kept = {key: value for key, value in config.items() if key not in RUN_SPECIFIC_KEYS}
-    return tuple(sorted(_flatten(kept).items()))
+    return tuple(sorted(flatten_settings(kept).items()))
 
 
 def _labels(keys: list[tuple[str, Any]], first_runs: list[Path]) -> list[str]:

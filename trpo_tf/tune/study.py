@@ -187,6 +187,7 @@ def study_experiment(settings: TuneSettings) -> Path:
 def _keep_experiment(settings: TuneSettings) -> None:
     """Copy the resolved experiment into the study, or refuse one that has changed since."""
     from trpo_tf.config import dump_experiment, load_experiment, to_dict
+    from trpo_tf.tracking.compare import flatten_settings
 
     asked = load_experiment(settings.experiment, settings.overrides)
     kept_path = study_experiment(settings)
@@ -196,26 +197,15 @@ def _keep_experiment(settings: TuneSettings) -> None:
     kept = load_experiment(kept_path)
     if kept == asked:
         return
-    old, new = _flat(to_dict(kept)), _flat(to_dict(asked))
+    old, new = flatten_settings(to_dict(kept)), flatten_settings(to_dict(asked))
     key = next(k for k in [*old, *new] if old.get(k) != new.get(k))
     raise ConfigError(
-        f"study {settings.directory} started from {key} = {old.get(key)!r}; "
-        f"{settings.experiment} with these --set values now gives {new.get(key)!r}. "
+        f"study {settings.directory} started from {key} = {old.get(key)}; "
+        f"{settings.experiment} with these --set values now gives {new.get(key)}. "
         "Rerun with the experiment as it was (its copy is "
         f"{kept_path}: trpo-tf tune {kept_path} --run-dir {settings.directory}) or use a "
         "new --run-dir"
     )
-
-
-def _flat(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """``{"trainer": {"max_kl": 0.01}}`` -> ``{"trainer.max_kl": 0.01}``."""
-    flat: dict[str, Any] = {}
-    for key, value in tree.items():
-        if isinstance(value, dict) and value:
-            flat.update(_flat(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
 
 
 def trial_dir(settings: TuneSettings, number: int) -> Path:
