@@ -73,9 +73,9 @@ def test_a_tiny_study_resumes_and_writes_its_reports(tmp_path: Path, capsys, mon
         command.run_command(_args(experiment=experiment, trials=2, parallel=2, run_dir=study_dir))
         == 0
     )
-    # After each trial (a study stopped part way keeps its reports), then once at the end;
-    # the two trials run side by side, so the first report may already see both finished.
-    assert len(reported) == 3 and reported[0] in (1, 2) and reported[1:] == [2, 2]
+    # After each trial (a study stopped part way keeps its reports), once per trial; the two
+    # trials run side by side, so the first report may already see both finished.
+    assert len(reported) == 2 and reported[0] in (1, 2) and reported[1] == 2
     study = optuna.load_study(study_name="trpo-tf", storage=f"sqlite:///{study_dir}/study.db")
     assert len(study.trials) == 2
     complete = [t for t in study.trials if t.state.name == "COMPLETE"]
@@ -103,6 +103,11 @@ def test_a_tiny_study_resumes_and_writes_its_reports(tmp_path: Path, capsys, mon
     resumed = optuna.load_study(study_name="trpo-tf", storage=f"sqlite:///{study_dir}/study.db")
     assert len(resumed.trials) == 3
     assert [t.params for t in resumed.trials[:2]] == first_params
+    assert reported[2:] == [3]  # the resumed trial's report
+    # With nothing left to train, a rerun writes the reports of the study as it stands.
+    (study_dir / "trials.md").unlink()
+    assert command.run_command(_args(experiment=experiment, trials=3, run_dir=study_dir)) == 0
+    assert reported[3:] == [3] and (study_dir / "trials.md").is_file()
 
 
 def test_a_study_trains_its_own_copy_of_the_experiment_and_refuses_a_changed_one(

@@ -175,7 +175,8 @@ def run_study(settings: TuneSettings, progress: Any = print) -> Any:
                 catch=(TrialFailed,),
                 callbacks=[report],
             )
-        write_reports(study, settings)
+        else:  # nothing to train: the reports of the study as it stands
+            write_reports(study, settings)
     return study
 
 
