@@ -32,11 +32,12 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from learning import bootstrap_iqm_ci, interquartile_mean  # noqa: E402
 from sb3_zoo import slug  # noqa: E402 - the folder names fresh_runs.py writes
+
+from trpo_tf.tracking.compare import read_config  # noqa: E402 - a run's config.yaml
 
 RUN_NAME = re.compile(r"^(trpo|sb3)_(.+)_s(\d+)$")
 RESAMPLES = 10_000
@@ -89,8 +90,7 @@ def _trpo_run(path: Path) -> dict | None:
         rows = list(csv.DictReader(handle))
     if rows and rows[-1].get("eval_return_stochastic"):
         stochastic = float(rows[-1]["eval_return_stochastic"])
-    config_path = path / "config.yaml"
-    config = yaml.safe_load(config_path.read_text()) if config_path.is_file() else {}
+    config = read_config(path) or {}
     return {
         "env_id": (config.get("env") or {}).get("id"),
         "final": summary["final_eval_return"],
