@@ -19,8 +19,15 @@ from trpo_tf.config import load_experiment  # noqa: E402
 from trpo_tf.errors import ConfigError  # noqa: E402
 from trpo_tf.tune import command  # noqa: E402
 from trpo_tf.tune import study as tune_study  # noqa: E402
+from trpo_tf.tune.pruning import (  # noqa: E402
+    TOTAL_STEPS_ATTR,
+    BudgetMedianPruner,
+    below_median,
+    evaluations,
+    follow,
+    value_at,
+)
 from trpo_tf.tune.space import Dimension, check_space, load_space, override  # noqa: E402
-from trpo_tf.tune.study import _follow, evaluations  # noqa: E402
 
 TINY = """\
 name: tiny
@@ -160,6 +167,8 @@ def test_space_errors_are_one_line(tmp_path: Path) -> None:
         check_space(experiment, (), (Dimension("trainer.max_kl", "uniform", (-1.0, 0.2)),))
     with pytest.raises(ConfigError, match="no search space"):
         command.run_command(_args(experiment=experiment, space=tmp_path / "none.yaml"))
+    with pytest.raises(ConfigError, match=r"--prune-after must be a fraction .* got 1.5"):
+        command.run_command(_args(experiment=experiment, prune_after=1.5))
 
 
 def test_overrides_are_yaml_that_load_back() -> None:
@@ -184,9 +193,45 @@ def test_a_pruned_trial_stops_its_training_process(tmp_path: Path) -> None:
     trial = study.ask()
     process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     started = time.time()
-    assert _follow([process], [metrics], trial) is True
+    assert follow([process], [metrics], trial) is True
     assert process.wait(timeout=10) != 0 and time.time() - started < 10
     assert study.trials[0].intermediate_values == {512: 12.5}
+
+
+def test_trials_compare_at_the_latest_evaluation_at_or_before_a_step() -> None:
+    # Batches of 1,024 and 4,096 steps: evaluations at different env-step counts.
+    small = {25_600: 10.0, 51_200: 40.0, 76_800: 60.0, 102_400: 80.0}
+    large = {102_400: 70.0, 204_800: 90.0}
+    assert value_at(small, 90_000) == 60.0
+    assert value_at(large, 90_000) is None
+    assert value_at(large, 204_800) == 90.0
+    # At 110k the others stand at 80 (small) and 70 (large): median 75.
+    assert below_median(74.0, 110_000, [small, large], min_others=2)
+    assert not below_median(76.0, 110_000, [small, large], min_others=2)
+    # Too few others with an evaluation by the step never prunes.
+    assert not below_median(-1e9, 60_000, [small, large], min_others=2)
+
+
+def test_the_pruner_waits_for_its_warmup_and_compares_other_batch_shapes() -> None:
+    study = optuna.create_study(direction="maximize", pruner=BudgetMedianPruner(warmup=0.5))
+    for final in (100.0, 200.0, 300.0):  # complete trials, evaluated every 102,400 steps
+        trial = study.ask()
+        trial.report(final / 2, 102_400)
+        trial.report(final, 204_800)
+        study.tell(trial, final)
+
+    def trial_at(step: int, value: float) -> bool:
+        trial = study.ask()
+        trial.set_user_attr(TOTAL_STEPS_ATTR, 204_800)
+        trial.report(value, step)
+        return trial.should_prune()
+
+    # Before half its budget a trial is never pruned, however low.
+    assert not trial_at(51_200, -1e9)
+    # After it, at a step no complete trial evaluated: compared with their 102,400 values
+    # (50, 100, 150): below the median 100 is pruned, above is not.
+    assert trial_at(153_600, 99.0)
+    assert not trial_at(153_600, 101.0)
 
 
 @pytest.mark.slow

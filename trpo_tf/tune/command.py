@@ -51,6 +51,15 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help="override applied to every trial (e.g. trainer.total_steps=200000); repeatable",
     )
     tune.add_argument("--no-prune", action="store_true", help="train every trial to the end")
+    tune.add_argument(
+        "--prune-after",
+        type=float,
+        default=0.5,
+        metavar="FRACTION",
+        help="no trial is pruned before this fraction of its trainer.total_steps (default "
+        "0.5); after it, a trial below the median of the complete trials at the same env "
+        "step is stopped",
+    )
     tune.set_defaults(func=run_command)
     return tune
 
@@ -86,6 +95,10 @@ def run_command(args: argparse.Namespace) -> int:
         raise ConfigError(f"--trials must be >= 1, got {args.trials}")
     if args.parallel < 1:
         raise ConfigError(f"--parallel must be >= 1, got {args.parallel}")
+    if not 0.0 <= args.prune_after < 1.0:
+        raise ConfigError(
+            f"--prune-after must be a fraction of the budget in [0, 1), got {args.prune_after}"
+        )
     overrides = tuple(args.set or [])
     config = load_experiment(experiment, list(overrides))  # fails early on a bad experiment
     space_file = Path(args.space) if args.space else default_space(experiment)
@@ -108,6 +121,7 @@ def run_command(args: argparse.Namespace) -> int:
         seeds=args.seeds or (args.seed,),
         objective=args.objective,
         prune=not args.no_prune,
+        prune_after=args.prune_after,
     )
     study = run_study(settings)
     print((directory / "trials.md").read_text())

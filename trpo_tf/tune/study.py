@@ -22,26 +22,25 @@ final deterministic evaluation return (``summary.json``); with several seeds
 their mean or their worst (``--objective``), so that a setting is chosen for how it
 does across seeds rather than on one. Every periodic evaluation is reported to
 Optuna as it lands in ``metrics.csv`` (with several seeds, once every seed has
-reached it: the same aggregate), and a trial the pruner stops (median rule) is
-ended with SIGTERM and marked pruned. A study keeps its seeds, objective and
-experiment: a rerun that asks for other seeds or another objective, or whose
-experiment file (with its ``--set`` values) no longer resolves to the copy the
-study started from, is refused, since its trials would not compare. The study
+reached it: the same aggregate). A trial whose evaluation falls below the median of
+the complete trials' at the same env step, once it has trained ``--prune-after`` of
+its budget (:mod:`trpo_tf.tune.pruning`), is ended with SIGTERM and marked pruned.
+A study keeps its seeds, objective and experiment: a rerun that asks for other seeds
+or another objective, or whose experiment file (with its ``--set`` values) no longer
+resolves to the copy the study started from, is refused, since its trials would not
+compare. The study
 directory is locked like a run directory; trials still marked running when a
 previous tune process died are marked failed when it resumes.
 """
 
 from __future__ import annotations
 
-import csv
 import json
 import os
-import signal
 import statistics
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,11 +48,11 @@ from typing import Any
 
 from trpo_tf import atomic
 from trpo_tf.errors import ConfigError, TrpoTfError
+from trpo_tf.tune.pruning import TOTAL_STEPS_ATTR, BudgetMedianPruner, follow
 from trpo_tf.tune.space import Dimension, override
 
 STUDY_FILE = "study.db"
 EXPERIMENT_FILE = "experiment.yaml"
-POLL_S = 0.5
 OBJECTIVES: dict[str, Callable[[Sequence[float]], float]] = {
     "mean": statistics.fmean,
     "worst": min,
@@ -79,7 +78,8 @@ class TuneSettings:
         seeds: the seeds every trial trains (tuning seeds are 0-9).
         objective: ``mean`` or ``worst`` of the seeds' final returns (:data:`OBJECTIVES`).
         sampler_seed: the seed of Optuna's sampler.
-        prune: stop trials whose evaluations fall below the median of earlier ones.
+        prune: stop trials whose evaluations fall below the median of complete ones.
+        prune_after: no trial is pruned before this fraction of its total_steps.
     """
 
     experiment: Path
@@ -92,6 +92,7 @@ class TuneSettings:
     objective: str = "mean"
     sampler_seed: int = 0
     prune: bool = True
+    prune_after: float = 0.5
 
 
 def _optuna() -> Any:
@@ -113,7 +114,7 @@ def open_study(settings: TuneSettings) -> Any:
         direction="maximize",
         load_if_exists=True,
         sampler=optuna.samplers.TPESampler(seed=settings.sampler_seed, n_startup_trials=5),
-        pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=0)
+        pruner=BudgetMedianPruner(warmup=settings.prune_after)
         if settings.prune
         else optuna.pruners.NopPruner(),
     )
@@ -228,10 +229,11 @@ def _objective(trial: Any, settings: TuneSettings, progress: Any) -> float:
     trial.set_user_attr("run_dir", str(trial_dir(settings, trial.number)))
     sets = [override(k, v) for k, v in values.items()]  # --set values are in the copy
     experiment = study_experiment(settings)
+    trial.set_user_attr(TOTAL_STEPS_ATTR, _total_steps(experiment, sets, trial.number))
     processes = [_train(experiment, seed, run_dir, sets) for seed, run_dir in runs.items()]
     aggregate = OBJECTIVES[settings.objective]
     metrics = [run_dir / "metrics.csv" for run_dir in runs.values()]
-    pruned = _follow(processes, metrics, trial, aggregate)
+    pruned = follow(processes, metrics, trial, aggregate)
     errors = [process.communicate()[1] for process in processes]
     if pruned:
         progress(f"tune: trial {trial.number} pruned ({_show(values)})")
@@ -254,6 +256,16 @@ def _objective(trial: Any, settings: TuneSettings, progress: Any) -> float:
     return float(value)
 
 
+def _total_steps(experiment: Path, sets: list[str], number: int) -> int:
+    """The trial's ``trainer.total_steps`` (the pruner's warm-up is a fraction of it)."""
+    from trpo_tf.config import load_experiment
+
+    try:
+        return load_experiment(experiment, sets).trainer.total_steps
+    except ConfigError as error:  # a sampled value the config refuses: this trial fails
+        raise TrialFailed(f"trial {number}: {error}") from None
+
+
 def _train(experiment: Path, seed: int, run_dir: Path, sets: list[str]) -> subprocess.Popen:
     """``trpo-tf train`` of one seed of a trial, in a subprocess."""
     command = [sys.executable, "-m", "trpo_tf.cli", "train", str(experiment)]
@@ -267,51 +279,6 @@ def _train(experiment: Path, seed: int, run_dir: Path, sets: list[str]) -> subpr
         text=True,
         env=dict(os.environ, PYTHONUNBUFFERED="1"),
     )
-
-
-def _follow(
-    processes: Sequence[subprocess.Popen],
-    metrics: Sequence[Path],
-    trial: Any,
-    aggregate: Callable[[Sequence[float]], float] = statistics.fmean,
-) -> bool:
-    """Report each evaluation to ``trial`` while ``processes`` train; True if pruned.
-
-    An evaluation step is reported once every run has reached it, as the ``aggregate``
-    of the runs' returns there (the trial's objective, applied to intermediate values).
-    """
-    reported: set[int] = set()
-    while True:
-        finished = all(process.poll() is not None for process in processes)
-        per_run = [dict(evaluations(path)) for path in metrics]
-        common = set(per_run[0]).intersection(*per_run[1:])
-        for step in sorted(common - reported):
-            reported.add(step)
-            trial.report(aggregate([run[step] for run in per_run]), step)
-            if trial.should_prune() and not finished:
-                for process in processes:
-                    if process.poll() is None:
-                        process.send_signal(signal.SIGTERM)
-                return True
-        if finished:
-            return False
-        time.sleep(POLL_S)
-
-
-def evaluations(metrics: Path) -> list[tuple[int, float]]:
-    """``(env_steps, eval_return)`` of every evaluation row in ``metrics`` so far."""
-    try:
-        with open(metrics, newline="", encoding="utf-8") as handle:
-            rows = list(csv.DictReader(handle))
-    except OSError:
-        return []
-    found = []
-    for row in rows:
-        try:
-            found.append((int(row["env_steps"]), float(row["eval_return"])))
-        except (KeyError, TypeError, ValueError):
-            continue
-    return found
 
 
 def _text(value: Any) -> str:
