@@ -46,6 +46,18 @@ def read_record(run_dir: str | Path) -> BestRecord | None:
         return None
 
 
+def best_summary(record: BestRecord | None) -> dict[str, Any]:
+    """``best_*`` keys of ``summary.json`` (the kept policy; tables report the final one)."""
+    if record is None:
+        return {}
+    return {
+        "best_eval_return": record.eval_return,
+        "best_eval_return_std": record.eval_return_std,
+        "best_iteration": record.iteration,
+        "best_env_steps": record.env_steps,
+    }
+
+
 class BestPolicy:
     """Keeps ``RUN_DIR/best`` up to date as evaluations come in.
 

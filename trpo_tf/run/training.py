@@ -19,9 +19,8 @@ own; :func:`trpo_tf.train.train` puts them around this object.
 
 from __future__ import annotations
 
-import dataclasses
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,8 +44,9 @@ from trpo_tf.rollout.numpy_actor import (
     can_mirror_recurrent,
 )
 from trpo_tf.rollout.runners import Runner, StepBudgetSpent, build_runner
-from trpo_tf.run.best import BestPolicy, BestRecord, read_record
+from trpo_tf.run.best import BestPolicy, BestRecord, best_summary, read_record
 from trpo_tf.run.evaluation import PolicyEvaluation
+from trpo_tf.run.run_state import LoopState, python_state, restore_python_state, tf_state
 from trpo_tf.run.signals import Stopped
 from trpo_tf.tf_runtime import configure_tensorflow
 from trpo_tf.tracking import Progress, RunDirectory, build_trackers
@@ -83,43 +83,6 @@ def make_actor(
     if can_mirror(policy):
         return NumpyActor(policy, seed)
     return Actor(policy, n_envs, observation_dim, seed)
-
-
-def tf_state(agent: Agent, update: Any, actor: Any) -> dict[str, Any]:
-    """The TensorFlow objects a checkpoint holds, by name."""
-    objects: dict[str, Any] = {
-        "policy_network": agent.policy.network,
-        "policy_head": agent.policy.head,
-        "value_network": agent.value_network,
-        "value_optimizer": agent.value_optimizer,
-        "update_generator": update.generator,
-    }
-    if isinstance(actor, Actor | RecurrentActor):
-        objects["actor_generator"] = actor.generator
-    return objects
-
-
-@dataclass
-class LoopState:
-    """Counters of the training loop that a checkpoint carries."""
-
-    iteration: int = 0
-    recent_returns: list[float] = field(default_factory=list)
-    eval_returns: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    eval_time: float = 0.0
-    elapsed: float = 0.0
-    best_eval_return: float = float("-inf")
-
-    @classmethod
-    def from_state(cls, state: dict[str, Any]) -> LoopState:
-        return cls(
-            iteration=int(state["iteration"]),
-            recent_returns=[float(x) for x in state["recent_returns"]],
-            eval_returns=np.asarray(state["eval_returns"], np.float64),
-            eval_time=float(state["eval_time"]),
-            elapsed=float(state["elapsed"]),
-            best_eval_return=float(state.get("best_eval_return", float("-inf"))),
-        )
 
 
 class TrainingRun:
@@ -192,17 +155,10 @@ class TrainingRun:
             self.progress.message(f"resume: {note}", always=True)
 
     def _restore_python(self, state: dict[str, Any]) -> None:
-        agent = self.agent
-        self.loop = LoopState.from_state(state["loop"])
-        agent.observation_normalizer.stats.load_state(state["obs_stats"])
-        agent.reward_normalizer.stats.load_state(state["reward_stats"])
-        agent.reward_normalizer.returns = state["reward_returns"]
-        if isinstance(self.actor, NumpyActor | NumpyRecurrentActor):
-            self.actor.rng.bit_generator.state = state["numpy_rng"]
-        values = self.learner.recurrent_values
-        if values is not None and state.get("recurrent_values") is not None:
-            values.load_state(state["recurrent_values"])
-        if not self.sampler.load_state(state["sampler"]):
+        self.loop, sampler_restored = restore_python_state(
+            state, self.agent, self.actor, self.sampler, self.learner.recurrent_values
+        )
+        if not sampler_restored:
             self.progress.message(
                 f"resume: environment state of '{self.config.env.id}' could not be restored; "
                 "episodes restart from reset",
@@ -343,21 +299,11 @@ class TrainingRun:
         :meth:`ValueFitter.wait`, so the checkpoint is the same as a synchronous one.
         A TensorFlow actor's generator moves during the rollout: it checkpoints inline.
         """
-        agent, actor = self.agent, self.actor
-        values = self.learner.recurrent_values
         assert self.run is not None
         snapshot = self.checkpoints.snapshot(
-            {
-                "loop": dataclasses.asdict(self.loop),
-                "obs_stats": agent.observation_normalizer.stats.state(),
-                "reward_stats": agent.reward_normalizer.stats.state(),
-                "reward_returns": agent.reward_normalizer.returns,
-                "numpy_rng": actor.rng.bit_generator.state
-                if isinstance(actor, NumpyActor | NumpyRecurrentActor)
-                else None,
-                "sampler": self.sampler.state(),
-                "recurrent_values": values.state() if values is not None else None,
-            },
+            python_state(
+                self.loop, self.agent, self.actor, self.sampler, self.learner.recurrent_values
+            ),
             experiment_yaml=(self.run.path / "config.yaml").read_text(),
             run_id=self.run.run_id,
         )
@@ -368,7 +314,7 @@ class TrainingRun:
         def write() -> None:
             self.checkpoints.save(iteration, self.tf_objects, snapshot)
 
-        if in_background and isinstance(actor, NumpyActor | NumpyRecurrentActor):
+        if in_background and isinstance(self.actor, NumpyActor | NumpyRecurrentActor):
             fitter.then(write)
         else:
             fitter.wait()
@@ -468,7 +414,7 @@ class TrainingRun:
             "dropped_steps": getattr(self.sampler, "dropped_steps_total", 0),
             "worker_restarts": getattr(self.sampler, "worker_restarts", 0),
             "runner_start_s": round(self.runner_start_s, 3),
-            **self._best_summary(),
+            **best_summary(read_record(self.run_path) if self.best.enabled else None),
         }
         self.run.write_summary(summary)
         for tracker in self.trackers:
@@ -479,18 +425,6 @@ class TrainingRun:
         record = read_record(self.run_path)
         label = f"best (iteration {record.iteration}, eval return {record.eval_return:.6g})"
         export_savedmodel(agent, self.config, self.spec, out, policy_label=label)
-
-    def _best_summary(self) -> dict[str, Any]:
-        """``best_*`` keys of ``summary.json`` (the kept policy; tables report the final one)."""
-        record = read_record(self.run_path) if self.best.enabled else None
-        if record is None:
-            return {}
-        return {
-            "best_eval_return": record.eval_return,
-            "best_eval_return_std": record.eval_return_std,
-            "best_iteration": record.iteration,
-            "best_env_steps": record.env_steps,
-        }
 
     def close(self) -> None:
         """What training holds open: the progress line, fit thread, envs, metrics file."""
