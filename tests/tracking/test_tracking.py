@@ -20,7 +20,7 @@ import yaml
 
 from trpo_tf.cli import main
 from trpo_tf.config import experiment_from_dict
-from trpo_tf.tracking.compare import interquartile_mean, summarize
+from trpo_tf.tracking.compare import group_by_experiment, interquartile_mean, summarize
 from trpo_tf.tracking.plots import plot_comparison, plot_learning_curve
 from trpo_tf.tracking.safe import TrackingWarning
 from trpo_tf.tracking.seeds import parse_seeds
@@ -451,6 +451,38 @@ def test_runs_of_one_name_with_different_settings_are_separate_experiments(tmp_p
     ]
     assert main(["plot", *map(str, runs), "--out", str(tmp_path / "cmp.png")]) == 0
     assert capsys.readouterr().err == ""
+
+
+def test_a_key_missing_from_an_older_config_counts_as_its_default(tmp_path):
+    # A run written before trainer.entropy_coef existed, one with its default written out,
+    # and one that changes it: the first two are seeds of one experiment.
+    old = fake_run(tmp_path / "old", "walker", 10.0, 1.0, 100.0, 0, trainer={"max_kl": 0.04})
+    new = fake_run(
+        tmp_path / "new",
+        "walker",
+        20.0,
+        1.0,
+        100.0,
+        1,
+        trainer={"max_kl": 0.04, "entropy_coef": 0.0},
+    )
+    bonus = fake_run(
+        tmp_path / "bonus",
+        "walker",
+        30.0,
+        1.0,
+        100.0,
+        0,
+        trainer={"max_kl": 0.04, "entropy_coef": 0.01},
+    )
+    groups = group_by_experiment([old, new, bonus])
+    assert groups == {
+        "walker [trainer.entropy_coef=0.0]": [old, new],
+        "walker [trainer.entropy_coef=0.01]": [bonus],
+    }
+    # A config today's schema refuses is compared as written, not dropped.
+    odd = fake_run(tmp_path / "odd", "walker", 5.0, 1.0, 100.0, 0, trainer={"no_such_key": 1})
+    assert list(group_by_experiment([odd, old]).values()) == [[odd], [old]]
 
 
 def test_same_seed_twice_in_one_experiment_warns_on_stderr(fake_runs):

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from trpo_tf.errors import RunDirError, TrpoTfWarning
+from trpo_tf.errors import RunDirError, TrpoTfError, TrpoTfWarning
 
 RUN_SPECIFIC_KEYS = ("seed", "tracking", "checkpoint")
 """Top-level config keys that differ between seeds of one experiment (not settings)."""
@@ -132,7 +132,21 @@ def experiment_settings(config: dict[str, Any] | None) -> tuple[tuple[str, str],
     if config is None:
         return None
     kept = {key: value for key, value in config.items() if key not in RUN_SPECIFIC_KEYS}
-    return tuple(sorted(flatten_settings(kept).items()))
+    resolved = _with_defaults(kept)
+    settings = {key: value for key, value in resolved.items() if key not in RUN_SPECIFIC_KEYS}
+    return tuple(sorted(flatten_settings(settings).items()))
+
+
+def _with_defaults(config: dict[str, Any]) -> dict[str, Any]:
+    """``config`` as the schema resolves it: a key that a run's ``config.yaml`` lacks (one
+    written before the key existed) takes its default, so it matches a run that wrote
+    the default out. A config today's schema refuses is compared as written."""
+    from trpo_tf.config import experiment_from_dict, to_dict
+
+    try:
+        return to_dict(experiment_from_dict(config))
+    except TrpoTfError:
+        return config
 
 
 def _labels(keys: list[tuple[str, Any]], first_runs: list[Path]) -> list[str]:
