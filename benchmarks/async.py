@@ -422,8 +422,9 @@ def _scaling_parts(env_id: str, normalize: dict, repeats: int) -> dict:
     from trpo_tf.config.build import build_policy
     from trpo_tf.normalization import ObservationNormalizer, RewardNormalizer
     from trpo_tf.rollout.async_runner import AsyncRunner
-    from trpo_tf.rollout.async_worker import EnvFactory, RolloutWorker, WorkerSpec
+    from trpo_tf.rollout.async_worker import RolloutWorker
     from trpo_tf.rollout.numpy_actor import NumpyActor
+    from trpo_tf.rollout.segment import EnvFactory, WorkerSpec
 
     probe = gym.make(env_id)
     obs_dim = int(np.prod(probe.observation_space.shape))

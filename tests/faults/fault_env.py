@@ -44,7 +44,7 @@ if str(_ROLLOUT_TESTS) not in sys.path:
 
 from faulty_cartpole import FaultyCartPole, SimulatorDiverged  # noqa: E402
 
-from trpo_tf.rollout.async_worker import EnvFactory  # noqa: E402
+from trpo_tf.rollout.segment import EnvFactory  # noqa: E402
 
 ENV_ID = "FaultInjection-v1"
 WHERE = ("anywhere", "training", "evaluation")

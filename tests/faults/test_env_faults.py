@@ -35,7 +35,7 @@ from fault_harness import (
     write_experiment,
 )
 
-import trpo_tf.rollout.async_worker
+import trpo_tf.rollout.segment
 
 BASE = {
     "name": "faults",
@@ -274,7 +274,7 @@ def experiment(tmp_path_factory) -> Path:
 @pytest.fixture
 def workers_register_the_env(monkeypatch) -> None:
     """Rollout workers import ``fault_env`` (registering the id) when they unpickle the factory."""
-    monkeypatch.setattr(trpo_tf.rollout.async_worker, "EnvFactory", RegisteringEnvFactory)
+    monkeypatch.setattr(trpo_tf.rollout.segment, "EnvFactory", RegisteringEnvFactory)
 
 
 @pytest.mark.usefixtures("workers_register_the_env")

@@ -26,8 +26,8 @@ from trpo_tf.errors import (
 )
 from trpo_tf.normalization import ObservationNormalizer, RewardNormalizer
 from trpo_tf.rollout.async_runner import AsyncRunner
-from trpo_tf.rollout.async_worker import WorkerSpec
 from trpo_tf.rollout.numpy_actor import NumpyActor
+from trpo_tf.rollout.segment import WorkerSpec
 
 T, K_ENVS, WORKERS = 8, 2, 2
 # Far above what any test here may take: the failures must not wait for it.

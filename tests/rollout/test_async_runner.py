@@ -28,8 +28,8 @@ from trpo_tf.interfaces import AdvantageOutputs
 from trpo_tf.learner import compute_advantages, staleness_metrics
 from trpo_tf.normalization import ObservationNormalizer, RewardNormalizer
 from trpo_tf.rollout.async_runner import AsyncRunner, StepBudgetSpent
-from trpo_tf.rollout.async_worker import WorkerSpec
 from trpo_tf.rollout.numpy_actor import NumpyActor
+from trpo_tf.rollout.segment import WorkerSpec
 from trpo_tf.train import train
 from trpo_tf.trainer import TrpoHyperparameters, TrpoUpdate
 from trpo_tf.trainer.trpo import policy_parameters, restore_policy
@@ -384,7 +384,7 @@ def test_dropped_segments_count_against_the_step_budget() -> None:
 
 def test_an_env_a_ray_worker_cannot_build_is_one_error_naming_its_node(request) -> None:
     """A plug-in env missing on a worker node: the worker's ConfigError, with the node."""
-    from trpo_tf.rollout.async_worker import EnvFactory
+    from trpo_tf.rollout.segment import EnvFactory
 
     runner, _ = _runner(EnvFactory("NoSuchEnv-v0"), _runner_class("ray", request))
     try:

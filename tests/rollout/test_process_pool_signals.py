@@ -22,8 +22,8 @@ from trpo_tf.config.build import build_policy
 from trpo_tf.errors import RolloutWorkerError
 from trpo_tf.normalization import ObservationNormalizer, RewardNormalizer
 from trpo_tf.rollout.async_runner import AsyncRunner
-from trpo_tf.rollout.async_worker import WorkerSpec
 from trpo_tf.rollout.numpy_actor import NumpyActor
+from trpo_tf.rollout.segment import WorkerSpec
 
 T, K_ENVS, WORKERS = 8, 2, 2
 

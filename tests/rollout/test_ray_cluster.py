@@ -24,8 +24,8 @@ from trpo_tf.config import experiment_from_dict
 from trpo_tf.config.build import build_policy
 from trpo_tf.errors import ConfigError, RayConnectionError
 from trpo_tf.normalization import ObservationNormalizer, RewardNormalizer
-from trpo_tf.rollout.async_worker import EnvFactory, WorkerSpec
 from trpo_tf.rollout.numpy_actor import NumpyActor
+from trpo_tf.rollout.segment import EnvFactory, WorkerSpec
 
 ray = pytest.importorskip("ray", reason="ray is not installed (pip install 'trpo_tf[ray]')")
 

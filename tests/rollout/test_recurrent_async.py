@@ -30,7 +30,7 @@ from trpo_tf.envs import make_vector_env
 from trpo_tf.learner import Learner
 from trpo_tf.normalization import ObservationNormalizer, RewardNormalizer
 from trpo_tf.rollout.async_runner import AsyncRunner
-from trpo_tf.rollout.async_worker import RolloutWorker, WorkerSpec
+from trpo_tf.rollout.async_worker import RolloutWorker
 from trpo_tf.rollout.numpy_actor import (
     NumpyRecurrentActor,
     can_mirror_recurrent,
@@ -44,6 +44,7 @@ from trpo_tf.rollout.numpy_policy import (
     recurrent_forward,
 )
 from trpo_tf.rollout.sampler import SyncSampler
+from trpo_tf.rollout.segment import WorkerSpec
 from trpo_tf.run_loading import load_run
 from trpo_tf.sequences import from_sequences, to_sequences
 from trpo_tf.train import train

@@ -94,10 +94,10 @@ import numpy as np
 from trpo_tf import errors
 from trpo_tf.errors import ConfigError, NormalizerOverflowError, RolloutWorkerError
 from trpo_tf.normalization import ObservationNormalizer, RewardNormalizer
-from trpo_tf.rollout.async_worker import Segment, WorkerSpec
 from trpo_tf.rollout.env_checks import in_env
 from trpo_tf.rollout.numpy_policy import PolicySnapshot
 from trpo_tf.rollout.process_pool import Event, ProcessWorkerPool
+from trpo_tf.rollout.segment import Segment, WorkerSpec
 from trpo_tf.types import Rollout
 
 _ENV_ERROR_PLACE = re.compile(r"^worker \d+: env \d+ ")

@@ -17,8 +17,9 @@ from multiprocessing.connection import wait as wait_for
 from typing import Any
 
 from trpo_tf.errors import RolloutWorkerError
-from trpo_tf.rollout.async_worker import WorkerSpec, process_main
+from trpo_tf.rollout.async_worker import process_main
 from trpo_tf.rollout.numpy_policy import PolicySnapshot
+from trpo_tf.rollout.segment import WorkerSpec
 
 Event = tuple[int, str, Any]
 """``(worker, kind, payload)``; kind is ready | segment | error | dead."""

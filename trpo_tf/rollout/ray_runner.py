@@ -23,10 +23,11 @@ from typing import Any
 
 from trpo_tf.errors import TrpoTfError
 from trpo_tf.rollout.async_runner import AsyncRunner
-from trpo_tf.rollout.async_worker import RolloutWorker, Segment, WorkerSpec
+from trpo_tf.rollout.async_worker import RolloutWorker
 from trpo_tf.rollout.numpy_policy import PolicySnapshot
 from trpo_tf.rollout.process_pool import Event
 from trpo_tf.rollout.ray_connect import DEFAULT_CONNECT_TIMEOUT_S, import_ray, init_ray
+from trpo_tf.rollout.segment import Segment, WorkerSpec
 
 # -- the actors -----------------------------------------------------------------------------
 

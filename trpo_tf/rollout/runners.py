@@ -103,7 +103,7 @@ def _build_async_runner(
 ) -> Runner:
     """An :class:`AsyncRunner` (``async``) or :class:`RayRunner` (``ray``)."""
     from trpo_tf.rollout.async_runner import AsyncRunner
-    from trpo_tf.rollout.async_worker import EnvFactory, WorkerSpec
+    from trpo_tf.rollout.segment import EnvFactory, WorkerSpec
 
     runner = config.runner
     if agent.policy.recurrent:
