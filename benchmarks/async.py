@@ -425,6 +425,7 @@ def _scaling_parts(env_id: str, normalize: dict, repeats: int) -> dict:
     from trpo_tf.rollout.async_worker import RolloutWorker
     from trpo_tf.rollout.numpy_actor import NumpyActor
     from trpo_tf.rollout.segment import EnvFactory, WorkerSpec
+    from trpo_tf.rollout.segment_batch import assemble_rollout
 
     probe = gym.make(env_id)
     obs_dim = int(np.prod(probe.observation_space.shape))
@@ -453,8 +454,12 @@ def _scaling_parts(env_id: str, normalize: dict, repeats: int) -> dict:
     rewards = runner._normalize(segment)
     group = [(segment, rewards)] * 8
     assemble_s = _median_time(
-        lambda: runner._assemble(
-            list(group), 0, [segment.episode_returns], [segment.episode_lengths]
+        lambda: assemble_rollout(
+            group,
+            dropped=0,
+            episode_returns=[segment.episode_returns],
+            episode_lengths=[segment.episode_lengths],
+            nonfinite_replaced=0,
         ),
         repeats,
     ) / len(group)

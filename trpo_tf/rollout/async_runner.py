@@ -98,6 +98,7 @@ from trpo_tf.rollout.env_checks import in_env
 from trpo_tf.rollout.numpy_policy import PolicySnapshot
 from trpo_tf.rollout.process_pool import Event, ProcessWorkerPool
 from trpo_tf.rollout.segment import Segment, WorkerSpec
+from trpo_tf.rollout.segment_batch import assemble_rollout, segment_rewards
 from trpo_tf.types import Rollout
 
 _ENV_ERROR_PLACE = re.compile(r"^worker \d+: env \d+ ")
@@ -347,24 +348,6 @@ class AsyncRunner:
         self.total_env_steps += lost
         return lost
 
-    def _normalize_rewards(self, segment: Segment) -> np.ndarray:
-        """Learner-side reward scaling ``[T, k]``, with worker ``w``'s return state."""
-        if not self.reward_norm.enabled:
-            return segment.raw_rewards.astype(np.float32)
-        k = self.spec.n_envs
-        columns = slice(segment.worker * k, (segment.worker + 1) * k)
-        done = np.logical_or(segment.terminated, segment.truncated)
-        all_returns = self.reward_norm.returns
-        self.reward_norm.returns = all_returns[columns].copy()
-        try:
-            scaled = np.stack(
-                [self.reward_norm(segment.raw_rewards[t], done[t]) for t in range(len(done))]
-            )
-            all_returns[columns] = self.reward_norm.returns
-        finally:
-            self.reward_norm.returns = all_returns
-        return scaled
-
     def collect(self, policy_version: int) -> Rollout:
         """The next ``W`` fresh-enough segments as one ``[T, n_envs]`` batch.
 
@@ -441,7 +424,13 @@ class AsyncRunner:
         self.batches += 1
         accepted, self._accepted = self._accepted, []
         self._filling = False  # the batch is complete: only prefetch may grant now
-        rollout = self._assemble(accepted, dropped, episode_returns, episode_lengths)
+        rollout = assemble_rollout(
+            accepted,
+            dropped=dropped,
+            episode_returns=episode_returns,
+            episode_lengths=episode_lengths,
+            nonfinite_replaced=self.nonfinite_replaced,
+        )
         for index in range(self.workers):  # prefetch offers the need limit refused mid-batch
             self._offer(index, speculative=True)
         return rollout
@@ -520,53 +509,10 @@ class AsyncRunner:
             if self.obs_norm.enabled:
                 raw = segment.raw_observations
                 self.obs_norm.update(raw.reshape(-1, raw.shape[-1]))
-            return self._normalize_rewards(segment)
+            return segment_rewards(self.reward_norm, segment, self.spec.n_envs)
         except NormalizerOverflowError as error:
             self.close()
             raise in_env(error, self.spec.env_name, self.total_env_steps) from None
-
-    def _assemble(
-        self,
-        accepted: list[tuple[Segment, np.ndarray]],
-        dropped: int,
-        episode_returns: list[np.ndarray],
-        episode_lengths: list[np.ndarray],
-    ) -> Rollout:
-        accepted.sort(key=lambda item: (item[0].worker, item[0].sequence))
-        segments = [segment for segment, _ in accepted]
-
-        def cat(name: str, axis: int = 1) -> np.ndarray:
-            return np.concatenate([getattr(s, name) for s in segments], axis=axis)
-
-        T, k = self.spec.segment_length, self.spec.n_envs
-        # A recurrent β's memory: every column is one env's T consecutive steps (one
-        # segment), so a sequence of L | T steps never spans two segments.
-        recurrent = segments[0].episode_starts is not None
-        policy_states = tuple(
-            np.concatenate([s.policy_states[j] for s in segments], axis=1)
-            for j in range(len(segments[0].policy_states))
-        )
-        return Rollout(
-            observations=cat("observations"),
-            actions=cat("actions"),
-            rewards=np.concatenate([rewards for _, rewards in accepted], axis=1),
-            raw_rewards=cat("raw_rewards").astype(np.float32),
-            terminated=cat("terminated"),
-            truncated=cat("truncated"),
-            final_observations=cat("final_observations"),
-            last_observations=cat("last_observations", axis=0),
-            behavior_log_prob=cat("behavior_log_prob"),
-            behavior_params=cat("behavior_params"),
-            policy_version=np.concatenate(
-                [np.full((T, k), s.policy_version, np.int64) for s in segments], axis=1
-            ),
-            episode_returns=np.concatenate(episode_returns),
-            episode_lengths=np.concatenate(episode_lengths),
-            nonfinite_replaced=self.nonfinite_replaced,
-            dropped_steps=int(dropped),
-            episode_starts=cat("episode_starts") if recurrent else None,
-            policy_states=policy_states,
-        )
 
     def state(self) -> dict:
         """Counters only: env state lives in the worker processes and is not saved."""
