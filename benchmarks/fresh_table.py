@@ -19,7 +19,14 @@ rliable's ``probability_of_improvement``) with a bootstrap 95% CI, computed on t
 both sides finished. Then trpo_tf's mean and worst seed against the targets
 (:data:`TARGETS`), with the shortfall where one is missed.
 
+With ``--default FOLDER`` (a campaign of the shared default, ``fresh_runs.py
+--experiment mujoco/default``) it also prints the default beside each task's own
+experiment on the seeds both ran, and whether the default's mean is within
+:data:`DEFAULT_TOLERANCE` of the task's (in ``--json``: the ``default_beside_own`` entry).
+
     python benchmarks/fresh_table.py --json fresh.json
+    python benchmarks/fresh_table.py --folder benchmarks/results/fresh_suite \
+        --default benchmarks/results/fresh_default_suite
 """
 
 from __future__ import annotations
@@ -42,6 +49,8 @@ from trpo_tf.tracking.compare import read_config  # noqa: E402 - a run's config.
 RUN_NAME = re.compile(r"^(trpo|sb3)_(.+)_s(\d+)$")
 RESAMPLES = 10_000
 FULL_BUDGET = 1_000_000  # env steps; a shorter budget is shown beside the env id ("(200k)")
+DEFAULT_TOLERANCE = 0.15
+"""The shared default's mean may be this far below a task's own experiment's mean."""
 
 TARGETS: dict[str, tuple[float, float]] = {
     # env folder name -> (mean at least, worst seed at least): the final deterministic
@@ -231,12 +240,63 @@ def targets_markdown(report: dict) -> str:
     return "\n".join(lines)
 
 
+def default_comparison(own: dict, default: dict) -> dict:
+    """Per env both tables ran trpo_tf on: the seeds both ran, each side's final
+    returns there, their means, and the default's mean relative to the task's own."""
+    rows = {}
+    for env in sorted(set(own) & set(default)):
+        mine, shared_default = own[env].get("trpo", {}), default[env].get("trpo", {})
+        seeds = sorted(set(mine) & set(shared_default))
+        if not seeds:
+            continue
+        finals = np.array([mine[s]["final"] for s in seeds], np.float64)
+        default_finals = np.array([shared_default[s]["final"] for s in seeds], np.float64)
+        ratio = float(default_finals.mean() / finals.mean()) if finals.mean() > 0 else None
+        rows[env] = {
+            "label": env_label(env, {"own": mine, "default": shared_default}),
+            "seeds": seeds,
+            "own": finals.tolist(),
+            "default": default_finals.tolist(),
+            "own_mean": float(finals.mean()),
+            "default_mean": float(default_finals.mean()),
+            "ratio": ratio,
+            "within": ratio is not None and ratio >= 1.0 - DEFAULT_TOLERANCE,
+        }
+    return rows
+
+
+def default_markdown(rows: dict) -> str:
+    """:func:`default_comparison` as a table, with how far the default is from 85%."""
+    lines = [
+        "| env | seeds | own experiment per seed | mean | the default per seed | mean | "
+        f"default / own | within {DEFAULT_TOLERANCE:.0%} |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows.values():
+        ratio = "–" if row["ratio"] is None else f"{row['ratio']:.2f}"
+        floor = (1.0 - DEFAULT_TOLERANCE) * row["own_mean"]
+        verdict = "yes" if row["within"] else f"no, short by {floor - row['default_mean']:,.0f}"
+        lines.append(
+            f"| {row['label']} | {', '.join(map(str, row['seeds']))} | "
+            f"{', '.join(_fmt(v) for v in row['own'])} | {row['own_mean']:,.0f} | "
+            f"{', '.join(_fmt(v) for v in row['default'])} | {row['default_mean']:,.0f} | "
+            f"{ratio} | {verdict} |"
+        )
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--folder", type=Path, default=Path("benchmarks/results/fresh"))
     parser.add_argument("--json", type=Path, help="also write the report as JSON")
     parser.add_argument(
         "--envs", nargs="+", metavar="ID", help="only these envs (gymnasium ids; default: all)"
+    )
+    parser.add_argument(
+        "--default",
+        type=Path,
+        metavar="FOLDER",
+        help="a campaign of the shared default: print it beside --folder's trpo_tf runs",
     )
     args = parser.parse_args()
     table = collect(args.folder)
@@ -247,6 +307,10 @@ def main() -> None:
     print(markdown(report))
     print()
     print(targets_markdown(report))
+    if args.default:
+        report["default_beside_own"] = default_comparison(table, collect(args.default))
+        print()
+        print(default_markdown(report["default_beside_own"]))
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
 

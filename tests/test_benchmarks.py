@@ -321,3 +321,32 @@ def test_fresh_table_compares_seed_for_seed_and_states_the_shortfall(bench, tmp_
     short = {"trpo": {100: {"env_id": "LunarLander-v3", "env_steps": 198_656}}}
     assert table.env_label("lunarlander_v3", short) == "LunarLander-v3 (200k)"
     assert table.env_label("x_v0", {"sb3": {1: {"env_steps": 1_000_000}}}) == "x_v0"
+
+    # The shared default beside the task's own experiment, on the seeds both ran.
+    own = {
+        "hopper_v5": {
+            "trpo": {
+                s: {"final": f, "env_steps": 999_424}
+                for s, f in ((100, 3_600.0), (101, 2_900.0), (102, 3_800.0))
+            }
+        }
+    }
+    default = {
+        "hopper_v5": {
+            "trpo": {
+                100: {"final": 3_000.0, "env_steps": 999_424},
+                101: {"final": 2_000.0, "env_steps": 999_424},
+            }
+        },
+        "ant_v5": {"trpo": {100: {"final": 1.0, "env_steps": 999_424}}},
+    }
+    rows = table.default_comparison(own, default)
+    assert list(rows) == ["hopper_v5"] and rows["hopper_v5"]["seeds"] == [100, 101]
+    # 2,500 against 3,250: 0.77, below 0.85 by 0.85 * 3,250 - 2,500 = 262.5.
+    assert rows["hopper_v5"]["ratio"] == pytest.approx(2_500 / 3_250)
+    assert not rows["hopper_v5"]["within"]
+    assert "| 3,250 | 3,000, 2,000 | 2,500 | 0.77 | no, short by 262 |" in (
+        table.default_markdown(rows)
+    )
+    default["hopper_v5"]["trpo"][101]["final"] = 2_600.0  # 2,800 / 3,250 = 0.86
+    assert table.default_comparison(own, default)["hopper_v5"]["within"]
