@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from trpo_tf.config import convert as convert_module
-from trpo_tf.config import experiment_from_dict
-from trpo_tf.config.convert import mlp_parameters, training_memory_bytes
+from trpo_tf.config import cross_checks, experiment_from_dict
+from trpo_tf.config.cross_checks import mlp_parameters, training_memory_bytes
 from trpo_tf.config.schema import INT32_MAX, MAX_LAYERS, MAX_WIDTH, SEED_MAX
 from trpo_tf.errors import ConfigError
 
@@ -127,7 +126,7 @@ def test_memory_estimate_against_the_machine(monkeypatch):
     default = accepted()
     assert mlp_parameters((64, 64)) == (1 * 64 + 64) + (64 * 64 + 64) + (64 + 1)
     assert training_memory_bytes(default) < 64 * 2**20
-    monkeypatch.setattr(convert_module, "machine_memory_bytes", lambda: 8 * 2**30)
+    monkeypatch.setattr(cross_checks, "machine_memory_bytes", lambda: 8 * 2**30)
     wide = f"policy.hidden=[{MAX_WIDTH}, {MAX_WIDTH}, {MAX_WIDTH}]"
     message = override_error(wide)
     assert message.startswith(
@@ -142,5 +141,5 @@ def test_memory_estimate_against_the_machine(monkeypatch):
     )
     assert "16,777,216 samples per iteration" in big_batch
     accepted("policy.hidden=[256, 256]")  # well within 8 GiB
-    monkeypatch.setattr(convert_module, "machine_memory_bytes", lambda: None)
+    monkeypatch.setattr(cross_checks, "machine_memory_bytes", lambda: None)
     accepted(wide)  # no figure from the OS: no estimate

@@ -42,7 +42,8 @@ from typing import Any
 
 import yaml
 
-from trpo_tf.config.convert import Converter, check_cross_fields
+from trpo_tf.config.convert import Converter
+from trpo_tf.config.cross_checks import check_cross_fields
 from trpo_tf.config.overrides import parse_override, parse_overrides, yaml_problem
 from trpo_tf.config.schema import ExperimentConfig
 from trpo_tf.config.schema_info import field_names, is_scalar, show

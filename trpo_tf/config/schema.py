@@ -19,7 +19,7 @@ An integer field without a ``max`` is at most :data:`INT32_MAX`, so that every
 accepted integer fits the int32 TensorFlow counts in. The upper bounds say where a
 value stops being a setting and starts exhausting memory or time; besides them, the
 loader refuses a network and batch whose rough memory need exceeds the machine's
-memory (``config.convert.check_memory``).
+memory (``config.cross_checks.check_memory``).
 
 Nothing below ``config.build`` ever receives a config dict: modules take these
 dataclasses' fields as plain values.
