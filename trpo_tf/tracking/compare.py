@@ -131,6 +131,8 @@ def experiment_settings(config: dict[str, Any] | None) -> tuple[tuple[str, str],
     """A run's ``config`` without :data:`RUN_SPECIFIC_KEYS` (None without a config)."""
     if config is None:
         return None
+    # Dropped before resolving (a run-specific section today's schema refuses must not
+    # leave the settings unresolved) and after (resolving fills them back in).
     kept = {key: value for key, value in config.items() if key not in RUN_SPECIFIC_KEYS}
     resolved = _with_defaults(kept)
     settings = {key: value for key, value in resolved.items() if key not in RUN_SPECIFIC_KEYS}

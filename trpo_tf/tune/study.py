@@ -28,9 +28,8 @@ its budget (:mod:`trpo_tf.tune.pruning`), is ended with SIGTERM and marked prune
 A study keeps its seeds, objective and experiment: a rerun that asks for other seeds
 or another objective, or whose experiment file (with its ``--set`` values) no longer
 resolves to the copy the study started from, is refused, since its trials would not
-compare. The study
-directory is locked like a run directory; trials still marked running when a
-previous tune process died are marked failed when it resumes.
+compare. The study directory is locked like a run directory; trials still marked
+running when a previous tune process died are marked failed when it resumes.
 """
 
 from __future__ import annotations
