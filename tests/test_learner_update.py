@@ -269,3 +269,18 @@ def test_the_update_receives_normalized_advantages_when_asked(normalize: bool) -
         assert float(advantages.std()) == pytest.approx(1.0, abs=1e-4)
     else:
         assert float(advantages.mean()) > 1.0
+
+
+def test_a_scheduled_trust_region_bounds_each_step_and_is_reported() -> None:
+    """With trainer.max_kl_final, update k of K has δ = δ₀ + (δ₁ − δ₀)·k/K: the
+    reported max_kl follows it and each accepted step's KL stays within it."""
+    learner = _learner(trainer={"total_steps": 4 * T * N, "max_kl": 0.02, "max_kl_final": 0.002})
+    reported = []
+    for iteration in range(1, 5):
+        metrics = learner.learn(_rollout(learner, iteration, seed=iteration), iteration)
+        assert metrics["line_search_accepted"]
+        assert 0 < metrics["kl"] <= metrics["max_kl"] * (1 + 1e-6)
+        reported.append(metrics["max_kl"])
+    assert reported == pytest.approx([0.0155, 0.011, 0.0065, 0.002])
+    constant = _learner(trainer={"total_steps": 4 * T * N, "max_kl": 0.02})
+    assert constant.learn(_rollout(constant, 1), 1)["max_kl"] == pytest.approx(0.02)

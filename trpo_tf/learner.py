@@ -34,6 +34,7 @@ from trpo_tf.sequences import (
     value_sequence_arguments,
 )
 from trpo_tf.trainer import TrpoHyperparameters, TrpoUpdate
+from trpo_tf.trainer.kl_schedule import scheduled_max_kl, training_progress
 from trpo_tf.trainer.tracing import traced_without_op_tracebacks
 from trpo_tf.trainer.trpo import SKIP_REASONS
 from trpo_tf.types import Rollout
@@ -208,6 +209,7 @@ class Learner:
         self, config: ExperimentConfig, agent: Agent, batch_size: int, observation_dim: int
     ) -> None:
         self.config = config
+        self.batch_size = batch_size
         self.update = build_update(config, agent, batch_size, observation_dim)
         self.estimator: AdvantageEstimator = build_estimator(config.advantage)
         self.value_fitter = ValueFitter(self.update, overlap=config.trainer.overlap_value_fit)
@@ -258,11 +260,18 @@ class Learner:
         observations, actions = rollout.flat("observations"), rollout.flat("actions")
         return self._log_prob(observations, actions).numpy().reshape(rollout.rewards.shape)
 
+    def max_kl_at(self, iteration: int) -> float:
+        """δ of iteration ``iteration`` (1-based) under ``trainer.max_kl_final``'s schedule."""
+        trainer = self.config.trainer
+        progress = training_progress(iteration, self.batch_size, trainer.total_steps)
+        return scheduled_max_kl(trainer.max_kl, trainer.max_kl_final, progress)
+
     def learn(self, rollout: Rollout, iteration: int) -> dict[str, Any]:
         """Update θ from ``rollout`` (π_old = version ``iteration``), queue V's fit.
 
         Returns the metrics of the step: the update's (``kl``, ``grad_norm``, ...;
-        ``skip_reason`` as its text, empty when the step was not skipped),
+        ``skip_reason`` as its text, empty when the step was not skipped), ``max_kl``
+        (δ of this step),
         ``value_loss`` (V's MSE on this batch before fitting), ``explained_variance``
         and the importance-weight/policy-lag statistics.
 
@@ -321,9 +330,12 @@ class Learner:
             # releases the GIL there) the worker traces and builds the value fit.
             self.update.policy_update.get_concrete_function(*arguments)
             self.value_fitter.prepare()
+        max_kl = self.max_kl_at(iteration)
+        self.update.set_max_kl(max_kl)
         metrics: dict[str, Any] = {
             k: float(v) for k, v in self.update.run_policy_step(*arguments).items()
         }
+        metrics["max_kl"] = max_kl
         check_finite(
             self._policy_variables,
             "policy parameters",

@@ -586,3 +586,17 @@ def test_budget_must_hold_one_iteration():
 def test_budget_of_exactly_one_iteration_is_fine():
     config = experiment_from_dict({"trainer": {"total_steps": 2048, "steps_per_iteration": 2048}})
     assert config.trainer.total_steps == 2048
+
+
+def test_max_kl_final_may_shrink_the_trust_region_but_not_widen_it():
+    message = config_error({"trainer": {"max_kl": 0.01, "max_kl_final": 0.02}})
+    assert message.startswith(
+        "trainer.max_kl_final must be <= trainer.max_kl, got 0.02 > 0.01 (in exp.yaml)"
+    )
+    assert "null for a constant trust region" in message
+    assert config_error({"trainer": {"max_kl_final": 0}}).startswith(
+        "trainer.max_kl_final must be > 0"
+    )
+    config = experiment_from_dict({"trainer": {"max_kl": 0.01, "max_kl_final": 0.001}})
+    assert config.trainer.max_kl_final == 0.001
+    assert experiment_from_dict({}).trainer.max_kl_final is None

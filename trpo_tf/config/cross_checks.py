@@ -2,8 +2,8 @@
 
 Each names every key involved and where it was set (:meth:`Converter.where`): the batch
 shape (``trainer.steps_per_iteration`` against ``env.n_envs``, ``trainer.total_steps``
-and ``value.minibatch_size``), what training needs of ``env.kwargs``, and a rough memory
-need against the machine's.
+and ``value.minibatch_size``), the trust region's schedule, what training needs of
+``env.kwargs``, and a rough memory need against the machine's.
 """
 
 from __future__ import annotations
@@ -23,7 +23,19 @@ copy, and crashed without a display)."""
 def check_cross_fields(config: ExperimentConfig, converter: Converter) -> None:
     check_env_kwargs(config, converter)
     check_batch(config, converter)
+    check_kl_schedule(config, converter)
     check_memory(config, converter)
+
+
+def check_kl_schedule(config: ExperimentConfig, converter: Converter) -> None:
+    """``trainer.max_kl_final`` shrinks the trust region, never widens it."""
+    final, start = config.trainer.max_kl_final, config.trainer.max_kl
+    if final is not None and final > start:
+        where = converter.where("trainer.max_kl_final", "trainer.max_kl")
+        raise ConfigError(
+            f"trainer.max_kl_final must be <= trainer.max_kl, got {final} > {start}{where}; "
+            "lower trainer.max_kl_final, or set it to null for a constant trust region"
+        )
 
 
 def check_env_kwargs(config: ExperimentConfig, converter: Converter) -> None:

@@ -158,6 +158,10 @@ class TrainerConfig:
     and the networks' activations on it are held in memory."""
     max_kl: float = _bounded(0.01, gt=0.0, float32=True)
     """δ: the trust region's bound on the mean KL(π_old ‖ π_θ)."""
+    max_kl_final: float | None = _bounded(None, gt=0.0, float32=True)
+    """δ at the end of training: δ moves linearly in env steps from ``max_kl`` at the
+    first update to this at ``total_steps`` (at most ``max_kl``). null, the default,
+    keeps δ = ``max_kl`` throughout."""
     cg_iters: int = _bounded(10, min=1)
     """Conjugate-gradient iterations solving F s = g."""
     cg_damping: float = _bounded(0.1, min=0.0, float32=True)

@@ -41,6 +41,7 @@ METRIC_COLUMNS = (
     "episode_length_mean",
     "episodes",
     "kl",
+    "max_kl",
     "surrogate_improvement",
     "line_search_steps",
     "line_search_accepted",

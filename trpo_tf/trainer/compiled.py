@@ -64,6 +64,12 @@ class TrpoUpdate(tf.Module):
         self.batch_size = int(batch_size)
         self.generator = tf.random.Generator.from_seed(seed)
         self.dtype = dtype
+        # δ of the next policy step: read by the compiled step, so that a schedule
+        # (trainer/kl_schedule.py) changes it without a retrace. Not checkpointed: the
+        # schedule recomputes it from the update's index.
+        self.max_kl = tf.Variable(
+            hyperparameters.max_kl, dtype=dtype, trainable=False, name="max_kl"
+        )
         self.fvp_batch = fisher_batch_size(self.batch_size, hyperparameters.fvp_subsample)
         value_optimizer.build(value_network.trainable_variables)
         self._value_epochs = tf.constant(hyperparameters.value_epochs)
@@ -148,6 +154,12 @@ class TrpoUpdate(tf.Module):
         """Traces beyond the first of each compiled function (0 when shapes are fixed)."""
         return sum(max(0, int(f.experimental_get_tracing_count()) - 1) for f in self._functions())
 
+    def set_max_kl(self, max_kl: float) -> None:
+        """δ for the policy steps that follow (> 0; the constructor's is ``hp.max_kl``)."""
+        if not max_kl > 0:
+            raise ValueError(f"max_kl must be > 0, got {max_kl!r}")
+        self.max_kl.assign(max_kl)
+
     def run_policy_step(self, *arguments: Any) -> dict[str, tf.Tensor]:
         """:attr:`policy_update` on one batch (arrays or tensors of its signature).
 
@@ -228,6 +240,7 @@ class TrpoUpdate(tf.Module):
             actions,
             behavior_log_prob,
             advantages,
+            max_kl=self.max_kl,
             # With θ on a GPU, CG runs all its iterations without reading its residual
             # back to the host each time (the same result); on the CPU it stops early.
             cg_early_exit=not on_accelerator(self.policy.policy_variables),

@@ -34,7 +34,7 @@ def backtracking_line_search(
     full_step: tf.Tensor,
     surrogate_old: tf.Tensor,
     evaluate: Callable[[], tuple[tf.Tensor, tf.Tensor]],
-    max_kl: float,
+    max_kl: float | tf.Tensor,
     max_steps: int,
     backtrack: float,
     enabled: tf.Tensor | bool = True,
@@ -51,7 +51,7 @@ def backtracking_line_search(
         full_step: the trust-region-scaled natural-gradient step ``[n_params]``.
         surrogate_old: J(θ_old), scalar.
         evaluate: () -> (J(θ), mean KL(π_old‖π_θ)) at the current variable values.
-        max_kl: δ (Python float).
+        max_kl: δ (a Python float or a scalar tensor).
         max_steps: number of candidates (Python int).
         backtrack: β ∈ (0, 1) (Python float).
         enabled: scalar bool; when False no candidate is tried (``steps`` = 0) and
@@ -73,7 +73,7 @@ def backtracking_line_search(
         improvement = surrogate - surrogate_old
         ok = tf.reduce_all(
             [
-                kl <= max_kl,
+                kl <= tf.cast(max_kl, kl.dtype),
                 improvement > 0,
                 tf.math.is_finite(kl),
                 tf.math.is_finite(improvement),

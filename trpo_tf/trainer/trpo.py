@@ -15,7 +15,8 @@
 :func:`policy_step` is that box, top to bottom; the value fit V_φ is
 ``trainer/value_fit.py``. Both are compiled once per run by :class:`TrpoUpdate`
 (``trainer/compiled.py``): the hyperparameters (``trainer/hyperparameters.py``) are
-Python constants captured when it is built and the batch shape is fixed.
+Python constants captured when it is built, except δ, a variable that
+``trainer/kl_schedule.py`` may move over the run, and the batch shape is fixed.
 """
 
 from __future__ import annotations
@@ -109,6 +110,7 @@ def policy_step(
     behavior_log_prob: tf.Tensor,
     advantages: tf.Tensor,
     cg_early_exit: bool = True,
+    max_kl: tf.Tensor | float | None = None,
 ) -> dict[str, tf.Tensor]:
     """The TRPO step on θ (the module docstring's box); eager- or graph-callable.
 
@@ -128,6 +130,8 @@ def policy_step(
         cg_early_exit: CG stops once converged (see
             :func:`~trpo_tf.trainer.cg.conjugate_gradient_with_residual`); the same
             result either way.
+        max_kl: δ for this step (a scalar tensor, e.g. a variable a schedule sets);
+            ``hp.max_kl`` when omitted.
 
     Returns:
         Scalar tensors: ``kl, surrogate_improvement, line_search_steps,
@@ -135,6 +139,7 @@ def policy_step(
         head's diagnostics of π_old (before the step).
     """
     variables = policy.policy_variables
+    delta = hp.max_kl if max_kl is None else max_kl
     surrogate = importance_sampled_surrogate(
         policy, actions, behavior_log_prob, advantages, hp.entropy_coef
     )
@@ -210,14 +215,15 @@ def policy_step(
     curvature_ok = tf.logical_and(curvature > 0, tf.math.is_finite(curvature))
     proceed = tf.logical_and(has_gradient, curvature_ok)
     # step = √(2δ / sᵀFs) · s; θ = line_search(θ_old, step).
-    scale = tf.sqrt(2.0 * hp.max_kl / tf.where(proceed, curvature, tf.ones_like(curvature)))
+    delta = tf.cast(delta, curvature.dtype)
+    scale = tf.sqrt(2.0 * delta / tf.where(proceed, curvature, tf.ones_like(curvature)))
     result = backtracking_line_search(
         variables,
         theta_old,
         scale * direction,
         surrogate_old,
         evaluate,
-        hp.max_kl,
+        delta,
         hp.line_search_steps,
         hp.line_search_backtrack,
         enabled=proceed,
