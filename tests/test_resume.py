@@ -24,7 +24,7 @@ from trpo_tf.train import train
 TIMING_COLUMNS = {"wall_time_s", "fps", "rollout_time_s", "update_time_s"}
 
 
-def _config(env_id: str, total_steps: int, keep: int = 2):
+def _config(env_id: str, total_steps: int, keep: int = 2, **trainer: object):
     return experiment_from_dict(
         {
             "env": {"id": env_id, "n_envs": 2, "normalize_obs": True, "normalize_reward": True},
@@ -32,6 +32,7 @@ def _config(env_id: str, total_steps: int, keep: int = 2):
                 "steps_per_iteration": 256,
                 "total_steps": total_steps,
                 "jit_compile": False,
+                **trainer,
             },
             "value": {"minibatch_size": 64, "epochs": 2},
             "eval": {"every": 2, "episodes": 2},
@@ -76,10 +77,14 @@ def test_n_plus_n_iterations_equal_2n(tmp_path: Path, env_id: str) -> None:
 
 
 @pytest.mark.slow
-def test_checkpoint_written_behind_the_value_fit_resumes_exactly(tmp_path: Path) -> None:
+@pytest.mark.parametrize("max_kl_final", [None, 0.002], ids=["constant-kl", "kl-schedule"])
+def test_checkpoint_written_behind_the_value_fit_resumes_exactly(
+    tmp_path: Path, max_kl_final: float | None
+) -> None:
     # Periodic checkpoints are written in the value-fit thread while the next
-    # rollout runs; resuming from one must continue exactly like the straight run.
-    config = _config("Pendulum-v1", 1024, keep=4)
+    # rollout runs; resuming from one must continue exactly like the straight run,
+    # the trust region's schedule (recomputed from the iteration) included.
+    config = _config("Pendulum-v1", 1024, keep=4, max_kl_final=max_kl_final)
     assert config.trainer.overlap_value_fit
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
     train(config, straight, quiet=True)
@@ -89,6 +94,11 @@ def test_checkpoint_written_behind_the_value_fit_resumes_exactly(tmp_path: Path)
     assert CheckpointManager(resumed / "checkpoints", 4).latest().name == "iter_000002"
     train(config, resumed, quiet=True, resume=True)
     assert _rows(straight / "metrics.csv") == _rows(resumed / "metrics.csv")
+    deltas = [float(row["max_kl"]) for row in _rows(resumed / "metrics.csv")]
+    if max_kl_final is None:
+        assert deltas == [0.01] * 4
+    else:
+        assert deltas == pytest.approx([0.008, 0.006, 0.004, 0.002])
     _, agent_a = load_run(straight)
     _, agent_b = load_run(resumed)
     variables_a = agent_a.policy.policy_variables + agent_a.value_network.trainable_variables
