@@ -14,7 +14,8 @@ from trpo_tf.resume import resume_point
 from trpo_tf.run.lock import LOCK_FILE, locked
 from trpo_tf.run.run_state import tf_state
 from trpo_tf.run.signals import Stopped, StopRequests
-from trpo_tf.run.training import TrainingRun, TrainResult, make_actor
+from trpo_tf.run.summary import TrainResult
+from trpo_tf.run.training import TrainingRun, make_actor
 from trpo_tf.tracking.factory import check_trackers
 from trpo_tf.tracking.run_dir import check_new_run_dir, check_run_dir_path
 

@@ -20,7 +20,6 @@ own; :func:`trpo_tf.train.train` puts them around this object.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -48,27 +47,11 @@ from trpo_tf.run.best import BestPolicy, BestRecord, best_summary, read_record
 from trpo_tf.run.evaluation import PolicyEvaluation
 from trpo_tf.run.run_state import LoopState, python_state, restore_python_state, tf_state
 from trpo_tf.run.signals import Stopped
+from trpo_tf.run.summary import TrainResult, summary_of
 from trpo_tf.tf_runtime import configure_tensorflow
 from trpo_tf.tracking import Progress, RunDirectory, build_trackers
 from trpo_tf.tracking.stall import StallWatch
 from trpo_tf.trainer.placement import devices_of
-
-
-@dataclass(frozen=True)
-class TrainResult:
-    """What :func:`~trpo_tf.train.train` returns (also written to ``summary.json``)."""
-
-    run_dir: Path
-    env_steps: int
-    wall_time_s: float
-    final_eval_return: float
-    final_eval_return_std: float
-    eval_episodes: int
-    export_skipped: str = ""
-
-    @property
-    def steps_per_s(self) -> float:
-        return self.env_steps / self.wall_time_s if self.wall_time_s > 0 else 0.0
 
 
 def make_actor(
@@ -388,34 +371,19 @@ class TrainingRun:
             eval_episodes=int(eval_returns.size),
             export_skipped=export_skipped,
         )
-        summary = {
-            "env_steps": result.env_steps,
-            "wall_time_s": round(result.wall_time_s, 3),
-            "steps_per_s": round(result.steps_per_s, 1),
-            "final_eval_return": result.final_eval_return,
-            "final_eval_return_std": result.final_eval_return_std,
-            "eval_episodes": result.eval_episodes,
-            "iterations": self.iterations,
-            "update_retraces": self.learner.update.retrace_count(),
-            # Where θ lives, so where the compiled policy step ran (e.g. ["GPU:0"]).
-            "update_devices": devices_of(self.agent.policy.policy_variables),
-            "eval_time_s": round(self.loop.eval_time, 3),
-            # Training alone: the loop up to the last value fit, without its evaluations
-            # and without the final checkpoint, policy save and SavedModel export.
-            "train_time_s": round(train_time, 3),
-            "finalize_time_s": round(wall - train_time, 3),
-            "train_steps_per_s": round(
-                result.env_steps / max(train_time - self.loop.eval_time, 1e-9), 1
-            ),
-            "export_skipped": export_skipped or None,
-            # [rollout] env_steps = trained_steps + dropped_steps (all collected steps count
-            # against trainer.total_steps); runner_start_s is part of wall_time_s.
-            "trained_steps": self.trained_steps,
-            "dropped_steps": getattr(self.sampler, "dropped_steps_total", 0),
-            "worker_restarts": getattr(self.sampler, "worker_restarts", 0),
-            "runner_start_s": round(self.runner_start_s, 3),
-            **best_summary(read_record(self.run_path) if self.best.enabled else None),
-        }
+        summary = summary_of(
+            result,
+            iterations=self.iterations,
+            update_retraces=self.learner.update.retrace_count(),
+            update_devices=devices_of(self.agent.policy.policy_variables),
+            eval_time_s=self.loop.eval_time,
+            train_time_s=train_time,
+            trained_steps=self.trained_steps,
+            dropped_steps=getattr(self.sampler, "dropped_steps_total", 0),
+            worker_restarts=getattr(self.sampler, "worker_restarts", 0),
+            runner_start_s=self.runner_start_s,
+            best=best_summary(read_record(self.run_path) if self.best.enabled else None),
+        )
         self.run.write_summary(summary)
         for tracker in self.trackers:
             tracker.finish(summary, self.run.path)
