@@ -11,12 +11,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from trpo_tf.config.build import (
-    build_policy,
-    build_value,
-    env_observation_space,
-    needs_observation_space,
-)
+from trpo_tf.config.build import build_policy, build_value
+from trpo_tf.config.build_networks import env_observation_space, needs_observation_space
 from trpo_tf.config.schema import ExperimentConfig
 from trpo_tf.normalization import ObservationNormalizer, RewardNormalizer
 from trpo_tf.policy import Policy

@@ -150,7 +150,11 @@ def check_networks(
             on the observations, or its output is not ``[B, output_width]`` finite
             float32.
     """
-    from trpo_tf.config.build import build_network, policy_network_spec, value_network_spec
+    from trpo_tf.config.build_networks import (
+        build_network,
+        policy_network_spec,
+        value_network_spec,
+    )
 
     observation_dim = int(observations.shape[1])
     # A non-finite observation is the env's fault, which training names (or clips with

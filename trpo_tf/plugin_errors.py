@@ -31,7 +31,7 @@ import numpy as np
 
 from trpo_tf import registry
 from trpo_tf.config.contracts import describe_plugin
-from trpo_tf.errors import PluginError, TrpoTfError, one_line
+from trpo_tf.errors import ConfigError, PluginError, TrpoTfError, one_line
 from trpo_tf.interfaces import AdvantageInputs, AdvantageOutputs
 
 DEBUG_VARIABLE = "TRPO_TF_DEBUG"
@@ -288,3 +288,26 @@ class GuardedEstimator:
 
     def __repr__(self) -> str:
         return f"GuardedEstimator({self.estimator!r}, {self.name!r})"
+
+
+def factory_failed(
+    error: Exception,
+    group: str,
+    name: str,
+    key: str,
+    kwargs_key: str,
+    kwargs: Mapping[str, Any],
+    call: str,
+) -> TrpoTfError:
+    """The one-line error for a plug-in factory that raised ``error``.
+
+    A ``TypeError`` while config kwargs were passed is the kwargs' (a value of the
+    wrong type): a :class:`ConfigError` naming ``kwargs_key``. Anything else is the
+    plug-in's: a :class:`PluginError` naming it, its package and entry point.
+    """
+    if isinstance(error, TypeError) and kwargs:
+        return ConfigError(
+            f"{kwargs_key}: {describe_plugin(group, name)} rejected {dict(kwargs)}: "
+            f"{one_line(error)}"
+        )
+    return plugin_raised(key, group, name, call, error)

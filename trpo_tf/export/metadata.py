@@ -188,7 +188,7 @@ def _network_names(config: Any, agent: Any) -> dict[str, str]:
     (``config.build.build_value``), not the policy's network again; a recurrent V is
     named explicitly (``value.network: {name: lstm}``).
     """
-    from trpo_tf.config.build import DEFAULT_NETWORK, network_choice
+    from trpo_tf.config.build_networks import DEFAULT_NETWORK, network_choice
 
     names = {role: network_choice(config, role).name for role in ("policy", "value")}
     if agent.policy.recurrent and not config.value.network:
