@@ -66,7 +66,7 @@ class TrpoUpdate(tf.Module):
         self.dtype = dtype
         # δ of the next policy step: read by the compiled step, so that a schedule
         # (trainer/kl_schedule.py) changes it without a retrace. Not checkpointed: the
-        # schedule recomputes it from the update's index.
+        # schedule recomputes it from the iteration.
         self.max_kl = tf.Variable(
             hyperparameters.max_kl, dtype=dtype, trainable=False, name="max_kl"
         )
