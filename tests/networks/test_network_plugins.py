@@ -17,7 +17,8 @@ import pytest
 from trpo_tf import registry
 from trpo_tf.agent import Agent
 from trpo_tf.config import experiment_from_dict, load_experiment
-from trpo_tf.config.build import build_policy, build_value, network_choice
+from trpo_tf.config.build import build_policy, build_value
+from trpo_tf.config.build_networks import network_choice
 from trpo_tf.errors import ConfigError, PluginError, RegistryError
 from trpo_tf.networks import build_mlp, make_cnn, make_mlp
 from trpo_tf.plugin_checks import check_plugins
@@ -107,12 +108,12 @@ def test_default_network_is_the_mlp_built_as_before(sections) -> None:
 
 
 def test_the_mlp_needs_no_env_to_build(monkeypatch) -> None:
-    import trpo_tf.config.build as build
+    import trpo_tf.config.build_networks as build_networks
 
     def no_env(config):
         raise AssertionError("the mlp must not make an env")
 
-    monkeypatch.setattr(build, "env_observation_space", no_env)
+    monkeypatch.setattr(build_networks, "env_observation_space", no_env)
     monkeypatch.setattr("trpo_tf.agent.env_observation_space", no_env)
     Agent.build(_config(), 4, gym.spaces.Discrete(2))
 

@@ -2,7 +2,7 @@
 
 Everything below this module takes plain values; plug-in names are resolved here
 through :mod:`trpo_tf.registry`. The networks' part (which network, its spec, building
-it) is :mod:`trpo_tf.config.build_networks`; its names are importable from here too.
+it) is :mod:`trpo_tf.config.build_networks`.
 """
 
 from __future__ import annotations
@@ -13,17 +13,13 @@ import gymnasium as gym
 import keras
 
 from trpo_tf import registry
-from trpo_tf.config.build_networks import (  # noqa: F401 - re-exported for importers
+from trpo_tf.config.build_networks import (
     DEFAULT_NETWORK,
-    LAYER_KEYS,
     NetworkChoice,
     build_network,
     check_recurrent_network,
     check_recurrent_value,
-    env_observation_space,
     flat_space,
-    needs_observation_space,
-    network_choice,
     policy_network_spec,
     value_network_spec,
 )
