@@ -82,7 +82,6 @@ reported through ``on_event`` (a line on stderr by default) as it happens.
 
 from __future__ import annotations
 
-import re
 import sys
 import time
 from collections import deque
@@ -95,14 +94,12 @@ from trpo_tf import errors
 from trpo_tf.errors import ConfigError, NormalizerOverflowError, RolloutWorkerError
 from trpo_tf.normalization import ObservationNormalizer, RewardNormalizer
 from trpo_tf.rollout.env_checks import in_env
+from trpo_tf.rollout.env_error_log import EnvErrorLog
 from trpo_tf.rollout.numpy_policy import PolicySnapshot
 from trpo_tf.rollout.process_pool import Event, ProcessWorkerPool
 from trpo_tf.rollout.segment import Segment, WorkerSpec
 from trpo_tf.rollout.segment_batch import assemble_rollout, segment_rewards
 from trpo_tf.types import Rollout
-
-_ENV_ERROR_PLACE = re.compile(r"^worker \d+: env \d+ ")
-"""The part of a worker's env-error line that differs between copies of one env."""
 
 
 def _stderr_event(message: str) -> None:
@@ -192,7 +189,6 @@ class AsyncRunner:
         self.total_env_steps = 0
         self.dropped_steps_total = 0
         self.worker_restarts = 0
-        self.env_errors = 0
         self.nonfinite_replaced = 0
         self.events: deque[str] = deque(maxlen=200)
         self.worker_info: dict[int, dict[str, Any]] = {}
@@ -206,9 +202,7 @@ class AsyncRunner:
         self._started = False
         self._discard_next = dict.fromkeys(range(self.workers), 0)
         self._restarts_in_a_row = dict.fromkeys(range(self.workers), 0)
-        self._last_env_error: dict[int, str] = {}
-        self._env_errors_logged: set[str] = set()  # kinds of env error logged in this batch
-        self._env_errors_quiet = 0  # repeats of those, summed up once the batch is complete
+        self._env_error_log = EnvErrorLog(self._log)
         self._backlog: deque[Event] = deque()
         self._closed = False
         self._republish = False
@@ -321,7 +315,7 @@ class AsyncRunner:
         """Restart worker ``index``; returns the steps lost with it."""
         lost = self._in_flight[index] * self.segment_steps
         self._restarts_in_a_row[index] += 1
-        last_error = self._last_env_error.get(index)
+        last_error = self._env_error_log.last_error.get(index)
         if self._restarts_in_a_row[index] > self.max_restarts:
             self.close()
             env_error = f"; its last env error: {last_error}" if last_error else ""
@@ -383,7 +377,7 @@ class AsyncRunner:
                 if kind == "ready":
                     self.worker_info[index] = payload
                 elif kind == "env_error":
-                    self._env_error(index, payload)
+                    self._env_error_log.record(index, payload)
                 elif kind == "error":
                     self.close()
                     name, message = payload
@@ -394,7 +388,7 @@ class AsyncRunner:
                     deadline = time.monotonic() + self.stall_timeout_s
                 else:
                     segment: Segment = payload
-                    self._last_env_error.pop(index, None)  # a death now is a new story
+                    self._env_error_log.last_error.pop(index, None)  # a death now is a new story
                     deadline = time.monotonic() + self.stall_timeout_s
                     self._in_flight[index] -= 1
                     if self._grant_versions[index]:
@@ -404,7 +398,7 @@ class AsyncRunner:
                     dropped += segment.discarded_steps
                     self.nonfinite_replaced += segment.nonfinite_replaced
                     for message in segment.env_errors:
-                        self._env_error(index, message)
+                        self._env_error_log.record(index, message)
                     rewards = self._normalize(segment)
                     episode_returns.append(segment.episode_returns)
                     episode_lengths.append(segment.episode_lengths)
@@ -419,7 +413,7 @@ class AsyncRunner:
                     # go to a held one.
                     dropped += self._take_held(oldest, keep_from)
             self._backlog.extend(events)
-        self._flush_env_errors()
+        self._env_error_log.end_batch()
         self.dropped_steps_total += dropped
         self.batches += 1
         accepted, self._accepted = self._accepted, []
@@ -482,27 +476,6 @@ class AsyncRunner:
             f"{policy_version - 1} iterations"
         )
 
-    def _env_error(self, index: int, message: str) -> None:
-        """Count an env failure; log it unless one like it was logged for this batch.
-
-        An env that fails every episode fails in every env copy: one line per kind
-        of failure per batch, and one line counting the repeats.
-        """
-        self.env_errors += 1
-        self._last_env_error[index] = message
-        kind = _ENV_ERROR_PLACE.sub("", message.split("); env rebuilt")[0])
-        if kind in self._env_errors_logged:
-            self._env_errors_quiet += 1
-            return
-        self._env_errors_logged.add(kind)
-        self._log(message)
-
-    def _flush_env_errors(self) -> None:
-        if self._env_errors_quiet:
-            self._log(f"{self._env_errors_quiet} more env failures like the above in this batch")
-        self._env_errors_logged.clear()
-        self._env_errors_quiet = 0
-
     def _normalize(self, segment: Segment) -> np.ndarray:
         """Fold ``segment`` into the normalizers; its learning rewards ``[T, k]``."""
         try:
@@ -513,6 +486,11 @@ class AsyncRunner:
         except NormalizerOverflowError as error:
             self.close()
             raise in_env(error, self.spec.env_name, self.total_env_steps) from None
+
+    @property
+    def env_errors(self) -> int:
+        """Env failures reported by the workers in this run (restored from checkpoints)."""
+        return self._env_error_log.count
 
     def state(self) -> dict:
         """Counters only: env state lives in the worker processes and is not saved."""
@@ -535,7 +513,7 @@ class AsyncRunner:
         self.total_env_steps = int(state["total_env_steps"])
         self.dropped_steps_total = int(state["dropped_steps_total"])
         self.worker_restarts = int(state["worker_restarts"])
-        self.env_errors = int(state["env_errors"])
+        self._env_error_log.count = int(state["env_errors"])
         self.nonfinite_replaced = int(state["nonfinite_replaced"])
         # Checkpoints from before the step budget counted batches: one per version.
         self.batches = int(state.get("batches", int(state["policy_version"]) - 1))
