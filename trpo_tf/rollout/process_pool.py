@@ -17,9 +17,9 @@ from multiprocessing.connection import wait as wait_for
 from typing import Any
 
 from trpo_tf.errors import RolloutWorkerError
-from trpo_tf.rollout.async_worker import process_main
 from trpo_tf.rollout.numpy_policy import PolicySnapshot
 from trpo_tf.rollout.segment import WorkerSpec
+from trpo_tf.rollout.worker_process import process_main
 
 Event = tuple[int, str, Any]
 """``(worker, kind, payload)``; kind is ready | segment | error | dead."""
