@@ -353,7 +353,7 @@ def test_no_segment_is_requested_past_the_step_budget(kind: str, request) -> Non
             runner.collect(policy_version=version)
             runner.policy_updated(version + 1)
         # No prefetch for a batch that no budget holds: nothing in flight, nothing held.
-        assert sum(runner._in_flight.values()) == 0 and not runner._held
+        assert runner._ledger.outstanding() == 0
         assert runner.total_env_steps == 3 * batch and runner.dropped_steps_total == 0
         with pytest.raises(StepBudgetSpent, match=f"trainer.total_steps={budget:,} has no room"):
             runner.collect(policy_version=4)

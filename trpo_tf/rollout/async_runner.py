@@ -16,7 +16,8 @@ last one was received, with the snapshot it has, so while the learner updates
 π_old → π_new the workers keep stepping with π_old; those samples reach the next
 batch one version old. Without prefetch a worker waits for the new snapshot.
 Each worker has at most one segment *outstanding* (stepping, or arrived and held
-for the next batch).
+for the next batch). The bookkeeping (grants, in-flight segments, the hold rule
+below, the step budget) is :class:`~trpo_tf.rollout.segment_ledger.SegmentLedger`.
 
 Stale data is avoided by waiting rather than dropped. A batch takes the
 segments as they arrive, except that a segment still fresh enough for the next
@@ -99,6 +100,7 @@ from trpo_tf.rollout.numpy_policy import PolicySnapshot
 from trpo_tf.rollout.process_pool import Event, ProcessWorkerPool
 from trpo_tf.rollout.segment import Segment, WorkerSpec
 from trpo_tf.rollout.segment_batch import assemble_rollout, segment_rewards
+from trpo_tf.rollout.segment_ledger import SegmentLedger
 from trpo_tf.types import Rollout
 
 
@@ -182,9 +184,6 @@ class AsyncRunner:
         self.n_envs = self.workers * spec.n_envs
         self.segment_steps = spec.segment_length * spec.n_envs
         self.step_budget = None if step_budget is None else int(step_budget)
-        self.batches_total = (
-            None if step_budget is None else self.step_budget // (self.workers * self.segment_steps)
-        )
         self.batches = 0  # batches returned by collect (restored from checkpoints)
         self.total_env_steps = 0
         self.dropped_steps_total = 0
@@ -192,12 +191,7 @@ class AsyncRunner:
         self.nonfinite_replaced = 0
         self.events: deque[str] = deque(maxlen=200)
         self.worker_info: dict[int, dict[str, Any]] = {}
-        self._in_flight = dict.fromkeys(range(self.workers), 0)
-        # Per worker, the snapshot version sent before each in-flight grant: a lower
-        # bound of the version that segment will carry.
-        self._grant_versions: dict[int, deque[int]] = {w: deque() for w in range(self.workers)}
-        self._held: list[tuple[Segment, np.ndarray]] = []  # arrived, kept for the next batch
-        self._accepted: list[tuple[Segment, np.ndarray]] = []  # the batch being filled
+        self._ledger = SegmentLedger(self.workers, self.segment_steps, self.step_budget)
         self._filling = False  # inside collect, until its batch is complete
         self._started = False
         self._discard_next = dict.fromkeys(range(self.workers), 0)
@@ -235,28 +229,13 @@ class AsyncRunner:
         self.events.append(message)
         self.on_event(message)
 
-    # -- flow control -------------------------------------------------------------
-
-    def _outstanding(self) -> int:
-        """Segments granted and not yet in a returned batch: in flight, held, accepted."""
-        return sum(self._in_flight.values()) + len(self._held) + len(self._accepted)
-
-    def _holds(self, index: int) -> bool:
-        return any(segment.worker == index for segment, _ in self._held)
+    # -- flow control (bookkeeping in SegmentLedger) --------------------------------
 
     def _may_grant(self) -> bool:
-        """Within the step budget, and some remaining batch still needs a segment."""
-        if self.step_budget is None:
-            return True
-        in_flight = sum(self._in_flight.values())
-        if self.total_env_steps + (in_flight + 1) * self.segment_steps > self.step_budget:
-            return False
-        assert self.batches_total is not None
-        return self._outstanding() < (self.batches_total - self.batches) * self.workers
+        return self._ledger.may_grant(self.total_env_steps, self.batches)
 
     def _grant(self, index: int) -> None:
-        self._in_flight[index] += 1
-        self._grant_versions[index].append(self._snapshot.version)
+        self._ledger.granted(index, self._snapshot.version)
         self.pool.grant(index)
 
     def _offer(self, index: int, speculative: bool) -> None:
@@ -268,9 +247,9 @@ class AsyncRunner:
         the next snapshot (:meth:`_publish`), so that a worker never starts a
         segment with the snapshot the next batch no longer accepts.
         """
-        if self._in_flight[index] or self._holds(index) or not self._may_grant():
+        if self._ledger.has_outstanding(index) or not self._may_grant():
             return
-        batch_lacks = self._filling and self._outstanding() < self.workers
+        batch_lacks = self._filling and self._ledger.outstanding() < self.workers
         if (speculative and self.prefetch) or batch_lacks:
             self._grant(index)
 
@@ -281,7 +260,7 @@ class AsyncRunner:
             self.pool.send_policy(index, self._snapshot)
         for index in range(self.workers):
             # Workers that wait (no prefetch, or nothing outstanding) act with it now.
-            if self._in_flight[index] == 0 and not self._holds(index) and self._may_grant():
+            if not self._ledger.has_outstanding(index) and self._may_grant():
                 self._grant(index)
 
     @property
@@ -307,13 +286,12 @@ class AsyncRunner:
                 raise RolloutWorkerError(
                     f"rollout workers stepping environment '{self.spec.env_name}' sent "
                     f"nothing for {self.stall_timeout_s:.0f} s (segments in flight per worker: "
-                    f"{self._in_flight}); is the environment hanging? Try it with runner.kind: "
-                    "sync"
+                    f"{self._ledger.in_flight}); is the environment hanging? Try it with "
+                    "runner.kind: sync"
                 )
 
     def _worker_died(self, index: int, reason: str) -> int:
         """Restart worker ``index``; returns the steps lost with it."""
-        lost = self._in_flight[index] * self.segment_steps
         self._restarts_in_a_row[index] += 1
         last_error = self._env_error_log.last_error.get(index)
         if self._restarts_in_a_row[index] > self.max_restarts:
@@ -327,8 +305,7 @@ class AsyncRunner:
                 "crash its process (native code, memory): try it with runner.kind: sync"
             )
         self.worker_restarts += 1
-        self._in_flight[index] = 0
-        self._grant_versions[index].clear()
+        lost = self._ledger.lost(index)
         self._discard_next[index] = 0
         self.pool.restart(index, self._snapshot)
         # Its envs start fresh episodes: forget their discounted returns.
@@ -359,20 +336,19 @@ class AsyncRunner:
         # Oldest version the *next* batch accepts: a segment older than that is used
         # now or never.
         keep_from = oldest + 1
-        self._accepted = []
         self._filling = True
         dropped = 0
         episode_returns: list[np.ndarray] = []
         episode_lengths: list[np.ndarray] = []
-        dropped += self._take_held(oldest, keep_from)
+        dropped += self._ledger.take_held(oldest, keep_from)
         for index in range(self.workers):  # a worker whose held segment went in
             self._offer(index, speculative=True)
         deadline = time.monotonic() + self.stall_timeout_s
-        while len(self._accepted) < self.workers:
-            if not self._backlog and sum(self._in_flight.values()) == 0:
+        while not self._ledger.batch_full():
+            if not self._backlog and self._ledger.in_flight_total() == 0:
                 self._check_budget(policy_version, dropped)
             events = self._next_events(deadline)
-            while events and len(self._accepted) < self.workers:
+            while events and not self._ledger.batch_full():
                 index, kind, payload = events.pop(0)
                 if kind == "ready":
                     self.worker_info[index] = payload
@@ -390,9 +366,7 @@ class AsyncRunner:
                     segment: Segment = payload
                     self._env_error_log.last_error.pop(index, None)  # a death now is a new story
                     deadline = time.monotonic() + self.stall_timeout_s
-                    self._in_flight[index] -= 1
-                    if self._grant_versions[index]:
-                        self._grant_versions[index].popleft()
+                    self._ledger.arrived(index)
                     self._restarts_in_a_row[index] = 0
                     self.total_env_steps += segment.env_steps
                     dropped += segment.discarded_steps
@@ -406,17 +380,17 @@ class AsyncRunner:
                         self._discard_next[index] -= 1
                         dropped += segment.num_steps
                     else:
-                        dropped += self._place(segment, rewards, oldest, keep_from)
+                        dropped += self._ledger.place(segment, rewards, oldest, keep_from)
                     self._offer(index, speculative=True)
-                if self._held and kind in ("dead", "segment"):
+                if self._ledger.held and kind in ("dead", "segment"):
                     # A slot kept free for a segment that died or came too old may now
                     # go to a held one.
-                    dropped += self._take_held(oldest, keep_from)
+                    dropped += self._ledger.take_held(oldest, keep_from)
             self._backlog.extend(events)
         self._env_error_log.end_batch()
         self.dropped_steps_total += dropped
         self.batches += 1
-        accepted, self._accepted = self._accepted, []
+        accepted = self._ledger.take_batch()
         self._filling = False  # the batch is complete: only prefetch may grant now
         rollout = assemble_rollout(
             accepted,
@@ -429,45 +403,14 @@ class AsyncRunner:
             self._offer(index, speculative=True)
         return rollout
 
-    def _place(self, segment: Segment, rewards: np.ndarray, oldest: int, keep_from: int) -> int:
-        """Accept, hold or drop an arrived segment; returns the steps dropped."""
-        if segment.policy_version < oldest:
-            return segment.num_steps  # too old for this batch: stale
-        if segment.policy_version >= keep_from:
-            # It could wait a batch: take it only if every segment in flight that
-            # cannot wait still finds room in this batch.
-            must_use = sum(
-                version < keep_from
-                for versions in self._grant_versions.values()
-                for version in versions
-            )
-            if len(self._accepted) + 1 + must_use > self.workers:
-                self._held.append((segment, rewards))
-                return 0
-        self._accepted.append((segment, rewards))
-        return 0
-
-    def _take_held(self, oldest: int, keep_from: int) -> int:
-        """Place the held segments (oldest first) into the batch being filled."""
-        held, self._held = self._held, []
-        dropped = 0
-        for position, (segment, rewards) in enumerate(held):
-            if len(self._accepted) >= self.workers:
-                self._held.extend(held[position:])
-                break
-            dropped += self._place(segment, rewards, oldest, keep_from)
-        return dropped
-
     def _check_budget(self, policy_version: int, dropped: int) -> None:
         """Grant what this batch still lacks; :class:`StepBudgetSpent` if none may be."""
         for index in range(self.workers):
             self._offer(index, speculative=False)
-        if sum(self._in_flight.values()):
+        if self._ledger.in_flight_total():
             return
         # The segments already taken for this batch (or held for the next) go unused.
-        unused = sum(segment.num_steps for segment, _ in self._accepted + self._held)
-        self.dropped_steps_total += dropped + unused
-        self._accepted, self._held = [], []
+        self.dropped_steps_total += dropped + self._ledger.discard_arrived()
         self.close()
         raise StepBudgetSpent(
             f"the step budget trainer.total_steps={self.step_budget:,} has no room left for "
@@ -518,8 +461,8 @@ class AsyncRunner:
         # Checkpoints from before the step budget counted batches: one per version.
         self.batches = int(state.get("batches", int(state["policy_version"]) - 1))
         for index in range(self.workers):
-            self._discard_next[index] = self._in_flight[index]
-        self._held = []
+            self._discard_next[index] = self._ledger.in_flight[index]
+        self._ledger.forget_held()
         self._republish = True
         return False
 
