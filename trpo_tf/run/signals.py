@@ -59,7 +59,11 @@ class StopRequests:
         self._deadline_passed = False
         self._timer: threading.Timer | None = None
         self._previous: dict[int, Any] = {}
-        self._lock = threading.Lock()
+        # Re-entrant: a handler runs in the main thread between two bytecodes, so a
+        # second signal can land while the main thread holds this lock (inside
+        # settled(), or the first handler); with a plain lock that handler would wait
+        # for itself forever, and so would the deadline's thread.
+        self._lock = threading.RLock()
 
     @property
     def requested(self) -> bool:
@@ -91,10 +95,13 @@ class StopRequests:
             file=sys.stderr,
             flush=True,
         )
+        timer = threading.Timer(self.grace_s, self._deadline)
+        timer.daemon = True
         with self._lock:
-            self._timer = threading.Timer(self.grace_s, self._deadline)
-            self._timer.daemon = True
-            self._timer.start()
+            self._timer = timer
+        # Started outside the lock: Thread.start waits for the thread, and a second
+        # signal handled during that wait cancels this timer (settled) and stops.
+        timer.start()
 
     def _deadline(self) -> None:
         """The iteration outlasted the grace period: abandon it in the main thread.
