@@ -99,7 +99,7 @@ from trpo_tf.rollout.env_error_log import EnvErrorLog
 from trpo_tf.rollout.numpy_policy import PolicySnapshot
 from trpo_tf.rollout.process_pool import Event, ProcessWorkerPool
 from trpo_tf.rollout.segment import Segment, WorkerSpec
-from trpo_tf.rollout.segment_batch import assemble_rollout, segment_rewards
+from trpo_tf.rollout.segment_batch import BatchFill, assemble_rollout, segment_rewards
 from trpo_tf.rollout.segment_ledger import SegmentLedger
 from trpo_tf.types import Rollout
 
@@ -332,76 +332,76 @@ class AsyncRunner:
         if not self._started or self._republish or self._snapshot.version != policy_version:
             self._republish = False
             self._publish(policy_version)
-        oldest = policy_version - self.max_policy_lag
-        # Oldest version the *next* batch accepts: a segment older than that is used
-        # now or never.
-        keep_from = oldest + 1
+        fill = BatchFill(policy_version, self.max_policy_lag, self.stall_timeout_s)
         self._filling = True
-        dropped = 0
-        episode_returns: list[np.ndarray] = []
-        episode_lengths: list[np.ndarray] = []
-        dropped += self._ledger.take_held(oldest, keep_from)
+        fill.dropped += self._ledger.take_held(fill.oldest, fill.keep_from)
         for index in range(self.workers):  # a worker whose held segment went in
             self._offer(index, speculative=True)
-        deadline = time.monotonic() + self.stall_timeout_s
         while not self._ledger.batch_full():
             if not self._backlog and self._ledger.in_flight_total() == 0:
-                self._check_budget(policy_version, dropped)
-            events = self._next_events(deadline)
+                self._check_budget(policy_version, fill.dropped)
+            events = self._next_events(fill.deadline)
             while events and not self._ledger.batch_full():
-                index, kind, payload = events.pop(0)
-                if kind == "ready":
-                    self.worker_info[index] = payload
-                elif kind == "env_error":
-                    self._env_error_log.record(index, payload)
-                elif kind == "error":
-                    self.close()
-                    name, message = payload
-                    raise getattr(errors, name, RuntimeError)(message)
-                elif kind == "dead":
-                    dropped += self._worker_died(index, str(payload))
-                    self._offer(index, speculative=True)
-                    deadline = time.monotonic() + self.stall_timeout_s
-                else:
-                    segment: Segment = payload
-                    self._env_error_log.last_error.pop(index, None)  # a death now is a new story
-                    deadline = time.monotonic() + self.stall_timeout_s
-                    self._ledger.arrived(index)
-                    self._restarts_in_a_row[index] = 0
-                    self.total_env_steps += segment.env_steps
-                    dropped += segment.discarded_steps
-                    self.nonfinite_replaced += segment.nonfinite_replaced
-                    for message in segment.env_errors:
-                        self._env_error_log.record(index, message)
-                    rewards = self._normalize(segment)
-                    episode_returns.append(segment.episode_returns)
-                    episode_lengths.append(segment.episode_lengths)
-                    if self._discard_next[index] > 0:
-                        self._discard_next[index] -= 1
-                        dropped += segment.num_steps
-                    else:
-                        dropped += self._ledger.place(segment, rewards, oldest, keep_from)
-                    self._offer(index, speculative=True)
-                if self._ledger.held and kind in ("dead", "segment"):
-                    # A slot kept free for a segment that died or came too old may now
-                    # go to a held one.
-                    dropped += self._ledger.take_held(oldest, keep_from)
+                self._handle(events.pop(0), fill)
             self._backlog.extend(events)
         self._env_error_log.end_batch()
-        self.dropped_steps_total += dropped
+        self.dropped_steps_total += fill.dropped
         self.batches += 1
         accepted = self._ledger.take_batch()
         self._filling = False  # the batch is complete: only prefetch may grant now
         rollout = assemble_rollout(
             accepted,
-            dropped=dropped,
-            episode_returns=episode_returns,
-            episode_lengths=episode_lengths,
+            dropped=fill.dropped,
+            episode_returns=fill.episode_returns,
+            episode_lengths=fill.episode_lengths,
             nonfinite_replaced=self.nonfinite_replaced,
         )
         for index in range(self.workers):  # prefetch offers the need limit refused mid-batch
             self._offer(index, speculative=True)
         return rollout
+
+    def _handle(self, event: Event, fill: BatchFill) -> None:
+        """One worker event while ``fill``'s batch is being collected."""
+        index, kind, payload = event
+        if kind == "ready":
+            self.worker_info[index] = payload
+            return
+        if kind == "env_error":
+            self._env_error_log.record(index, payload)
+            return
+        if kind == "error":
+            self.close()
+            name, message = payload
+            raise getattr(errors, name, RuntimeError)(message)
+        if kind == "dead":
+            fill.dropped += self._worker_died(index, str(payload))
+        else:
+            self._segment_arrived(index, payload, fill)
+        self._offer(index, speculative=True)
+        fill.restart_clock()
+        if self._ledger.held:
+            # A slot kept free for a segment that died or came too old may now go to a
+            # held one.
+            fill.dropped += self._ledger.take_held(fill.oldest, fill.keep_from)
+
+    def _segment_arrived(self, index: int, segment: Segment, fill: BatchFill) -> None:
+        """Count ``segment``, fold it into the normalizers and place it (or drop it)."""
+        self._env_error_log.last_error.pop(index, None)  # a death now is a new story
+        self._ledger.arrived(index)
+        self._restarts_in_a_row[index] = 0
+        self.total_env_steps += segment.env_steps
+        fill.dropped += segment.discarded_steps
+        self.nonfinite_replaced += segment.nonfinite_replaced
+        for message in segment.env_errors:
+            self._env_error_log.record(index, message)
+        rewards = self._normalize(segment)
+        fill.episode_returns.append(segment.episode_returns)
+        fill.episode_lengths.append(segment.episode_lengths)
+        if self._discard_next[index] > 0:  # collected before a restore
+            self._discard_next[index] -= 1
+            fill.dropped += segment.num_steps
+        else:
+            fill.dropped += self._ledger.place(segment, rewards, fill.oldest, fill.keep_from)
 
     def _check_budget(self, policy_version: int, dropped: int) -> None:
         """Grant what this batch still lacks; :class:`StepBudgetSpent` if none may be."""

@@ -4,16 +4,41 @@
 normalizer, on the columns of the worker that collected it; :func:`assemble_rollout`
 joins ``W`` accepted segments ``[T, k, ...]`` into one
 :class:`~trpo_tf.types.Rollout` ``[T, W·k, ...]``, each step tagged with the version
-of the behavior policy β that took it.
+of the behavior policy β that took it; :class:`BatchFill` is what one batch gathers
+beside its segments while they arrive.
 """
 
 from __future__ import annotations
+
+import time
 
 import numpy as np
 
 from trpo_tf.normalization import RewardNormalizer
 from trpo_tf.rollout.segment import Segment
 from trpo_tf.types import Rollout
+
+
+class BatchFill:
+    """What one ``AsyncRunner.collect`` gathers beside the segments its ledger holds.
+
+    ``oldest``: the oldest policy version this batch accepts (``policy_version − K``);
+    ``keep_from``: the oldest the *next* batch accepts, so a segment older than that is
+    used now or never. ``deadline``: when the workers' silence becomes a stall.
+    """
+
+    def __init__(self, policy_version: int, max_policy_lag: int, stall_timeout_s: float) -> None:
+        self.oldest = policy_version - max_policy_lag
+        self.keep_from = self.oldest + 1
+        self.stall_timeout_s = stall_timeout_s
+        self.deadline = time.monotonic() + stall_timeout_s
+        self.dropped = 0
+        self.episode_returns: list[np.ndarray] = []
+        self.episode_lengths: list[np.ndarray] = []
+
+    def restart_clock(self) -> None:
+        """A worker delivered or was restarted: the stall timeout starts again."""
+        self.deadline = time.monotonic() + self.stall_timeout_s
 
 
 def segment_rewards(reward_norm: RewardNormalizer, segment: Segment, k: int) -> np.ndarray:
