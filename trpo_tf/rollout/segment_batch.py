@@ -29,12 +29,16 @@ class BatchFill:
 
     def __init__(self, policy_version: int, max_policy_lag: int, stall_timeout_s: float) -> None:
         self.oldest = policy_version - max_policy_lag
-        self.keep_from = self.oldest + 1
         self.stall_timeout_s = stall_timeout_s
-        self.deadline = time.monotonic() + stall_timeout_s
+        self.deadline = 0.0
+        self.restart_clock()
         self.dropped = 0
         self.episode_returns: list[np.ndarray] = []
         self.episode_lengths: list[np.ndarray] = []
+
+    @property
+    def keep_from(self) -> int:
+        return self.oldest + 1
 
     def restart_clock(self) -> None:
         """A worker delivered or was restarted: the stall timeout starts again."""
