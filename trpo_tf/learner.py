@@ -181,6 +181,7 @@ def build_update(
             fvp_subsample=trainer.fvp_subsample,
             fvp_method=trainer.fvp,
             entropy_coef=trainer.entropy_coef,
+            held_out_check=trainer.held_out_check,
             value_epochs=config.value.epochs,
             value_minibatch_size=min(config.value.minibatch_size, batch_size),
         ),

@@ -30,6 +30,17 @@ def test_skipped_updates_name_the_skip_reason():
     assert message is not None and "skip_reason" in message
 
 
+def test_held_out_skips_name_the_check_not_the_distribution():
+    from trpo_tf.trainer.trpo import SKIP_NO_HELD_OUT_GAIN, SKIP_REASONS
+
+    watch = StallWatch(iterations=2)
+    row = {"line_search_accepted": False, "skip_reason": SKIP_REASONS[SKIP_NO_HELD_OUT_GAIN]}
+    watch.observe(row)
+    message = watch.observe(row)
+    assert message is not None and "trainer.held_out_check" in message
+    assert "distribution's KL" not in message
+
+
 def test_training_prints_the_watch_message_once(tmp_path, capsys, monkeypatch):
     import trpo_tf.run.training as training_module
     from trpo_tf.train import train

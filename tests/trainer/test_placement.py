@@ -54,18 +54,20 @@ def test_a_kernel_registered_only_for_other_dtypes_does_not_count() -> None:
 @pytest.mark.parametrize("fvp", ["gauss_newton", "hessian"])
 def test_the_update_has_a_gpu_kernel_for_every_op(distribution: str, fvp: str) -> None:
     # Loop bodies included: an op without one inside CG would be a host round-trip
-    # per iteration. With the entropy bonus on: its ops are in the graph too.
+    # per iteration. With the entropy bonus and the held-out check on: their ops are in
+    # the graph too.
     trainer = {"steps_per_iteration": BATCH, "fvp_subsample": 0.5, "fvp": fvp}
     config = experiment_from_dict(
         {
             "policy": {"distribution": distribution},
-            "trainer": {**trainer, "entropy_coef": 0.01},
+            "trainer": {**trainer, "entropy_coef": 0.01, "held_out_check": True},
             "value": {"minibatch_size": 16},
         }
     )
     agent = Agent.build(config, OBS_DIM, HEADS[distribution])
     update = build_update(config, agent, BATCH, OBS_DIM)
     assert update.hp.entropy_coef == pytest.approx(0.01)
+    assert update.hp.held_out_check
     for function in (update.policy_update, update.value_fit):
         traced = function.get_concrete_function(*function.input_signature)
         assert op_types(traced)["While"] + op_types(traced)["StatelessWhile"] >= 1

@@ -21,6 +21,7 @@ from trpo_tf.trainer.flat import get_flat
 from trpo_tf.trainer.fvp import fisher_of_linearization, fisher_vector_product
 from trpo_tf.trainer.trpo import (
     SKIP_BAD_CURVATURE,
+    SKIP_NO_HELD_OUT_GAIN,
     SKIP_NONE,
     SKIP_NONFINITE_GRADIENT,
     SKIP_REASONS,
@@ -590,3 +591,53 @@ def test_set_max_kl_takes_the_step_of_an_update_built_with_it_without_retracing(
     assert scheduled.trace_count() == 1
     with pytest.raises(ValueError, match="max_kl must be > 0"):
         scheduled.set_max_kl(0.0)
+
+
+def _agreeing_advantages(update: TrpoUpdate, batch: dict) -> np.ndarray:
+    """Â from one rule on every state: +1 for action 0 (categorical), a₀ − μ₀(s) (Gaussian)."""
+    actions = batch["actions"].numpy()
+    if actions.ndim == 1:
+        advantages = (actions == 0).astype(np.float64)
+    else:
+        mean = update.policy.distribution(update.policy.dist_params(batch["observations"]))
+        advantages = actions[:, 0] - mean.mean().numpy()[:, 0]
+    return (advantages - advantages.mean()) / advantages.std()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_held_out_check_keeps_the_step_both_halves_agree_on(kind: str) -> None:
+    """With a signal on every state, the direction fitted on each half improves J on the
+    other, and the update is TRPO's step bit for bit."""
+    plain, checked = _build(kind, seed=6), _build(kind, seed=6, held_out_check=True)
+    batch = _batch(plain, seed=30)
+    batch["advantages"] = tf.constant(_agreeing_advantages(plain, batch))
+    expected = _numpy(plain.update(**batch))
+    metrics = _numpy(checked.update(**batch))
+    assert metrics["skip_reason"] == SKIP_NONE and metrics["line_search_accepted"]
+    assert metrics["kl"] == expected["kl"] > 0
+    _assert_same(_theta(plain), _theta(checked))
+
+
+@pytest.mark.parametrize("jit_compile", [False, True], ids=["graph", "xla"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_held_out_check_skips_a_step_the_halves_disagree_on(kind: str, jit_compile: bool) -> None:
+    """Â of one rule on the first half of the batch and its opposite on the second: each
+    half's direction lowers J on the other half, so θ stays θ_old bit for bit, where
+    TRPO alone takes a step (the whole batch's J still improves along its direction)."""
+    checked = _build(kind, held_out_check=True, jit_compile=jit_compile)
+    batch = _batch(checked, seed=31)
+    advantages = _agreeing_advantages(checked, batch)
+    advantages[BATCH // 2 :] *= -1.0
+    batch["advantages"] = tf.constant(advantages)
+    before = _theta(checked)
+    metrics = _numpy(checked.update(**batch))
+    assert metrics["skip_reason"] == SKIP_NO_HELD_OUT_GAIN
+    assert SKIP_REASONS[SKIP_NO_HELD_OUT_GAIN] == "no held-out improvement"
+    assert not metrics["line_search_accepted"] and metrics["line_search_steps"] == 0
+    assert metrics["kl"] == 0.0 and metrics["surrogate_improvement"] == 0.0
+    assert metrics["grad_norm"] > 0
+    _assert_same(before, _theta(checked))
+
+    plain = _build(kind, jit_compile=jit_compile)
+    taken = _numpy(plain.update(**batch))
+    assert taken["skip_reason"] == SKIP_NONE and taken["line_search_accepted"]

@@ -182,6 +182,11 @@ class TrainerConfig:
     exploration (the trust region and line search apply to it unchanged). 0, the
     default, is TRPO's surrogate; with advantages normalized, 0.001–0.01 is the usual
     range."""
+    held_out_check: bool = False
+    """Skip an update whose direction, fitted on one half of the batch (the first or the
+    second half of its steps), does not improve the surrogate on the other half, both
+    ways summed: a step fitted to noise in Â. Two more CG solves per update. Off, the
+    default, is TRPO's step."""
     behavior_correction: bool = True
     """Divide by the stored β(a|s) of the policy that collected the data (stale with
     async workers); off: by π_old, as if the data were on-policy."""

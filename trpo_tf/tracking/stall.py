@@ -33,7 +33,12 @@ class StallWatch:
         if self.spoken or self.streak < self.iterations:
             return None
         self.spoken = True
-        if row.get("skip_reason"):
+        if row.get("skip_reason") == "no held-out improvement":
+            cause = (
+                "trainer.held_out_check found no improvement the step could follow: "
+                "the advantages carry no signal that both halves of the batch agree on"
+            )
+        elif row.get("skip_reason"):
             cause = (
                 f"the update was skipped ({row['skip_reason']}; metrics.csv skip_reason); "
                 "check the advantages and the distribution's KL"

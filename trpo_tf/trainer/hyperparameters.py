@@ -31,6 +31,8 @@ class TrpoHyperparameters:
             ``hessian`` (double back-propagation of the mean KL); equal at θ_old.
         entropy_coef: c ≥ 0, the weight of the mean policy entropy added to the
             surrogate (0: the plain TRPO surrogate, and the same computation).
+        held_out_check: skip a step whose direction, fitted on one half of the batch,
+            does not improve J on the other (``trainer/held_out.py``; off: TRPO's step).
 
     Raises:
         ConfigError: a field outside its range, in one line naming the field and the
@@ -48,6 +50,7 @@ class TrpoHyperparameters:
     grad_norm_eps: float = 1e-8
     fvp_method: str = "gauss_newton"
     entropy_coef: float = 0.0
+    held_out_check: bool = False
 
     def __post_init__(self) -> None:
         for name, (kind, within, allowed) in _RANGES.items():

@@ -9,6 +9,8 @@
                                          until rᵀr ≤ 10⁻¹⁰·gᵀg (s does not depend on Â's scale)
     sᵀFs  = sᵀ(g − r)
     if sᵀFs ≤ 0 or non-finite: skip
+    if held_out_check and the step fitted on each half of the batch does not improve J
+        on the other half (trainer/held_out.py): skip
     step  = √(2δ / sᵀFs) · s
     θ     = line_search(θ_old, step)     accept iff KL ≤ δ and J improved, else θ_old
 
@@ -33,6 +35,7 @@ from trpo_tf.trainer.fvp import (
     fisher_vector_product,
     primal_variables,
 )
+from trpo_tf.trainer.held_out import cross_fitted_gain, half_split
 from trpo_tf.trainer.hyperparameters import TrpoHyperparameters
 from trpo_tf.trainer.line_search import backtracking_line_search
 
@@ -40,11 +43,13 @@ SKIP_NONE = 0
 SKIP_ZERO_GRADIENT = 1
 SKIP_BAD_CURVATURE = 2
 SKIP_NONFINITE_GRADIENT = 3
+SKIP_NO_HELD_OUT_GAIN = 4
 SKIP_REASONS = {  # the text metrics.csv shows (ASCII: the file's encoding is the locale's)
     SKIP_NONE: "",
     SKIP_ZERO_GRADIENT: "gradient norm ~ 0",
     SKIP_BAD_CURVATURE: "curvature s'Fs <= 0 or non-finite",
     SKIP_NONFINITE_GRADIENT: "non-finite gradient",
+    SKIP_NO_HELD_OUT_GAIN: "no held-out improvement",
 }
 
 
@@ -153,6 +158,15 @@ def policy_step(
         fvp_indices = random_subset(generator, rows, fvp_size)
         fvp_observations = gather_inputs(observations, fvp_indices)
 
+    if hp.held_out_check:  # J on each half of the batch (trainer/held_out.py)
+        split = half_split(int(advantages.shape[0]), rows)
+        halves = tuple(
+            importance_sampled_surrogate(
+                policy, actions[part], behavior_log_prob[part], advantages[part], hp.entropy_coef
+            )
+            for part in (slice(None, split), slice(split, None))
+        )
+
     # π_old ← π_θ: one forward pass at θ_old, kept on a persistent tape, gives π_old,
     # J(θ_old) and its gradient, and the linearization the Fisher products reuse.
     forward = tf.GradientTape(persistent=True, watch_accessed_variables=False)
@@ -161,6 +175,8 @@ def policy_step(
         params = policy.dist_params(observations)
         surrogate_old = surrogate(params)
         fvp_params = params if fvp_indices is None else policy.dist_params(fvp_observations)
+        if hp.held_out_check:
+            halves_old = (halves[0](params[:split]), halves[1](params[split:]))
     old_params = tf.stop_gradient(params)
     fvp_old_params = (
         old_params if fvp_indices is None else gather_params(old_params, observations, fvp_indices)
@@ -214,8 +230,33 @@ def policy_step(
     curvature = dot(direction, rhs - residual)
     curvature_ok = tf.logical_and(curvature > 0, tf.math.is_finite(curvature))
     proceed = tf.logical_and(has_gradient, curvature_ok)
-    # step = √(2δ / sᵀFs) · s; θ = line_search(θ_old, step).
     delta = tf.cast(delta, curvature.dtype)
+    held_out_ok = tf.constant(True)
+    if hp.held_out_check:
+        half_gradients = tuple(
+            tf.where(
+                proceed,
+                flat_gradient(forward.gradient(half, primal_variables(variables)), variables),
+                tf.zeros_like(gradient),
+            )
+            for half in halves_old
+        )
+        gain = cross_fitted_gain(
+            variables,
+            theta_old,
+            lambda: policy.dist_params(observations),
+            halves,
+            halves_old,
+            half_gradients,
+            split,
+            fisher_product,
+            delta,
+            hp.cg_iters,
+            cg_early_exit,
+        )
+        held_out_ok = tf.logical_or(tf.logical_not(proceed), gain > 0)
+        proceed = tf.logical_and(proceed, held_out_ok)
+    # step = √(2δ / sᵀFs) · s; θ = line_search(θ_old, step).
     scale = tf.sqrt(2.0 * delta / tf.where(proceed, curvature, tf.ones_like(curvature)))
     result = backtracking_line_search(
         variables,
@@ -230,7 +271,11 @@ def policy_step(
     )
     skip_reason = tf.where(
         has_gradient,
-        tf.where(curvature_ok, SKIP_NONE, SKIP_BAD_CURVATURE),
+        tf.where(
+            curvature_ok,
+            tf.where(held_out_ok, SKIP_NONE, SKIP_NO_HELD_OUT_GAIN),
+            SKIP_BAD_CURVATURE,
+        ),
         tf.where(gradient_finite, SKIP_ZERO_GRADIENT, SKIP_NONFINITE_GRADIENT),
     )
     return {
