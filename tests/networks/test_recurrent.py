@@ -156,6 +156,65 @@ def test_fisher_products_equal_the_explicit_hessian_of_the_sequence_kl(
         )
 
 
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+def test_the_held_out_check_splits_a_recurrent_batch_by_whole_sequences(kind: str) -> None:
+    """B = 4 sequences of L = 5 steps: half A is the first two sequences (steps 0–9). With
+    Â of one rule everywhere the checked step is TRPO's bit for bit; with the rule's sign
+    flipped on the second two sequences the step is skipped and θ kept bit for bit."""
+    from trpo_tf.trainer import TrpoHyperparameters
+    from trpo_tf.trainer.flat import get_flat
+    from trpo_tf.trainer.held_out import half_split
+    from trpo_tf.trainer.trpo import SKIP_NO_HELD_OUT_GAIN, SKIP_NONE, policy_step
+
+    # Halves end at a sequence boundary: 3 sequences of 5 split after the first (step 5,
+    # not 7); states split in the middle.
+    assert (half_split(15, 3), half_split(20, 4), half_split(15, 15)) == (5, 10, 7)
+    with pytest.raises(ConfigError, match="held_out_check needs a batch of at least 2"):
+        half_split(5, 1)
+
+    rng = np.random.default_rng(5)
+    observations = tf.constant(rng.normal(size=(4, 5, 3)))
+    noise = tf.constant(rng.normal(size=(20, 2)))  # the actions, the same in every call
+    starts = np.zeros((4, 5))
+    starts[:, 0] = 1.0
+
+    def step(held_out_check: bool, flip: bool) -> tuple[dict, np.ndarray, np.ndarray]:
+        policy = _policy(kind, "diag_gaussian")
+        inputs = SequenceInputs(
+            observations,
+            tf.constant(starts),
+            tuple(tf.zeros((4, size), tf.float64) for size in policy.state_sizes),
+        )
+        distribution = policy.distribution(policy.dist_params(inputs))
+        actions = distribution.mean() + distribution.stddev() * noise
+        advantages = (actions[:, 0] - distribution.mean()[:, 0]).numpy()
+        advantages = (advantages - advantages.mean()) / advantages.std()
+        if flip:
+            advantages[10:] *= -1.0
+        before = get_flat(policy.policy_variables).numpy()
+        metrics = policy_step(
+            policy,
+            TrpoHyperparameters(held_out_check=held_out_check),
+            tf.random.Generator.from_seed(0),
+            inputs,
+            actions,
+            distribution.log_prob(actions),
+            tf.constant(advantages),
+        )
+        return metrics, before, get_flat(policy.policy_variables).numpy()
+
+    plain, _, plain_after = step(held_out_check=False, flip=False)
+    checked, _, checked_after = step(held_out_check=True, flip=False)
+    assert int(checked["skip_reason"]) == SKIP_NONE and bool(checked["line_search_accepted"])
+    np.testing.assert_array_equal(checked_after, plain_after)
+
+    skipped, before, after = step(held_out_check=True, flip=True)
+    assert int(skipped["skip_reason"]) == SKIP_NO_HELD_OUT_GAIN
+    np.testing.assert_array_equal(after, before)
+    taken, before, after = step(held_out_check=False, flip=True)
+    assert int(taken["skip_reason"]) == SKIP_NONE and not np.array_equal(after, before)
+
+
 def test_rollout_is_cut_into_sequences_env_by_env() -> None:
     T, N, L = 8, 3, 4
     observations = np.arange(T * N * 2, dtype=np.float32).reshape(T, N, 2)

@@ -26,6 +26,7 @@ from typing import Any
 
 import tensorflow as tf
 
+from trpo_tf.errors import ConfigError
 from trpo_tf.trainer.cg import conjugate_gradient_with_residual
 from trpo_tf.trainer.flat import assign_flat, dot
 
@@ -34,8 +35,18 @@ Surrogate = Callable[[tf.Tensor], tf.Tensor]
 
 def half_split(steps: int, rows: int) -> int:
     """Per-step index where half A ends: the first ``rows // 2`` rows of ``steps // rows``
-    steps each (a row is a state, or a sequence of a recurrent policy); at least 1."""
-    return max(1, (rows // 2) * (steps // rows))
+    steps each (a row is a state, or a sequence of a recurrent policy).
+
+    Raises:
+        ConfigError: fewer than 2 rows, so one half would be empty.
+    """
+    if rows < 2:
+        raise ConfigError(
+            f"trainer.held_out_check needs a batch of at least 2 states (or 2 sequences of "
+            f"a recurrent policy), got {rows}; raise trainer.steps_per_iteration or set "
+            "trainer.held_out_check to false"
+        )
+    return (rows // 2) * (steps // rows)
 
 
 def cross_fitted_gain(
