@@ -89,3 +89,33 @@ def conjugate_gradient_with_residual(
         maximum_iterations=iterations,
     )
     return x, r
+
+
+def trust_region_step(
+    matvec: Callable[[tf.Tensor], tf.Tensor],
+    g: tf.Tensor,
+    max_kl: tf.Tensor,
+    iterations: int,
+    early_exit: bool = True,
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """TRPO's step for the gradient ``g``: s = CG(F, g), step = √(2δ / sᵀFs) · s.
+
+    sᵀ(F + λI)s comes from CG itself, (F + λI)s = g − r: no extra product.
+
+    Args:
+        matvec: v ``[n]`` -> (F + λI) v ``[n]``.
+        g: the gradient ``[n]``.
+        max_kl: δ, a scalar of ``g``'s dtype.
+        iterations, early_exit: as in :func:`conjugate_gradient_with_residual`.
+
+    Returns:
+        The step ``[n]`` (zero where the curvature is unusable) and whether sᵀFs is
+        positive and finite (a scalar bool).
+    """
+    direction, residual = conjugate_gradient_with_residual(
+        matvec, g, iterations, early_exit=early_exit
+    )
+    curvature = dot(direction, g - residual)
+    usable = tf.logical_and(curvature > 0, tf.math.is_finite(curvature))
+    scale = tf.sqrt(2.0 * max_kl / tf.where(usable, curvature, tf.ones_like(curvature)))
+    return tf.where(usable, scale * direction, tf.zeros_like(direction)), usable

@@ -27,8 +27,8 @@ from typing import Any
 import tensorflow as tf
 
 from trpo_tf.errors import ConfigError
-from trpo_tf.trainer.cg import conjugate_gradient_with_residual
-from trpo_tf.trainer.flat import assign_flat, dot
+from trpo_tf.trainer.cg import trust_region_step
+from trpo_tf.trainer.flat import assign_flat
 
 Surrogate = Callable[[tf.Tensor], tf.Tensor]
 
@@ -76,17 +76,12 @@ def cross_fitted_gain(
         fisher_product: v -> (F + λI) v on the batch.
         delta: δ, the trust region.
         cg_iters: CG iterations per half.
-        cg_early_exit: as in :func:`~trpo_tf.trainer.cg.conjugate_gradient_with_residual`.
+        cg_early_exit: as in :func:`~trpo_tf.trainer.cg.trust_region_step`.
     """
-    steps = []
-    for gradient in gradients:
-        direction, residual = conjugate_gradient_with_residual(
-            fisher_product, gradient, cg_iters, early_exit=cg_early_exit
-        )
-        curvature = dot(direction, gradient - residual)
-        usable = tf.logical_and(curvature > 0, tf.math.is_finite(curvature))
-        scale = tf.sqrt(2.0 * delta / tf.where(usable, curvature, tf.ones_like(curvature)))
-        steps.append(tf.where(usable, scale * direction, tf.zeros_like(direction)))
+    steps = [
+        trust_region_step(fisher_product, gradient, delta, cg_iters, cg_early_exit)[0]
+        for gradient in gradients
+    ]
 
     def tested_on_other_half(step: tf.Tensor, test: int, after: list) -> tf.Tensor:
         with tf.control_dependencies(after):

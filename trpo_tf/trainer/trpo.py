@@ -28,8 +28,8 @@ from collections.abc import Callable
 import tensorflow as tf
 
 from trpo_tf.policy import Policy, PolicyInputs, gather_inputs, gather_params, input_rows
-from trpo_tf.trainer.cg import conjugate_gradient_with_residual
-from trpo_tf.trainer.flat import assign_flat, dot, flat_gradient, get_flat
+from trpo_tf.trainer.cg import trust_region_step
+from trpo_tf.trainer.flat import assign_flat, flat_gradient, get_flat
 from trpo_tf.trainer.fvp import (
     fisher_of_linearization,
     fisher_vector_product,
@@ -219,18 +219,13 @@ def policy_step(
             forward, fvp_params, fvp_old_params, kl, variables, hp.cg_damping
         )
 
-    # s, r = CG(F, g). A skip is a straight line, not a tf.cond: CG runs on g = 0
-    # (stopping before its first product when it may exit early) and the line search
-    # tries no candidate.
+    # s = CG(F, g), step = √(2δ / sᵀFs) · s. A skip is a straight line, not a tf.cond:
+    # CG runs on g = 0 (stopping before its first product when it may exit early) and
+    # the line search tries no candidate.
+    delta = tf.cast(delta, gradient.dtype)
     rhs = tf.where(has_gradient, gradient, tf.zeros_like(gradient))
-    direction, residual = conjugate_gradient_with_residual(
-        fisher_product, rhs, hp.cg_iters, early_exit=cg_early_exit
-    )
-    # sᵀ(F + λI)s with (F + λI)s = g − r from CG itself: no extra product.
-    curvature = dot(direction, rhs - residual)
-    curvature_ok = tf.logical_and(curvature > 0, tf.math.is_finite(curvature))
+    step, curvature_ok = trust_region_step(fisher_product, rhs, delta, hp.cg_iters, cg_early_exit)
     proceed = tf.logical_and(has_gradient, curvature_ok)
-    delta = tf.cast(delta, curvature.dtype)
     held_out_ok = tf.constant(True)
     if hp.held_out_check:
         half_gradients = tuple(
@@ -256,12 +251,11 @@ def policy_step(
         )
         held_out_ok = tf.logical_or(tf.logical_not(proceed), gain > 0)
         proceed = tf.logical_and(proceed, held_out_ok)
-    # step = √(2δ / sᵀFs) · s; θ = line_search(θ_old, step).
-    scale = tf.sqrt(2.0 * delta / tf.where(proceed, curvature, tf.ones_like(curvature)))
+    # θ = line_search(θ_old, step).
     result = backtracking_line_search(
         variables,
         theta_old,
-        scale * direction,
+        step,
         surrogate_old,
         evaluate,
         delta,
